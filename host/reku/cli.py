@@ -1,0 +1,89 @@
+"""The `reku` command. Each subcommand lives in its own module with `configure(parser)` and
+`run(args) -> int`; the table below is the single list of subcommands."""
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import NotImplementedYet, RekuError
+
+# name: (module or None when not built yet, one-line help, issue that builds it)
+COMMANDS = {
+    "demo": (None, "start a virtual board and send example queries to it", 2),
+    "sim": (None, "run the firmware as a virtual board with its UART on a pty", 2),
+    "query": (None, "send a request to a board and print the calls as JSON", 5),
+    "info": (None, "print what a board reports about itself and its model", 5),
+    "upload": (None, "upload a model to a board over the protocol", 5),
+    "train": (None, "train a model for a skill", 3),
+    "eval": (None, "evaluate a model on a JSONL test set", 3),
+    "quantize": (None, "post-training ternary quantization of a float checkpoint", 8),
+    "inspect": (None, "show sizes, bits per weight and board fit of a .rku file", 3),
+    "flash": (None, "flash MicroPython firmware onto a board", 7),
+    "deploy": (None, "copy firmware, profile, model and native module onto a board", 7),
+    "doctor": (None, "check a connected board end to end", 7),
+    "wiring": (None, "draw the wiring between a board and its host as SVG", 4),
+    "bench": (None, "run the benchmarks and write benchmarks/results/", 6),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what and where) instead of a usage dump."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+
+
+def _top_parser():
+    parser = _Parser(prog="reku", description="AI co-processor tooling: train, pack, flash, deploy and query.")
+    parser.add_argument("--version", action="version", version="reku " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_mod, helptext, _issue) in COMMANDS.items():
+        sub.add_parser(name, help=helptext)
+    return parser
+
+
+def command_parser(name):
+    """The parser of one subcommand; only that command's module is imported."""
+    modname, helptext, issue = COMMANDS[name]
+    p = _Parser(prog="reku " + name, description=helptext)
+    if modname is None:
+        p.set_defaults(_run=_not_built(name, issue))
+        return p
+    mod = importlib.import_module(modname)
+    (getattr(mod, "configure_" + name, None) or mod.configure)(p)
+    p.set_defaults(_run=getattr(mod, "run_" + name, None) or mod.run)
+    return p
+
+
+def _not_built(name, issue):
+    def run(args):
+        raise NotImplementedYet("not implemented yet (tracked in issue %d)" % issue)
+
+    return run
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        parser = _top_parser()
+        args = parser.parse_args(argv)
+        parser.print_help(sys.stderr)
+        return 2
+    name = argv[0]
+    if name not in COMMANDS:
+        print("reku: error: unknown command %r (see 'reku --help')" % name, file=sys.stderr)
+        return 2
+    args = command_parser(name).parse_args(argv[1:])
+    try:
+        return int(args._run(args) or 0)
+    except RekuError as e:
+        print("reku %s: error: %s" % (name, e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
