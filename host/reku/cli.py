@@ -10,10 +10,10 @@ from .errors import NotImplementedYet, RekuError
 
 # name: (module or None when not built yet, one-line help, issue that builds it)
 COMMANDS = {
-    "demo": (None, "start a virtual board and send example queries to it", 2),
-    "sim": (None, "run the firmware as a virtual board with its UART on a pty", 2),
-    "query": (None, "send a request to a board and print the calls as JSON", 5),
-    "info": (None, "print what a board reports about itself and its model", 5),
+    "demo": ("reku.demo", "start a virtual board and send example queries to it", 2),
+    "sim": ("reku.sim.cli", "run the firmware as a virtual board with its UART on a pty", 2),
+    "query": ("reku.client_cli", "send a request to a board and print the calls as JSON", 5),
+    "info": ("reku.client_cli", "print what a board reports about itself and its model", 5),
     "upload": (None, "upload a model to a board over the protocol", 5),
     "train": (None, "train a model for a skill", 3),
     "eval": (None, "evaluate a model on a JSONL test set", 3),

@@ -1,0 +1,157 @@
+"""The virtual board: the unchanged firmware/ tree running on MicroPython (official WebAssembly build under
+Node) or CPython, its UART exposed as a pseudo-terminal that any serial client can open."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+from .. import paths
+from ..errors import RekuError
+
+HAL = Path(__file__).parent / "hal"
+NODE_RUNNER = Path(__file__).parent / "board.mjs"
+CPYTHON_RUNNER = Path(__file__).parent / "cpython_board.py"
+WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+READY_MARK = "serving on"
+
+
+def micropython_mjs():
+    """Path of the WebAssembly MicroPython's micropython.mjs, or None when it is not installed."""
+    env = os.environ.get("REKU_MICROPYTHON_MJS")
+    if env:
+        return Path(env) if Path(env).exists() else None
+    p = paths.ROOT / "node_modules" / WASM_PACKAGE / "micropython.mjs"
+    return p if p.exists() else None
+
+
+def available_runtimes():
+    out = []
+    if shutil.which("node") and micropython_mjs():
+        out.append("micropython")
+    out.append("cpython")
+    return out
+
+
+def populate(board_dir, board="pico", model=None):
+    """Lay out a board's filesystem as `reku deploy` would: firmware, profile, model."""
+    board_dir = Path(board_dir)
+    board_dir.mkdir(parents=True, exist_ok=True)
+    for src in paths.FIRMWARE.rglob("*.py"):
+        if "__pycache__" in src.parts:
+            continue
+        dst = board_dir / src.relative_to(paths.FIRMWARE)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    profile = paths.BOARDS / (board + ".json")
+    if not profile.exists():
+        raise RekuError("no board profile %s (known: %s)" % (profile, ", ".join(
+            sorted(p.stem for p in paths.BOARDS.glob("*.json")))))
+    shutil.copyfile(profile, board_dir / "board.json")
+    if model is not None:
+        m = paths.model_path(model)
+        if not m.exists():
+            raise RekuError("model %s not found" % m)
+        shutil.copyfile(m, board_dir / "model.rku")
+    return board_dir
+
+
+class VirtualBoard:
+    """Start with `with VirtualBoard(model="home") as vb: Client.serial(vb.port)`."""
+
+    def __init__(self, runtime="auto", board="pico", model="home", state_dir=None, link=None,
+                 log=None, boot_timeout=60.0):
+        if runtime == "auto":
+            runtime = available_runtimes()[0]
+        if runtime not in ("micropython", "cpython"):
+            raise RekuError("unknown runtime %r (micropython or cpython)" % runtime)
+        if runtime == "micropython" and "micropython" not in available_runtimes():
+            raise RekuError("the MicroPython runtime needs node and the npm package %s "
+                            "(run `npm install` in %s)" % (WASM_PACKAGE, paths.ROOT))
+        self.runtime = runtime
+        self.board = board
+        self.model = model
+        self.state_dir = state_dir
+        self.link = link
+        self.log = log
+        self.boot_timeout = boot_timeout
+        self.port = None
+        self.proc = None
+        self.lines = []
+        self._tmp = None
+        self._ready = threading.Event()
+
+    def start(self):
+        if self.state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="reku-board-")
+            board_dir = Path(self._tmp.name)
+        else:
+            board_dir = Path(self.state_dir)
+        if not (board_dir / "main.py").exists():
+            populate(board_dir, self.board, self.model)
+        self.board_dir = board_dir
+        master, slave = os.openpty()
+        tty.setraw(slave)           # no echo, no line discipline: the pty carries raw bytes like a UART
+        self._master, self._slave = master, slave
+        self.port = os.ttyname(slave)
+        if self.link:
+            if os.path.lexists(self.link):
+                os.unlink(self.link)
+            os.symlink(self.port, self.link)
+        env = dict(os.environ, REKU_SIM_UART_FD=str(master), PYTHONUNBUFFERED="1")
+        if self.runtime == "micropython":
+            cmd = ["node", str(NODE_RUNNER), str(micropython_mjs()), str(board_dir), str(HAL), str(master)]
+        else:
+            cmd = [sys.executable, "-I", "-S", "-u", str(CPYTHON_RUNNER), str(board_dir), str(HAL)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, pass_fds=(master,), env=env)
+        threading.Thread(target=self._pump, daemon=True).start()
+        t_end = time.monotonic() + self.boot_timeout
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > t_end:
+                tail = "\n".join(self.lines[-15:])
+                self.stop()
+                raise RekuError("virtual board (%s) did not boot:\n%s" % (self.runtime, tail))
+        return self
+
+    def _pump(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if self.log is not None:
+                self.log.write("[board] %s\n" % line)
+                self.log.flush()
+            if READY_MARK in line:
+                self._ready.set()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for fd in (getattr(self, "_master", None), getattr(self, "_slave", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+        if self.link and os.path.islink(self.link):
+            os.unlink(self.link)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
