@@ -41,6 +41,11 @@ def available_runtimes():
 def populate(board_dir, board="pico", model=None):
     """Lay out a board's filesystem as `reku deploy` would: firmware, profile, model."""
     board_dir = Path(board_dir)
+    model_file = None
+    if model is not None:
+        model_file = paths.model_path(model)
+        if not model_file.exists():
+            raise RekuError("model %s not found" % model_file)
     board_dir.mkdir(parents=True, exist_ok=True)
     for src in paths.FIRMWARE.rglob("*.py"):
         if "__pycache__" in src.parts:
@@ -53,11 +58,8 @@ def populate(board_dir, board="pico", model=None):
         raise RekuError("no board profile %s (known: %s)" % (profile, ", ".join(
             sorted(p.stem for p in paths.BOARDS.glob("*.json")))))
     shutil.copyfile(profile, board_dir / "board.json")
-    if model is not None:
-        m = paths.model_path(model)
-        if not m.exists():
-            raise RekuError("model %s not found" % m)
-        shutil.copyfile(m, board_dir / "model.rku")
+    if model_file is not None:
+        shutil.copyfile(model_file, board_dir / "model.rku")
     return board_dir
 
 

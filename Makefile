@@ -1,0 +1,35 @@
+# reku: `make demo` and `make test` set up everything they need (a venv in .venv, the pinned
+# MicroPython WebAssembly build in node_modules) and then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_OK  := $(VENV)/.installed
+NODE_OK := node_modules/.installed
+
+.PHONY: demo test bench fuzz clean venv node
+
+demo: $(PY_OK) $(NODE_OK)
+	$(BIN)/reku demo
+
+test: $(PY_OK) $(NODE_OK)
+	$(BIN)/python -m pytest -q
+
+bench: $(PY_OK) $(NODE_OK)
+	$(BIN)/reku bench
+
+venv: $(PY_OK)
+node: $(NODE_OK)
+
+$(PY_OK): pyproject.toml $(wildcard setup.py)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reku needs Python 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	touch $@
+
+$(NODE_OK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules build *.egg-info host/*.egg-info

@@ -1,0 +1,21 @@
+import shutil
+
+import pytest
+
+from reku import sim
+
+RUNTIMES = ["cpython", "micropython"]
+
+
+def require_runtime(runtime):
+    """The MicroPython runtime is part of the test environment (`make test` installs it): its absence is
+    a failure, not a skip."""
+    if runtime not in sim.available_runtimes():
+        pytest.fail("runtime %s unavailable: node=%s, wasm package=%s (run `make test`, which installs it)"
+                    % (runtime, shutil.which("node"), sim.micropython_mjs()))
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request):
+    require_runtime(request.param)
+    return request.param
