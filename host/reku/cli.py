@@ -23,7 +23,7 @@ COMMANDS = {
     "deploy": (None, "copy firmware, profile, model and native module onto a board", 7),
     "doctor": (None, "check a connected board end to end", 7),
     "wiring": (None, "draw the wiring between a board and its host as SVG", 4),
-    "bench": (None, "run the benchmarks and write benchmarks/results/", 6),
+    "bench": ("reku.bench", "run the benchmarks and write benchmarks/results/", 6),
 }
 
 
