@@ -1,0 +1,539 @@
+# Board inference: character tokenizer, schema grammar (decoding that can only produce valid calls),
+# and the integer recurrent engine. Shared with the host: training builds its masks with this Grammar,
+# and the numpy reference (host/reku/model/reference.py) must give the same tokens as Engine.
+import gc
+from array import array
+
+from rkfw import kernels as _kernels
+
+# Output vocabulary: fixed tokens first, then one token per function, then one per enum value.
+NOCALL = 0
+END = 1
+PRESENT = 2
+ABSENT = 3
+TRUE = 4
+FALSE = 5
+NUM_END = 6
+DIG0 = 7
+MINUS = 17
+FN0 = 18
+FIXED = ("<nocall>", "<end>", "<present>", "<absent>", "<true>", "<false>", "<numend>",
+         "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "-")
+
+# Grammar step kinds
+K_TOKEN = 0
+K_START = 1     # pointer: first character of a copied string
+K_STOP = 2      # pointer: one past its last character
+K_DONE = 3
+
+# Parameter states
+_S_CALL = 0      # expecting NOCALL/FN (first call) or END/FN (after a call)
+_S_OPT = 1       # expecting PRESENT/ABSENT
+_S_VAL = 2       # expecting the value of the current parameter
+
+
+def word_chars(alphabet):
+    """Characters that belong to words (letters, digits, apostrophe); string spans start and end on them."""
+    return "".join(c for c in alphabet if c.isalpha() or c.isdigit() or c == "'")
+
+
+class Tokenizer:
+    """Character-level: id 0 = unknown, 1.. = alphabet (lowercased input), SEP = len(alphabet)+1 ends the
+    request; output token o is fed back as input id n_in + o."""
+
+    def __init__(self, alphabet):
+        self.alphabet = alphabet
+        self.index = {}
+        for i, c in enumerate(alphabet):
+            self.index[c] = i + 1
+        self.sep = len(alphabet) + 1
+        self.n_in = len(alphabet) + 2
+        self.word = word_chars(alphabet)
+
+    def encode(self, text, ids):
+        """Fill ids (array) with the ids of text's characters; returns how many (at most len(ids))."""
+        n = min(len(text), len(ids))
+        index = self.index
+        for i in range(n):
+            ids[i] = index.get(text[i].lower(), 0)
+        return n
+
+    def is_word(self, c):
+        c = c.lower()
+        return c in self.word or c not in self.index and c != " " and ord(c) > 127
+
+
+def _int_range(lo, hi):
+    if lo is None:
+        lo = 0
+    if hi is None:
+        hi = 999999
+    return lo, hi
+
+
+def _completable(neg, val, nd, lo, hi):
+    """Is there an integer in [lo, hi] whose decimal form (optional '-', no leading zeros) starts with the
+    prefix (sign neg, nd digits of value val)?"""
+    if nd == 0:
+        return (not neg and hi >= 0) or (neg and lo < 0)
+    if nd > 1 and val < 10 ** (nd - 1):
+        return False        # leading zero
+    # magnitudes allowed for this sign
+    if neg:
+        if lo >= 0:
+            return False
+        a, b = max(1, -hi), -lo
+    else:
+        if hi < 0:
+            return False
+        a, b = max(0, lo), hi
+    if a > b:
+        return False
+    if val == 0:
+        return nd == 1 and a == 0 and not neg
+    p = 1
+    while True:
+        lo_m = val * p
+        if lo_m > b:
+            return False
+        if lo_m + p - 1 >= a:
+            return True
+        p *= 10
+
+
+class Grammar:
+    """The decoding grammar of a compact schema: at each step, which output tokens (or which pointer
+    positions) keep the output a valid list of calls. feed() advances; calls() gives the result."""
+
+    def __init__(self, schema, vocab):
+        self.fns = schema["fns"]
+        self.max_calls = schema.get("max_calls", 2)
+        self.vocab = vocab
+        self.allow = array("H", [0] * len(vocab))
+        self.n_allow = 0
+        self.text = ""
+        self.starts = []
+        self.stops = []
+        self.reset("")
+
+    # ---- string spans -------------------------------------------------------------------------------
+    def set_text(self, text, tok):
+        """The request (already truncated to what the model sees): word starts and stops for copying."""
+        self.text = text
+        n = len(text)
+        isw = [tok.is_word(c) for c in text]
+        self.starts = [i for i in range(n) if isw[i] and (i == 0 or not isw[i - 1])]
+        self.stops = [i + 1 for i in range(n) if isw[i] and (i + 1 == n or not isw[i + 1])]
+
+    def reset(self, text=None, tok=None):
+        if text is not None and tok is not None:
+            self.set_text(text, tok)
+        self.state = _S_CALL
+        self.ncalls = 0
+        self.done = False
+        self.fn = -1
+        self.pi = 0
+        self.cur = None
+        self.args = None
+        self._calls = []
+        self.neg = False
+        self.val = 0
+        self.nd = 0
+        self.span0 = -1
+
+    # ---- stepping -----------------------------------------------------------------------------------
+    def _param(self):
+        return self.fns[self.fn][1][self.pi]
+
+    def _add(self, t):
+        self.allow[self.n_allow] = t
+        self.n_allow += 1
+
+    def next(self):
+        """Kind of the next step. For K_TOKEN, allow[:n_allow] lists the permitted tokens; for K_START and
+        K_STOP, positions() lists the permitted positions."""
+        self.n_allow = 0
+        if self.done:
+            return K_DONE
+        if self.state == _S_CALL:
+            if self.ncalls == 0:
+                self._add(NOCALL)
+            else:
+                self._add(END)
+            if self.ncalls < self.max_calls:
+                for i in range(len(self.fns)):
+                    self._add(FN0 + i)
+            return K_TOKEN
+        p = self._param()
+        if self.state == _S_OPT:
+            if p[1] != "s" or self.starts:
+                self._add(PRESENT)
+            self._add(ABSENT)
+            return K_TOKEN
+        kind = p[1]
+        if kind == "e":
+            for t in p[3]:
+                self._add(t)
+            return K_TOKEN
+        if kind == "b":
+            self._add(TRUE)
+            self._add(FALSE)
+            return K_TOKEN
+        if kind == "i":
+            lo, hi = _int_range(p[3], p[4])
+            if self.nd == 0 and not self.neg and lo < 0:
+                self._add(MINUS)
+            if self.nd > 0:
+                v = -self.val if self.neg else self.val
+                if lo <= v <= hi:
+                    self._add(NUM_END)
+            for d in range(10):
+                if _completable(self.neg, self.val * 10 + d, self.nd + 1, lo, hi):
+                    self._add(DIG0 + d)
+            return K_TOKEN
+        # string: pointer steps
+        return K_START if self.span0 < 0 else K_STOP
+
+    def positions(self):
+        """Permitted positions of a pointer step (call after next() returned K_START or K_STOP)."""
+        if self.span0 < 0:
+            return self.starts
+        s = self.span0
+        lim = s + self._param()[3]
+        out = [e for e in self.stops if s < e <= lim]
+        if not out:
+            out = [min(lim, len(self.text))]
+        return out
+
+    def _finish_param(self, value):
+        if value is not None:
+            self.args[self._param()[0]] = value
+        self.pi += 1
+        self._enter_param()
+
+    def _enter_param(self):
+        params = self.fns[self.fn][1]
+        while self.pi < len(params):
+            p = params[self.pi]
+            if not p[2]:
+                self.state = _S_OPT
+                return
+            if p[1] == "s" and not self.starts:
+                self.args[p[0]] = ""      # required string but nothing to copy
+                self.pi += 1
+                continue
+            self.state = _S_VAL
+            self.neg = False
+            self.val = 0
+            self.nd = 0
+            self.span0 = -1
+            return
+        self._calls.append({"name": self.fns[self.fn][0], "arguments": self.args})
+        self.ncalls += 1
+        self.state = _S_CALL
+
+    def feed(self, t):
+        """Advance by token t (K_TOKEN steps) or by position t (pointer steps)."""
+        if self.state == _S_CALL:
+            if t == NOCALL or t == END:
+                self.done = True
+                return
+            self.fn = t - FN0
+            self.args = {}
+            self.pi = 0
+            self._enter_param()
+            return
+        p = self._param()
+        if self.state == _S_OPT:
+            if t == ABSENT:
+                self._finish_param(None)
+            else:
+                self.state = _S_VAL
+                self.neg = False
+                self.val = 0
+                self.nd = 0
+                self.span0 = -1
+            return
+        kind = p[1]
+        if kind == "e":
+            self._finish_param(self.vocab[t][2:])
+        elif kind == "b":
+            self._finish_param(t == TRUE)
+        elif kind == "i":
+            if t == MINUS:
+                self.neg = True
+            elif t == NUM_END:
+                self._finish_param(-self.val if self.neg else self.val)
+            else:
+                self.val = self.val * 10 + (t - DIG0)
+                self.nd += 1
+        else:
+            if self.span0 < 0:
+                self.span0 = t
+            else:
+                s = self.span0
+                self._finish_param(self.text[s:t])
+
+    def calls(self):
+        return self._calls
+
+
+def target_steps(grammar, calls, text, tok):
+    """The step sequence that produces `calls` for `text`: list of (kind, choice, allowed) with allowed a
+    tuple of tokens or positions. Raises ValueError when the calls cannot be produced (bad value, a string
+    that is not a span of whole words of the text)."""
+    vocab_index = {}
+    for i, v in enumerate(grammar.vocab):
+        vocab_index[v] = i
+    fn_index = {}
+    for i, fn in enumerate(grammar.fns):
+        fn_index[fn[0]] = i
+    grammar.reset(text, tok)
+    wanted = []
+    for c in calls:
+        if c["name"] not in fn_index:
+            raise ValueError("unknown function %s" % c["name"])
+        fi = fn_index[c["name"]]
+        wanted.append(FN0 + fi)
+        args = c.get("arguments", {})
+        for p in grammar.fns[fi][1]:
+            name, kind, req = p[0], p[1], p[2]
+            if name not in args:
+                if req:
+                    raise ValueError("%s: missing required %s" % (c["name"], name))
+                wanted.append(ABSENT)
+                continue
+            v = args[name]
+            if not req:
+                wanted.append(PRESENT)
+            if kind == "e":
+                t = vocab_index.get("v:" + str(v))
+                if t is None or t not in p[3]:
+                    raise ValueError("%s: %s=%r not in enum" % (c["name"], name, v))
+                wanted.append(t)
+            elif kind == "b":
+                wanted.append(TRUE if v else FALSE)
+            elif kind == "i":
+                v = int(v)
+                if v < 0:
+                    wanted.append(MINUS)
+                for ch in str(abs(v)):
+                    wanted.append(DIG0 + ord(ch) - 48)
+                wanted.append(NUM_END)
+            else:
+                span = find_span(text, str(v), tok)
+                if span is None:
+                    raise ValueError("%s: %s=%r is not a span of %r" % (c["name"], name, v, text))
+                wanted.append(("span", span[0], span[1]))
+        for unknown in args:
+            if unknown not in [p[0] for p in grammar.fns[fi][1]]:
+                raise ValueError("%s: unknown parameter %s" % (c["name"], unknown))
+    wanted.append(END if calls else NOCALL)
+    steps = []
+    for w in wanted:
+        if isinstance(w, tuple):
+            for pos in (w[1], w[2]):
+                kind = grammar.next()
+                allowed = tuple(grammar.positions())
+                if kind not in (K_START, K_STOP) or pos not in allowed:
+                    raise ValueError("span %r not allowed in %r" % (w, text))
+                steps.append((kind, pos, allowed))
+                grammar.feed(pos)
+            continue
+        kind = grammar.next()
+        allowed = tuple(grammar.allow[:grammar.n_allow])
+        if kind != K_TOKEN or w not in allowed:
+            raise ValueError("token %s not allowed here (%r)" % (grammar.vocab[w], text))
+        steps.append((kind, w, allowed))
+        grammar.feed(w)
+    if grammar.next() != K_DONE:
+        raise ValueError("grammar did not finish for %r" % text)
+    return steps
+
+
+def find_span(text, value, tok):
+    """(start, stop) of value in text (case-insensitive) on word boundaries, or None."""
+    t = text.lower()
+    v = value.lower().strip()
+    if not v:
+        return None
+    i = t.find(v)
+    while i >= 0:
+        j = i + len(v)
+        if ((i == 0 or not tok.is_word(t[i - 1])) and tok.is_word(t[i])
+                and tok.is_word(t[j - 1]) and (j == len(t) or not tok.is_word(t[j]))):
+            return i, j
+        i = t.find(v, i + 1)
+    return None
+
+
+class Engine:
+    """Integer inference of a .rku model: prefill the request, then decode under the schema grammar."""
+
+    def __init__(self, model, kernels=None):
+        self.k = kernels if kernels is not None else _kernels.best()
+        self.tier = self.k.TIER
+        a = model.arch
+        self.model = model
+        self.d = d = a["d"]
+        self.f = f = a["f"]
+        self.L = a["layers"]
+        self.dk = dk = a["dk"]
+        self.max_in = a["max_in"]
+        self.acts = a["acts"]
+        self.tok = Tokenizer(model.alphabet)
+        self.O = len(model.vocab)
+        self.grammar = Grammar(model.schema, model.vocab)
+        T = model.tensor
+        self.emb = T("emb")
+        self.sig = T("sig").data
+        self.layers = []
+        for i in range(self.L):
+            p = "l%d." % i
+            self.layers.append((T(p + "mu_r").data, T(p + "mu_k").data, T(p + "mu_v").data,
+                                T(p + "w").data, T(p + "u").data,
+                                T(p + "Wr"), T(p + "Wk"), T(p + "Wv"), T(p + "Wo"),
+                                T(p + "cmu").data, T(p + "Ck"), T(p + "Cv"),
+                                self.acts[i] == "fp4"))
+        self.head = T("head")
+        self.pk = T("ptr_k")
+        self.pq = T("ptr_q")
+        # preallocated state and scratch
+        self.h = array("i", [0] * d)
+        self.x = array("b", [0] * d)
+        self.xs = array("b", [0] * d)
+        self.r = array("i", [0] * d)
+        self.kk = array("i", [0] * d)
+        self.v = array("i", [0] * d)
+        self.o = array("i", [0] * d)
+        self.hf = array("i", [0] * f)
+        self.xf = array("b", [0] * f)
+        self.prev = [array("b", [0] * d) for _ in range(self.L)]
+        self.prevc = [array("b", [0] * d) for _ in range(self.L)]
+        self.state = [array("i", [0] * d) for _ in range(self.L)]
+        self.logits = array("i", [0] * self.O)
+        self.K = array("b", [0] * ((self.max_in + 1) * dk))
+        self.q32 = array("i", [0] * dk)
+        self.q8 = array("b", [0] * dk)
+        self.scores = array("i", [0] * (self.max_in + 1))
+        self.ids = array("H", [0] * self.max_in)
+
+    def _reset(self):
+        for i in range(self.L):
+            p, c, s = self.prev[i], self.prevc[i], self.state[i]
+            for j in range(self.d):
+                p[j] = 0
+                c[j] = 0
+                s[j] = 0
+
+    def step(self, tid):
+        """Feed one input id (character, SEP, or n_in + output token); leaves the residual stream in h."""
+        k = self.k
+        d, f = self.d, self.f
+        h, x, xs, r, kk, v, o = self.h, self.x, self.xs, self.r, self.kk, self.v, self.o
+        e = self.emb
+        k.embed(e.data, tid * d, d, e.M, e.S, h)
+        A = _kernels.A_LIM
+        for i in range(self.L):
+            mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]
+            quant = k.quant_fp4 if fp4 else k.quant_i8
+            prev = self.prev[i]
+            # time mixing
+            quant(h, x)
+            k.shift(x, prev, mu_r, xs)
+            k.tmv(Wr.data, d, d, xs, r)
+            k.requant(r, d, Wr.M, Wr.S, -A, A)
+            k.shift(x, prev, mu_k, xs)
+            k.tmv(Wk.data, d, d, xs, kk)
+            k.requant(kk, d, Wk.M, Wk.S, -A, A)
+            k.shift(x, prev, mu_v, xs)
+            k.tmv(Wv.data, d, d, xs, v)
+            k.requant(v, d, Wv.M, Wv.S, -A, A)
+            k.copy(x, prev)
+            k.wkv(r, kk, v, self.state[i], w, u, self.sig, o)
+            quant(o, x)
+            k.tmv(Wo.data, d, d, x, o)
+            k.requant(o, d, Wo.M, Wo.S, -_kernels.H_LIM, _kernels.H_LIM)
+            k.add(h, o)
+            # channel mixing
+            prevc = self.prevc[i]
+            quant(h, x)
+            k.shift(x, prevc, cmu, xs)
+            k.copy(x, prevc)
+            k.tmv(Ck.data, f, d, xs, self.hf)
+            k.requant(self.hf, f, Ck.M, Ck.S, 0, A)
+            k.square(self.hf, f)
+            quant(self.hf, self.xf)
+            k.tmv(Cv.data, d, f, self.xf, o)
+            k.requant(o, d, Cv.M, Cv.S, -_kernels.H_LIM, _kernels.H_LIM)
+            k.add(h, o)
+
+    def _key(self, j):
+        """Pointer key of input position j from the current residual stream."""
+        k = self.k
+        d, dk = self.d, self.dk
+        k.quant_i8(self.h, self.x)
+        k.tmv(self.pk.data, dk, d, self.x, self.q32)
+        k.quant_i8(self.q32, self.q8)
+        K, q8, o = self.K, self.q8, j * dk
+        for c in range(dk):
+            K[o + c] = q8[c]
+
+    def run(self, text):
+        gc.collect()
+        k = self.k
+        tok = self.tok
+        n = tok.encode(text, self.ids)
+        text = text[:n]
+        self._reset()
+        g = self.grammar
+        g.reset(text, tok)
+        ids = self.ids
+        for j in range(n):
+            self.step(ids[j])
+            self._key(j)
+        self.step(tok.sep)
+        self._key(n)
+        n_out = 0
+        d, dk = self.d, self.dk
+        while True:
+            kind = g.next()
+            if kind == K_DONE:
+                break
+            k.quant_i8(self.h, self.x)
+            if kind == K_TOKEN:
+                k.tmv(self.head.data, self.O, d, self.x, self.logits)
+                best = pick(self.logits, g.allow, g.n_allow)
+                g.feed(best)
+                feed_id = tok.n_in + best
+                if g.done:
+                    n_out += 1
+                    break
+            else:
+                k.tmv(self.pq.data, dk, d, self.x, self.q32)
+                k.quant_i8(self.q32, self.q8)
+                k.dot_rows(self.K, n + 1, dk, self.q8, self.scores)
+                pos = g.positions()
+                best = pos[0]
+                bs = self.scores[best]
+                for p in pos:
+                    if self.scores[p] > bs:
+                        best, bs = p, self.scores[p]
+                g.feed(best)
+                # the copied character is fed back: first char at a start, last char at a stop
+                feed_id = ids[best] if kind == K_START else ids[best - 1]
+            n_out += 1
+            self.step(feed_id)
+        return g.calls(), {"tokens_in": n + 1, "tokens_out": n_out}
+
+
+def pick(logits, allow, n):
+    """Index in allow[:n] with the largest logit; ties go to the lowest token id."""
+    best = allow[0]
+    bv = logits[best]
+    for i in range(1, n):
+        t = allow[i]
+        lv = logits[t]
+        if lv > bv or (lv == bv and t < best):
+            best, bv = t, lv
+    return best

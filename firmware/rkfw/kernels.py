@@ -1,0 +1,257 @@
+# Integer kernels of the recurrent step, in three tiers with identical results:
+#   "native": the C module `rkernel` (modules/), when it can be imported;
+#   "viper":  MicroPython's viper emitter, where `micropython.viper` exists (rp2, esp32);
+#   "python": plain Python (CPython, MicroPython without native emitters, e.g. the WebAssembly build).
+# The contract (docs/format.md, host/reku/model/reference.py) fixes every rounding; all tiers follow it.
+# Buffers: int8 vectors are array('b'), int32 vectors array('i'), packed weights/bytes any buffer.
+
+TIER = "python"
+
+H_LIM = 1 << 23          # residual stream clamp (Q8)
+A_LIM = 2047             # clamp of r, k, v and the channel-mixing hidden before squaring (Q8, real +-8)
+S_LIM = 1 << 21          # clamp of the time-mixing state (Q8)
+FP4TAB = (0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12)
+
+
+def _trit_tables():
+    t = []
+    for k in range(5):
+        a = bytearray(243)
+        p = 3 ** k
+        for b in range(243):
+            a[b] = (b // p) % 3
+        t.append(a)
+    return t
+
+
+_T0, _T1, _T2, _T3, _T4 = _trit_tables()
+
+
+def tmv(w, R, C, x, y):
+    """y[r] = sum_c W[r,c]*x[c]; W packed 5 trits/byte, row stride C//5 bytes."""
+    G = C // 5
+    T0 = _T0
+    T1 = _T1
+    T2 = _T2
+    T3 = _T3
+    T4 = _T4
+    o = 0
+    for r in range(R):
+        acc = 0
+        c = 0
+        for g in range(o, o + G):
+            b = w[g]
+            acc += ((T0[b] - 1) * x[c] + (T1[b] - 1) * x[c + 1] + (T2[b] - 1) * x[c + 2]
+                    + (T3[b] - 1) * x[c + 3] + (T4[b] - 1) * x[c + 4])
+            c += 5
+        y[r] = acc
+        o += G
+
+
+def quant_i8(h, x):
+    """x = round(h*127/amax) (half away from zero on magnitudes); returns amax."""
+    n = len(x)
+    amax = 0
+    for j in range(n):
+        a = h[j]
+        if a < 0:
+            a = -a
+        if a > amax:
+            amax = a
+    if amax == 0:
+        for j in range(n):
+            x[j] = 0
+        return 0
+    half = amax >> 1
+    for j in range(n):
+        a = h[j]
+        if a < 0:
+            x[j] = -((-a * 127 + half) // amax)
+        else:
+            x[j] = (a * 127 + half) // amax
+    return amax
+
+
+def quant_fp4(h, x):
+    """FP4 E2M1 values with a power-of-two scale per block of 8, as int8 (|x| <= 96); returns amax."""
+    n = len(x)
+    amax = 0
+    for j in range(n):
+        a = h[j]
+        if a < 0:
+            a = -a
+        if a > amax:
+            amax = a
+    if amax == 0:
+        for j in range(n):
+            x[j] = 0
+        return 0
+    half = amax >> 1
+    tab = FP4TAB
+    for b0 in range(0, n, 8):
+        bm = 0
+        for j in range(b0, b0 + 8):
+            a = h[j]
+            if a < 0:
+                a = -a
+            t = (a * 96 + half) // amax
+            x[j] = t if h[j] >= 0 else -t      # |t| <= 96 fits int8; final values written below
+            if t > bm:
+                bm = t
+        if bm <= 12:
+            s = 0
+        elif bm <= 24:
+            s = 1
+        elif bm <= 48:
+            s = 2
+        else:
+            s = 3
+        rnd = (1 << s) >> 1
+        for j in range(b0, b0 + 8):
+            t = x[j]
+            if t < 0:
+                u = (-t + rnd) >> s
+                if u > 12:
+                    u = 12
+                x[j] = -(tab[u] << s)
+            else:
+                u = (t + rnd) >> s
+                if u > 12:
+                    u = 12
+                x[j] = tab[u] << s
+    return amax
+
+
+def shift(x, prev, mu, out):
+    """Token shift: out = prev + (((x - prev) * mu) >> 8); mu bytes 0..255."""
+    for i in range(len(out)):
+        p = prev[i]
+        out[i] = p + (((x[i] - p) * mu[i]) >> 8)
+
+
+def copy(src, dst):
+    for i in range(len(dst)):
+        dst[i] = src[i]
+
+
+def requant(y, n, M, S, lo, hi):
+    """y[i] = clamp((y[i]*M + 2**(S-1)) >> S, lo, hi), in place on the first n entries."""
+    rnd = 1 << (S - 1)
+    for i in range(n):
+        q = (y[i] * M + rnd) >> S
+        if q < lo:
+            q = lo
+        elif q > hi:
+            q = hi
+        y[i] = q
+
+
+def wkv(r, k, v, s, w, u, sig, out):
+    """Per-channel linear recurrence (head size 1), state s updated in place:
+    kv = (k*v) >> 8; out = (sig[clamp(r>>5)] * (s + ((u*kv) >> 8))) >> 8; s = clamp(((s*w) >> 8) + kv)."""
+    lim = S_LIM
+    for i in range(len(out)):
+        kv = (k[i] * v[i]) >> 8
+        si = s[i]
+        j = r[i] >> 5
+        if j < -128:
+            j = -128
+        elif j > 127:
+            j = 127
+        out[i] = (sig[j + 128] * (si + ((u[i] * kv) >> 8))) >> 8
+        si = ((si * w[i]) >> 8) + kv
+        if si > lim:
+            si = lim
+        elif si < -lim:
+            si = -lim
+        s[i] = si
+
+
+def square(k, n):
+    """k[i] = (k[i]*k[i]) >> 8 (inputs already clamped to 0..A_LIM by requant)."""
+    for i in range(n):
+        a = k[i]
+        k[i] = (a * a) >> 8
+
+
+def add(h, y):
+    """h += y, clamped to +-H_LIM."""
+    lim = H_LIM
+    for i in range(len(h)):
+        a = h[i] + y[i]
+        if a > lim:
+            a = lim
+        elif a < -lim:
+            a = -lim
+        h[i] = a
+
+
+def embed(e, off, n, M, S, h):
+    """h[i] = (int8(e[off+i]) * M + 2**(S-1)) >> S: one row of the int8 embedding table into Q8."""
+    rnd = 1 << (S - 1)
+    for i in range(n):
+        a = e[off + i]
+        if a > 127:
+            a -= 256
+        h[i] = (a * M + rnd) >> S
+
+
+def dot_rows(K, n, dk, q, out):
+    """out[j] = sum_c K[j*dk+c] * q[c] for j < n; K and q int8 (array('b'))."""
+    o = 0
+    for j in range(n):
+        acc = 0
+        for c in range(dk):
+            acc += K[o + c] * q[c]
+        out[j] = acc
+        o += dk
+
+
+def _select():
+    """The best tier available here: native module, then viper, then this module's Python."""
+    g = globals()
+    try:
+        import rkernel
+        for name in NAMES:
+            f = getattr(rkernel, name, None)
+            if f is not None:
+                g[name] = f
+        g["TIER"] = "native"
+        return
+    except ImportError:
+        pass
+    import sys
+    if sys.implementation.name != "micropython":
+        return
+    try:
+        from rkfw import kernels_viper      # SyntaxError/ValueError where the port has no viper emitter
+    except (ImportError, SyntaxError, ValueError, NotImplementedError):
+        return
+    for name in kernels_viper.PROVIDES:
+        g[name] = getattr(kernels_viper, name)
+    g["TIER"] = "viper"
+
+
+NAMES = ("tmv", "quant_i8", "quant_fp4", "shift", "copy", "requant", "wkv", "square", "add", "embed", "dot_rows")
+
+
+class Tier:
+    """One set of kernels as attributes (name, and the functions of NAMES)."""
+
+    def __init__(self, name, funcs):
+        self.TIER = name
+        for k in NAMES:
+            setattr(self, k, funcs[k])
+
+
+PYTHON = {"tmv": tmv, "quant_i8": quant_i8, "quant_fp4": quant_fp4, "shift": shift, "copy": copy,
+          "requant": requant, "wkv": wkv, "square": square, "add": add, "embed": embed, "dot_rows": dot_rows}
+
+PYTHON = Tier("python", PYTHON)
+_select()
+
+
+def best():
+    """The tier selected at import (native > viper > python) as a Tier."""
+    g = globals()
+    return Tier(g["TIER"], g)

@@ -1,0 +1,106 @@
+# The one reader of .rku model files (docs/format.md), used on the board and by the host.
+# Layout: magic "RKU1" | u16 version | u16 flags | u32 file length | u32 meta length | meta JSON |
+#         padding | tensors (4-byte aligned, offsets absolute) | u32 CRC-32 of all preceding bytes.
+# Tensors stay zero-copy slices of the buffer (flash-mapped when the file lives in ROMFS).
+import binascii
+import hashlib
+import json
+import struct
+
+MAGIC = b"RKU1"
+VERSION = 1
+HEADER = 16
+
+
+class RkuError(Exception):
+    pass
+
+
+class Tensor:
+    """A slice of the file: dtype "t" (ternary, 5 trits/byte, rows of C//5 bytes), "i8" or "u8";
+    M, S: static requantisation q = (y*M + 2**(S-1)) >> S; alpha: the float scale it came from."""
+
+    def __init__(self, name, dtype, shape, data, M, S, alpha):
+        self.name = name
+        self.dtype = dtype
+        self.shape = tuple(shape)
+        self.data = data
+        self.M = M
+        self.S = S
+        self.alpha = alpha
+
+    def numel(self):
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+class Model:
+    def __init__(self, buf, meta, sha):
+        self.buf = buf
+        self.meta = meta
+        self.sha256 = sha
+        self.model_id = meta.get("model_id", "")
+        self.arch = meta["arch"]
+        self.alphabet = meta["tokenizer"]["alphabet"]
+        self.vocab = meta["vocab"]
+        self.schema = meta["schema"]
+        self.tensors = {}
+        for name, t in meta["tensors"].items():
+            dtype, shape, off, nbytes, M, S, alpha = t
+            self.tensors[name] = Tensor(name, dtype, shape, buf[off:off + nbytes], M, S, alpha)
+
+    def tensor(self, name):
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise RkuError("model has no tensor %s" % name)
+
+    def schema_summary(self):
+        """{function name: [parameter names in schema order]}."""
+        out = {}
+        for fn in self.schema["fns"]:
+            out[fn[0]] = [p[0] for p in fn[1]]
+        return out
+
+
+def _hex(b):
+    return binascii.hexlify(b).decode()
+
+
+def load(buf):
+    """Parse and verify a .rku image (bytes, bytearray or memoryview); tensors are views into buf."""
+    if not isinstance(buf, memoryview):
+        buf = memoryview(buf)
+    n = len(buf)
+    if n < 4 or bytes(buf[0:4]) != MAGIC:
+        raise RkuError("bad magic %r (not a .rku file)" % bytes(buf[0:4]))
+    if n < HEADER + 4:
+        raise RkuError("truncated at byte %d (header needs %d)" % (n, HEADER + 4))
+    version, flags, total, meta_len = struct.unpack("<HHII", bytes(buf[4:HEADER]))
+    if version != VERSION:
+        raise RkuError("unknown version %d (this reader knows %d)" % (version, VERSION))
+    if n < total:
+        raise RkuError("truncated at byte %d (header says %d bytes)" % (n, total))
+    if n > total:
+        raise RkuError("%d bytes of trailing data after byte %d" % (n - total, total))
+    if HEADER + meta_len > total - 4:
+        raise RkuError("metadata length %d overruns the file (%d bytes)" % (meta_len, total))
+    (crc,) = struct.unpack("<I", bytes(buf[total - 4:total]))
+    got = binascii.crc32(buf[0:total - 4]) & 0xFFFFFFFF
+    if got != crc:
+        raise RkuError("checksum mismatch (stored %08x, computed %08x)" % (crc, got))
+    try:
+        meta = json.loads(str(bytes(buf[HEADER:HEADER + meta_len]), "utf-8"))
+    except (ValueError, UnicodeError) as e:
+        raise RkuError("metadata is not valid JSON: %s" % e)
+    for key in ("arch", "tokenizer", "vocab", "schema", "tensors"):
+        if key not in meta:
+            raise RkuError("metadata lacks %s" % key)
+    for name, t in meta["tensors"].items():
+        off, nbytes = t[2], t[3]
+        if off < HEADER + meta_len or off + nbytes > total - 4 or off & 3:
+            raise RkuError("tensor %s at %d+%d lies outside the data area or is unaligned" % (name, off, nbytes))
+    h = hashlib.sha256(buf)
+    return Model(buf, meta, _hex(h.digest()))

@@ -1,0 +1,200 @@
+"""Training data from a skill: placeholder expansion, paraphrase/noise augmentation, negatives, compounds.
+Deterministic for a given seed (random.Random only, no global state)."""
+
+import random
+import re
+
+PH = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+# Requests for nothing a home-automation-like skill does; skills add their own near misses as examples.
+GENERIC_NEGATIVES = [
+    "what's the capital of france", "tell me a joke", "who won the game last night", "what is the meaning of life",
+    "how tall is mount everest", "translate hello into spanish", "what's two plus two", "order a pizza",
+    "call mom", "send a text to john", "what's the weather like tomorrow", "book a flight to berlin",
+    "how do i bake bread", "remind me to buy milk", "what day is it", "who are you", "sing me a song",
+    "how far is the moon", "add eggs to my shopping list", "what's on my calendar today", "open youtube",
+    "search the web for cheap flights", "how old is the queen", "what's the news", "check my email",
+    "tell me a story", "what time is it in tokyo", "spell necessary", "how many ounces in a cup",
+    "good job", "thank you", "never mind", "hello", "hi there", "cancel", "nothing", "blah blah",
+    "asdf jkl", "i love you", "what can you do", "play a game with me", "flip a coin", "roll a dice",
+    "what's the stock price of apple", "how do you say thanks in french", "recommend a movie",
+    "find a recipe for lasagna", "who is the president", "what is photosynthesis", "set up a meeting with sam",
+]
+
+FILL_PRE = ["please ", "hey, ", "could you ", "can you ", "would you ", "i want to ", "i'd like you to ",
+            "ok ", "hey reku, ", "quick, ", "go ahead and ", "um, "]
+FILL_POST = [" please", " thanks", " now", " for me", " thank you", " right now", ", thanks"]
+JOIN = [" and ", " and then ", ", then ", " and also ", ". also ", " then "]
+
+
+def number_words(n):
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        t, o = divmod(n, 10)
+        return TENS[t] + ("" if o == 0 else " " + ONES[o])
+    if n < 1000:
+        h, r = divmod(n, 100)
+        return ONES[h] + " hundred" + ("" if r == 0 else " " + number_words(r))
+    return str(n)
+
+
+def _param_of(ex, skill, name):
+    """The schema of the parameter whose argument is the placeholder {name}, and the function it is in."""
+    for c in ex["calls"]:
+        for k, v in c.get("arguments", {}).items():
+            if v == "{%s}" % name:
+                return skill.params(c["name"]).get(k), c["name"]
+    return None, None
+
+
+def _int_value(rng, lo, hi):
+    r = rng.random()
+    if r < 0.35 and hi - lo >= 10:
+        vals = [v for v in range(lo, hi + 1) if v % 10 == 0 or v % 5 == 0]
+        return rng.choice(vals)
+    if r < 0.5:
+        return rng.choice([lo, hi, min(hi, lo + 1), max(lo, hi - 1)])
+    return rng.randint(lo, hi)
+
+
+def expand(ex, skill, rng):
+    """One concrete (query, calls, strings) from an example with placeholders. strings: values copied into
+    the query (they must stay spans: noise does not touch them)."""
+    q = ex["query"]
+    values = {}
+    surfaces = {}
+    strings = []
+    for m in PH.finditer(q):
+        name = m.group(1)
+        if name in values:
+            continue
+        p, fn = _param_of(ex, skill, name)
+        if p is None:
+            raise ValueError("line %s: placeholder {%s} has no argument \"{%s}\"" % (ex.get("_line"), name, name))
+        before = q[:m.start()]
+        if "enum" in p:
+            v = rng.choice(p["enum"])
+            syn = p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]
+            forms = list(syn) + ([v.replace("_", " ")] if v.replace("_", " ") not in syn else [])
+            s = rng.choice(forms)
+        elif p["type"] in ("integer", "number"):
+            v = _int_value(rng, int(p["minimum"]), int(p["maximum"]))
+            if before.endswith(":"):
+                s = "%02d" % v
+            elif rng.random() < 0.25 and v <= 100:
+                s = number_words(v)
+            else:
+                s = str(v)
+        elif p["type"] == "boolean":
+            v = rng.random() < 0.5
+            s = "on" if v else "off"
+        else:
+            s = rng.choice(p.get("examples") or ["something"])
+            v = s
+            strings.append(s)
+        values[name] = v
+        surfaces[name] = s
+    text = PH.sub(lambda m: surfaces[m.group(1)], q)
+    calls = []
+    for c in ex["calls"]:
+        args = {}
+        for k, v in c.get("arguments", {}).items():
+            m = PH.fullmatch(v) if isinstance(v, str) else None
+            args[k] = values[m.group(1)] if m else v
+        calls.append({"name": c["name"], "arguments": args})
+    for c in calls:
+        for k, v in c["arguments"].items():
+            p = skill.params(c["name"]).get(k, {})
+            if p.get("type") == "string" and "enum" not in p and v not in strings:
+                strings.append(v)
+    return text, calls, strings
+
+
+def _protected(text, strings):
+    """Character mask of positions that noise must leave alone (copied strings and digits)."""
+    prot = [c.isdigit() for c in text]
+    low = text.lower()
+    for s in strings:
+        i = low.find(str(s).lower())
+        if i >= 0:
+            for j in range(i, i + len(s)):
+                prot[j] = True
+    return prot
+
+
+def typo(text, rng, strings):
+    words = [(m.start(), m.end()) for m in re.finditer(r"[a-z]{4,}", text)]
+    prot = _protected(text, strings)
+    words = [w for w in words if not any(prot[w[0]:w[1]])]
+    if not words:
+        return text
+    a, b = rng.choice(words)
+    w = text[a:b]
+    i = rng.randrange(1, len(w) - 1)
+    op = rng.random()
+    if op < 0.35:
+        w = w[:i] + w[i + 1] + w[i] + w[i + 2:]       # swap
+    elif op < 0.65:
+        w = w[:i] + w[i + 1:]                           # drop
+    elif op < 0.85:
+        w = w[:i] + w[i] + w[i:]                        # double
+    else:
+        w = w[:i] + rng.choice("aeiou") + w[i + 1:]      # substitute a vowel
+    return text[:a] + w + text[b:]
+
+
+def noise(text, rng, strings, level=1.0):
+    if rng.random() < 0.25 * level:
+        text = rng.choice(FILL_PRE) + text
+    if rng.random() < 0.2 * level:
+        text = text + rng.choice(FILL_POST)
+    if rng.random() < 0.2 * level:
+        text = typo(text, rng, strings)
+    if rng.random() < 0.05 * level:
+        text = typo(text, rng, strings)
+    r = rng.random()
+    if r < 0.15 * level:
+        text = text[:1].upper() + text[1:]
+    elif r < 0.18 * level:
+        text = text.upper()
+    if rng.random() < 0.1 * level:
+        text = text + rng.choice(["?", ".", "!"])
+    return text
+
+
+def generate(skill, n, seed=0, negatives=0.15, compounds=0.1, noise_level=1.0):
+    """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
+    rng = random.Random(seed)
+    groups = {}
+    negs = []
+    for ex in skill.examples:
+        if not ex["calls"]:
+            negs.append(ex["query"])
+        else:
+            groups.setdefault(ex["calls"][0]["name"], []).append(ex)
+    negs = negs + GENERIC_NEGATIVES
+    names = sorted(groups)
+    out = []
+    while len(out) < n:
+        r = rng.random()
+        if r < negatives:
+            text = noise(rng.choice(negs), rng, [], noise_level)
+            out.append({"query": text, "calls": []})
+            continue
+        ex = rng.choice(groups[rng.choice(names)])
+        text, calls, strings = expand(ex, skill, rng)
+        if r < negatives + compounds and len(calls) == 1:
+            ex2 = rng.choice(groups[rng.choice(names)])
+            t2, c2, s2 = expand(ex2, skill, rng)
+            if len(c2) == 1:
+                text = text + rng.choice(JOIN) + t2
+                calls = calls + c2
+                strings = strings + s2
+        text = noise(text, rng, strings, noise_level)
+        out.append({"query": text, "calls": calls})
+    return out

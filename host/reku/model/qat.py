@@ -1,0 +1,209 @@
+"""The PyTorch model used for quantization-aware training. Its forward pass is the float image of the
+integer path of reference.py: ternary weights with absmean scales (BitNet b1.58) and a straight-through
+estimator, activations fake-quantised exactly as quant_i8/quant_fp4 (absmax per vector, which doubles as
+the normalisation), the same sigmoid LUT, clamps and Q8 grids for mu/w/u. export() writes the .rku."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import reference as ref
+from . import rkufile
+
+A_REAL = ref.A_LIM / 256.0
+S_REAL = ref.S_LIM / 256.0
+
+
+def ste(x, q):
+    """Forward q, backward identity to x."""
+    return x + (q - x).detach()
+
+
+def sig_lut():
+    i = np.arange(256)
+    v = np.round(256.0 / (1.0 + np.exp(-((i - 128) / 8.0 + 1.0 / 16.0))))
+    return np.clip(v, 0, 255).astype(np.uint8)
+
+
+def fq_i8(h):
+    amax = h.abs().amax(-1, keepdim=True).clamp_min(1e-6)
+    y = h / amax
+    return ste(y, torch.round(y * 127.0) / 127.0)
+
+
+_FP4 = torch.tensor([0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12], dtype=torch.float32)
+
+
+def fq_fp4(h):
+    amax = h.abs().amax(-1, keepdim=True).clamp_min(1e-6)
+    y = h / amax
+    with torch.no_grad():
+        t = torch.floor(y.abs() * 96.0 + 0.5)
+        shp = t.shape
+        tb = t.reshape(*shp[:-1], shp[-1] // 8, 8)
+        bm = tb.amax(-1, keepdim=True)
+        s = (bm > 12).float() + (bm > 24).float() + (bm > 48).float()
+        p = torch.pow(2.0, s)
+        u = torch.clamp(torch.floor((tb + torch.floor(p / 2)) / p), max=12).long()
+        g = _FP4.to(h.device)[u] * p
+        q = (g.reshape(shp) * torch.sign(y)) / 96.0
+    return ste(y, q)
+
+
+def q8(p):
+    """A parameter through sigmoid onto the grid k/256, k = 0..255 (mu, decay, bonus)."""
+    s = torch.sigmoid(p)
+    return ste(s, torch.clamp(torch.round(s * 256.0), 0, 255) / 256.0)
+
+
+class TLinear(nn.Module):
+    """Ternary linear layer: y = gain * alpha * RoundClip(W/alpha) @ x_n, alpha = mean|W|."""
+
+    def __init__(self, out_f, in_f, xs=127.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_f, in_f) / math.sqrt(in_f))
+        self.log_gain = nn.Parameter(torch.tensor(0.0))
+        self.xs = xs
+        self.frozen = None          # mask of weights frozen at their current ternary value
+        self.frozen_val = None
+
+    def alpha(self):
+        return self.weight.abs().mean().clamp_min(1e-8)
+
+    def ternary(self):
+        a = self.alpha()
+        return torch.clamp(torch.round(self.weight / a), -1, 1), a
+
+    def qweight(self):
+        t, a = self.ternary()
+        if self.frozen is not None:
+            t = torch.where(self.frozen, self.frozen_val, t)
+        return ste(self.weight, t * a)
+
+    def forward(self, x):
+        return F.linear(x, self.qweight()) * torch.exp(self.log_gain)
+
+    def export(self, name):
+        with torch.no_grad():
+            t, a = self.ternary()
+            if self.frozen is not None:
+                t = torch.where(self.frozen, self.frozen_val, t)
+            a = float(a)
+            factor = math.exp(float(self.log_gain)) * a * 256.0 / self.xs
+            M, S = rkufile.requant_params(factor)
+            W = t.cpu().numpy().astype(np.int64)
+        return (name, "t", W.shape, ref.pack_ternary(W), M, S, a)
+
+
+class Net(nn.Module):
+    def __init__(self, n_in, n_out, d=40, f=80, layers=1, dk=40, acts=None):
+        super().__init__()
+        self.n_in, self.n_out, self.d, self.f, self.L, self.dk = n_in, n_out, d, f, layers, dk
+        self.acts = list(acts or ["i8"] * layers)
+        self.emb = nn.Parameter(torch.randn(n_in + n_out, d) * 0.5)
+        self.blocks = nn.ModuleList()
+        for i in range(layers):
+            xs = 96.0 if self.acts[i] == "fp4" else 127.0
+            b = nn.Module()
+            b.mu_r = nn.Parameter(torch.randn(d) * 0.5)
+            b.mu_k = nn.Parameter(torch.randn(d) * 0.5)
+            b.mu_v = nn.Parameter(torch.randn(d) * 0.5)
+            b.cmu = nn.Parameter(torch.randn(d) * 0.5)
+            # decays spread over time scales from ~1 to ~100 tokens
+            b.w = nn.Parameter(torch.logit(torch.linspace(0.3, 0.99, d)))
+            b.u = nn.Parameter(torch.zeros(d))
+            b.Wr, b.Wk, b.Wv, b.Wo = (TLinear(d, d, xs) for _ in range(4))
+            b.Ck = TLinear(f, d, xs)
+            b.Cv = TLinear(d, f, xs)
+            self.blocks.append(b)
+        self.head = TLinear(n_out, d)
+        self.ptr_k = TLinear(dk, d)
+        self.ptr_q = TLinear(dk, d)
+        self.log_temp = nn.Parameter(torch.tensor(math.log(0.5)))
+        self.register_buffer("lut", torch.tensor(sig_lut(), dtype=torch.float32) / 256.0)
+
+    def tlinears(self):
+        return [m for m in self.modules() if isinstance(m, TLinear)]
+
+    def embed_q(self):
+        amax = self.emb.abs().max().clamp_min(1e-6)
+        s = amax / 127.0
+        return ste(self.emb, torch.round(self.emb / s) * s)
+
+    def sig(self, r):
+        idx = torch.clamp(torch.floor(r * 8.0), -128, 127).long() + 128
+        return ste(torch.sigmoid(r), self.lut[idx])
+
+    def forward(self, ids):
+        """ids (B, T) -> residual stream (B, T, d)."""
+        B, T = ids.shape
+        h = self.embed_q()[ids]
+        for i, b in enumerate(self.blocks):
+            act = fq_fp4 if self.acts[i] == "fp4" else fq_i8
+            x = act(h)
+            prev = F.pad(x, (0, 0, 1, 0))[:, :T]
+            dx = x - prev
+            r = torch.clamp(b.Wr(prev + dx * q8(b.mu_r)), -A_REAL, A_REAL)
+            k = torch.clamp(b.Wk(prev + dx * q8(b.mu_k)), -A_REAL, A_REAL)
+            v = torch.clamp(b.Wv(prev + dx * q8(b.mu_v)), -A_REAL, A_REAL)
+            kv = k * v
+            w = torch.clamp(q8(b.w), min=1.0 / 256.0)
+            # S_{t-1} = sum_{j<t} w^(t-1-j) kv_j  (matrix form of the recurrence, exact without clipping)
+            tt = torch.arange(T, dtype=torch.float32)
+            lag = (tt[:, None] - 1 - tt[None, :])                   # (T, T): t-1-j
+            mask = (lag >= 0).float()
+            D = torch.exp(lag.clamp_min(0)[:, :, None] * torch.log(w)[None, None, :]) * mask[:, :, None]
+            Sprev = torch.einsum("tjd,bjd->btd", D, kv)
+            Sprev = torch.clamp(Sprev, -S_REAL, S_REAL)
+            o = self.sig(r) * (Sprev + q8(b.u) * kv)
+            h = h + b.Wo(act(o))
+            x = act(h)
+            prev = F.pad(x, (0, 0, 1, 0))[:, :T]
+            xc = prev + (x - prev) * q8(b.cmu)
+            g = torch.clamp(F.relu(b.Ck(xc)), max=A_REAL) ** 2
+            h = h + b.Cv(act(g))
+        return h
+
+    def logits(self, h):
+        return self.head(fq_i8(h))
+
+    def keys(self, h):
+        return fq_i8(self.ptr_k(fq_i8(h)))
+
+    def query(self, h):
+        return fq_i8(self.ptr_q(fq_i8(h))) * torch.exp(self.log_temp) * self.dk ** 0.5
+
+    # ---- export ---------------------------------------------------------------------------------------
+    def export_tensors(self):
+        out = []
+        with torch.no_grad():
+            amax = float(self.emb.abs().max())
+            s = amax / 127.0
+            E = np.clip(np.round(self.emb.numpy() / s), -127, 127).astype(np.int8)
+            M, S = rkufile.requant_params(s * 256.0)
+            out.append(("emb", "i8", E.shape, E.tobytes(), M, S, s))
+            out.append(("sig", "u8", (256,), sig_lut().tobytes(), 0, 0, 0.0))
+
+            def grid(p):
+                return np.clip(np.round(torch.sigmoid(p).numpy() * 256.0), 0, 255).astype(np.uint8)
+
+            for i, b in enumerate(self.blocks):
+                p = "l%d." % i
+                for nm in ("mu_r", "mu_k", "mu_v", "w", "u", "cmu"):
+                    g = grid(getattr(b, nm))
+                    if nm == "w":
+                        g = np.maximum(g, 1).astype(np.uint8)
+                    out.append((p + nm, "u8", g.shape, g.tobytes(), 0, 0, 0.0))
+                for nm in ("Wr", "Wk", "Wv", "Wo", "Ck", "Cv"):
+                    out.append(getattr(b, nm).export(p + nm))
+            out.append(self.head.export("head"))
+            out.append(self.ptr_k.export("ptr_k"))
+            out.append(self.ptr_q.export("ptr_q"))
+        return out
+
+    def arch(self, max_in):
+        return {"type": "rwkv-tm-cm-ptr", "d": self.d, "f": self.f, "layers": self.L, "dk": self.dk,
+                "max_in": max_in, "acts": self.acts, "n_in": self.n_in, "n_out": self.n_out}

@@ -1,0 +1,230 @@
+"""The integer-exact numpy reference of the recurrent step: the specification the firmware kernels
+(rkfw.kernels: python/viper) and the C module (rkernel) are tested against. Every operation on int64
+arrays; `>>` floors (arithmetic shift), `//` is only applied to non-negative numerators.
+
+Pieces (names match rkfw.kernels):
+  tmv(W, x)                     y = W @ x, W ternary {-1,0,1} (unpacked), x int8
+  quant_i8(h) -> (x, amax)      x = sgn(h) * ((|h|*127 + (amax>>1)) // amax)
+  quant_fp4(h) -> (x, amax)     kernel contract (kernels.md): FP4 E2M1 with power-of-two block scales, 8 per block
+  shift(x, prev, mu)            prev + (((x - prev) * mu) >> 8),    mu in 0..255
+  requant(y, M, S, lo, hi)      clip((y*M + (1 << (S-1))) >> S, lo, hi)
+  wkv(r, k, v, s, w, u, sig)    kv = (k*v) >> 8
+                                out = (sig[clip(r >> 5, -128, 127) + 128] * (s + ((u*kv) >> 8))) >> 8
+                                s'  = clip(((s*w) >> 8) + kv, -S_LIM, S_LIM)
+  square(k)                     (k*k) >> 8
+  add(h, y)                     clip(h + y, -H_LIM, H_LIM)
+  embed(E_row, M, S)            (E_row*M + (1 << (S-1))) >> S      (E int8)
+  dot_rows(K, q)                K @ q (int8 rows)
+
+One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
+  h = embed(E[t])
+  x = act(h); xr, xk, xv = shift(x, prev_i, mu_r/k/v); prev_i = x
+  r = requant(tmv(Wr, xr), -A, A); k = ...Wk...; v = ...Wv...        (A = 2047)
+  o, s_i = wkv(r, k, v, s_i, w, u, sig); h = add(h, requant(tmv(Wo, act(o)), -H_LIM, H_LIM))
+  x = act(h); xc = shift(x, prevc_i, cmu); prevc_i = x
+  g = square(requant(tmv(Ck, xc), 0, A)); h = add(h, requant(tmv(Cv, act(g)), -H_LIM, H_LIM))
+Head: logits = tmv(head, quant_i8(h)). Pointer: key_j = quant_i8(tmv(ptr_k, quant_i8(h_j))) for input positions
+j = 0..n (n = SEP); at a pointer step scores = key @ quant_i8(tmv(ptr_q, quant_i8(h))).
+Decoding: rkfw.infer.Grammar (shared), argmax over allowed tokens/positions, ties to the lowest index.
+"""
+
+import numpy as np
+
+from rkfw import infer
+
+H_LIM = 1 << 23
+A_LIM = 2047
+S_LIM = 1 << 21
+FP4TAB = np.array([0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12], dtype=np.int64)
+
+
+def unpack_ternary(data, R, C):
+    b = np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int64).reshape(R, C // 5)
+    out = np.empty((R, C // 5, 5), dtype=np.int64)
+    for k in range(5):
+        out[:, :, k] = b % 3 - 1
+        b = b // 3
+    return out.reshape(R, C)
+
+
+def pack_ternary(W):
+    """W: (R, C) in {-1,0,1}, C multiple of 5 -> bytes (row-major, base-3 little-endian digits)."""
+    W = np.asarray(W, dtype=np.int64)
+    R, C = W.shape
+    assert C % 5 == 0, "columns must be a multiple of 5"
+    g = (W + 1).reshape(R, C // 5, 5)
+    b = g[:, :, 0] + 3 * g[:, :, 1] + 9 * g[:, :, 2] + 27 * g[:, :, 3] + 81 * g[:, :, 4]
+    return b.astype(np.uint8).tobytes()
+
+
+def tmv(W, x):
+    return W @ np.asarray(x, dtype=np.int64)
+
+
+def quant_i8(h):
+    h = np.asarray(h, dtype=np.int64)
+    a = np.abs(h)
+    amax = int(a.max()) if a.size else 0
+    if amax == 0:
+        return np.zeros_like(h), 0
+    return np.sign(h) * ((a * 127 + (amax >> 1)) // amax), amax
+
+
+def quant_fp4(h):
+    h = np.asarray(h, dtype=np.int64)
+    a = np.abs(h)
+    amax = int(a.max()) if a.size else 0
+    if amax == 0:
+        return np.zeros_like(h), 0
+    t = (a * 96 + (amax >> 1)) // amax
+    tb = t.reshape(-1, 8)
+    bm = tb.max(axis=1)
+    s = np.where(bm <= 12, 0, np.where(bm <= 24, 1, np.where(bm <= 48, 2, 3)))[:, None]
+    u = np.minimum(12, (tb + ((1 << s) >> 1)) >> s)
+    g = FP4TAB[u] << s
+    return np.sign(h) * g.reshape(-1), amax
+
+
+def shift(x, prev, mu):
+    x = np.asarray(x, dtype=np.int64)
+    prev = np.asarray(prev, dtype=np.int64)
+    return prev + (((x - prev) * mu) >> 8)
+
+
+def requant(y, M, S, lo, hi):
+    return np.clip((np.asarray(y, dtype=np.int64) * M + (1 << (S - 1))) >> S, lo, hi)
+
+
+def wkv(r, k, v, s, w, u, sig):
+    kv = (k * v) >> 8
+    j = np.clip(r >> 5, -128, 127) + 128
+    out = (sig[j] * (s + ((u * kv) >> 8))) >> 8
+    s2 = np.clip(((s * w) >> 8) + kv, -S_LIM, S_LIM)
+    return out, s2
+
+
+def square(k):
+    return (k * k) >> 8
+
+
+def add(h, y):
+    return np.clip(h + y, -H_LIM, H_LIM)
+
+
+def embed(row, M, S):
+    return (np.asarray(row, dtype=np.int64) * M + (1 << (S - 1))) >> S
+
+
+class Reference:
+    """Numpy integer inference of a loaded rkfw.rku.Model. run(text) -> (calls, trace)."""
+
+    def __init__(self, model):
+        self.model = model
+        a = model.arch
+        self.d, self.f, self.L, self.dk, self.max_in = a["d"], a["f"], a["layers"], a["dk"], a["max_in"]
+        self.acts = a["acts"]
+        self.tok = infer.Tokenizer(model.alphabet)
+        self.vocab = model.vocab
+        self.O = len(model.vocab)
+        self.grammar = infer.Grammar(model.schema, model.vocab)
+
+        def u8(name):
+            return np.frombuffer(bytes(model.tensor(name).data), dtype=np.uint8).astype(np.int64)
+
+        def tern(name):
+            t = model.tensor(name)
+            return unpack_ternary(t.data, *t.shape), t.M, t.S
+
+        e = model.tensor("emb")
+        self.E = np.frombuffer(bytes(e.data), dtype=np.int8).astype(np.int64).reshape(e.shape)
+        self.EM, self.ES = e.M, e.S
+        self.sig = u8("sig")
+        self.layers = []
+        for i in range(self.L):
+            p = "l%d." % i
+            self.layers.append(dict(mu_r=u8(p + "mu_r"), mu_k=u8(p + "mu_k"), mu_v=u8(p + "mu_v"),
+                                    w=u8(p + "w"), u=u8(p + "u"), Wr=tern(p + "Wr"), Wk=tern(p + "Wk"),
+                                    Wv=tern(p + "Wv"), Wo=tern(p + "Wo"), cmu=u8(p + "cmu"),
+                                    Ck=tern(p + "Ck"), Cv=tern(p + "Cv"),
+                                    act=quant_fp4 if self.acts[i] == "fp4" else quant_i8))
+        self.head = tern("head")[0]
+        self.pk = tern("ptr_k")[0]
+        self.pq = tern("ptr_q")[0]
+
+    def reset(self):
+        z = np.zeros(self.d, dtype=np.int64)
+        self.prev = [z.copy() for _ in range(self.L)]
+        self.prevc = [z.copy() for _ in range(self.L)]
+        self.state = [z.copy() for _ in range(self.L)]
+
+    def step(self, tid):
+        A = A_LIM
+        h = embed(self.E[tid], self.EM, self.ES)
+        for i, ly in enumerate(self.layers):
+            act = ly["act"]
+            x, _ = act(h)
+            xr = shift(x, self.prev[i], ly["mu_r"])
+            xk = shift(x, self.prev[i], ly["mu_k"])
+            xv = shift(x, self.prev[i], ly["mu_v"])
+            self.prev[i] = x
+            W, M, S = ly["Wr"]
+            r = requant(tmv(W, xr), M, S, -A, A)
+            W, M, S = ly["Wk"]
+            k = requant(tmv(W, xk), M, S, -A, A)
+            W, M, S = ly["Wv"]
+            v = requant(tmv(W, xv), M, S, -A, A)
+            o, self.state[i] = wkv(r, k, v, self.state[i], ly["w"], ly["u"], self.sig)
+            W, M, S = ly["Wo"]
+            h = add(h, requant(tmv(W, act(o)[0]), M, S, -H_LIM, H_LIM))
+            x, _ = act(h)
+            xc = shift(x, self.prevc[i], ly["cmu"])
+            self.prevc[i] = x
+            W, M, S = ly["Ck"]
+            g = square(requant(tmv(W, xc), M, S, 0, A))
+            W, M, S = ly["Cv"]
+            h = add(h, requant(tmv(W, act(g)[0]), M, S, -H_LIM, H_LIM))
+        self.h = h
+        return h
+
+    def key(self):
+        return quant_i8(tmv(self.pk, quant_i8(self.h)[0]))[0]
+
+    def run(self, text):
+        tok = self.tok
+        ids = np.zeros(self.max_in, dtype=np.int64)
+        n = tok.encode(text, ids)
+        text = text[:n]
+        self.reset()
+        g = self.grammar
+        g.reset(text, tok)
+        keys = np.zeros((n + 1, self.dk), dtype=np.int64)
+        for j in range(n):
+            self.step(int(ids[j]))
+            keys[j] = self.key()
+        self.step(tok.sep)
+        keys[n] = self.key()
+        trace = []
+        while True:
+            kind = g.next()
+            if kind == infer.K_DONE:
+                break
+            x, _ = quant_i8(self.h)
+            if kind == infer.K_TOKEN:
+                logits = tmv(self.head, x)
+                allow = list(g.allow[:g.n_allow])
+                best = min(allow, key=lambda t: (-logits[t], t))
+                trace.append(("tok", best, logits.copy()))
+                g.feed(best)
+                if g.done:
+                    break
+                fid = tok.n_in + best
+            else:
+                q, _ = quant_i8(tmv(self.pq, x))
+                scores = keys @ q
+                pos = list(g.positions())
+                best = min(pos, key=lambda p: (-scores[p], p))
+                trace.append(("ptr", best, scores.copy()))
+                g.feed(best)
+                fid = int(ids[best]) if kind == infer.K_START else int(ids[best - 1])
+            self.step(fid)
+        return g.calls(), trace

@@ -1,0 +1,46 @@
+// Run the firmware's inference engine on the official MicroPython WebAssembly build.
+// usage: node mp_infer.mjs MICROPYTHON_MJS FIRMWARE_DIR MODEL_FILE QUERIES_JSON
+// Prints one JSON line per query: {"calls": [...], "stats": {...}, "tier": "...", "mem": peak-ish heap use}.
+import fs from "fs";
+import path from "path";
+import { pathToFileURL } from "url";
+
+const [mpPath, fwDir, modelFile, queriesFile] = process.argv.slice(2);
+const { loadMicroPython } = await import(pathToFileURL(mpPath).href);
+let out = "";
+const mp = await loadMicroPython({ stdout: (s) => { out += s + "\n"; }, stderr: (s) => { process.stderr.write(s + "\n"); }, linebuffer: true });
+
+function copyIn(src, dst) {
+  try { mp.FS.mkdir(dst); } catch (e) { /* exists */ }
+  for (const name of fs.readdirSync(src)) {
+    const s = path.join(src, name), d = dst + "/" + name;
+    if (fs.statSync(s).isDirectory()) { if (name !== "__pycache__") copyIn(s, d); }
+    else if (name.endsWith(".py")) mp.FS.writeFile(d, fs.readFileSync(s));
+  }
+}
+copyIn(fwDir, "/fw");
+mp.FS.writeFile("/model.rku", fs.readFileSync(modelFile));
+mp.FS.writeFile("/queries.json", fs.readFileSync(queriesFile));
+const code = `
+import sys, json, gc
+sys.path.insert(0, '/fw')
+from rkfw import rku, infer
+f = open('/model.rku', 'rb'); buf = f.read(); f.close()
+m = rku.load(buf)
+e = infer.Engine(m)
+qs = json.load(open('/queries.json'))
+for q in qs:
+    try:
+        calls, st = e.run(q)
+        print(json.dumps({"calls": calls, "stats": st, "tier": e.tier, "sha": m.sha256}))
+    except Exception as ex:
+        print(json.dumps({"error": "%s: %s" % (type(ex).__name__, ex)}))
+`;
+try {
+  mp.runPython(code);
+} catch (e) {
+  process.stderr.write(String(e.message || e) + "\n");
+  process.stdout.write(out);
+  process.exit(1);
+}
+process.stdout.write(out);
