@@ -19,6 +19,7 @@ NODE_RUNNER = Path(__file__).parent / "board.mjs"
 CPYTHON_RUNNER = Path(__file__).parent / "cpython_board.py"
 WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 READY_MARK = "serving on"
+SIM_DIR = ".reku-sim"           # in a state dir: the simulator's own files (e.g. romfs.img), not the board's
 
 
 def micropython_mjs():
@@ -64,10 +65,16 @@ def populate(board_dir, board="pico", model=None):
 
 
 class VirtualBoard:
-    """Start with `with VirtualBoard(model="home") as vb: Client.serial(vb.port)`."""
+    """Start with `with VirtualBoard(model="home") as vb: Client.serial(vb.port)`.
+
+    repl=True: the pty is the board's USB serial with MicroPython's REPL on it (friendly, raw and
+    raw-paste, as mpremote uses them) instead of the firmware serving frames on its UART; main.py is not
+    started, as on a board interrupted with Ctrl-C. The filesystem is written back to state_dir on soft
+    reset and on stop(), so that a later VirtualBoard(state_dir=same) boots what was put there.
+    `bare=True` starts from an empty filesystem instead of populating it with the firmware."""
 
     def __init__(self, runtime="auto", board="pico", model="home", state_dir=None, link=None,
-                 log=None, boot_timeout=60.0):
+                 log=None, boot_timeout=60.0, repl=False, bare=False):
         if runtime == "auto":
             runtime = available_runtimes()[0]
         if runtime not in ("micropython", "cpython"):
@@ -75,6 +82,11 @@ class VirtualBoard:
         if runtime == "micropython" and "micropython" not in available_runtimes():
             raise RekuError("the MicroPython runtime needs node and the npm package %s "
                             "(run `npm install` in %s)" % (WASM_PACKAGE, paths.ROOT))
+        if repl and runtime != "micropython":
+            raise RekuError("the REPL mode of the virtual board needs the MicroPython runtime "
+                            "(node and the npm package %s)" % WASM_PACKAGE)
+        self.repl = repl
+        self.bare = bare
         self.runtime = runtime
         self.board = board
         self.model = model
@@ -94,11 +106,15 @@ class VirtualBoard:
             board_dir = Path(self._tmp.name)
         else:
             board_dir = Path(self.state_dir)
-        if not (board_dir / "main.py").exists():
+        if self.bare:
+            board_dir.mkdir(parents=True, exist_ok=True)
+        elif not (board_dir / "main.py").exists():
             populate(board_dir, self.board, self.model)
         self.board_dir = board_dir
         master, slave = os.openpty()
         tty.setraw(slave)           # no echo, no line discipline: the pty carries raw bytes like a UART
+        if self.repl:
+            os.set_blocking(master, False)  # the Node side polls it, keeping its event loop free
         self._master, self._slave = master, slave
         self.port = os.ttyname(slave)
         if self.link:
@@ -108,6 +124,8 @@ class VirtualBoard:
         env = dict(os.environ, REKU_SIM_UART_FD=str(master), PYTHONUNBUFFERED="1")
         if self.runtime == "micropython":
             cmd = ["node", str(NODE_RUNNER), str(micropython_mjs()), str(board_dir), str(HAL), str(master)]
+            if self.repl:
+                cmd.append("--repl")
         else:
             cmd = [sys.executable, "-I", "-S", "-u", str(CPYTHON_RUNNER), str(board_dir), str(HAL)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -133,9 +151,9 @@ class VirtualBoard:
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()   # REPL mode: the board writes its filesystem back, then exits
             try:
-                self.proc.wait(5)
+                self.proc.wait(30 if self.repl else 5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -14,17 +14,30 @@ def configure(p):
     p.add_argument("--state", metavar="DIR", help="keep the board's filesystem in DIR across runs")
     p.add_argument("--link", metavar="PATH", help="also make PATH a symlink to the pty (e.g. /tmp/reku0)")
     p.add_argument("--quiet", action="store_true", help="do not echo the board's log")
+    p.add_argument("--repl", action="store_true",
+                   help="expose MicroPython's REPL on the pty, like a board's USB serial (for mpremote and "
+                        "reku deploy/doctor); main.py is not started; with --state the filesystem is kept")
+    p.add_argument("--bare", action="store_true",
+                   help="start from an empty filesystem (as a freshly flashed board) instead of the firmware")
 
 
 def run(args):
-    vb = VirtualBoard(runtime=args.runtime, board=args.board, model=args.model, state_dir=args.state,
-                      link=args.link, log=None if args.quiet else sys.stderr)
+    runtime = args.runtime
+    if args.repl and runtime == "auto":
+        runtime = "micropython"
+    vb = VirtualBoard(runtime=runtime, board=args.board, model=args.model, state_dir=args.state,
+                      link=args.link, log=None if args.quiet else sys.stderr, repl=args.repl, bare=args.bare)
     vb.start()
-    print("virtual board %s (%s) on %s" % (args.board, vb.runtime, vb.port), flush=True)
+    print("virtual board %s (%s%s) on %s" % (args.board, vb.runtime, ", REPL" if args.repl else "", vb.port),
+          flush=True)
     if args.link:
         print("linked as %s" % args.link, flush=True)
-    print("try: reku query --port %s \"turn on the kitchen light\"   (Ctrl-C stops the board)" % vb.port,
-          flush=True)
+    if args.repl:
+        print("try: mpremote connect %s fs ls   or   reku deploy --board %s --port %s   (Ctrl-C stops the board)"
+              % (vb.port, args.board, vb.port), flush=True)
+    else:
+        print("try: reku query --port %s \"turn on the kitchen light\"   (Ctrl-C stops the board)" % vb.port,
+              flush=True)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     try:
         vb.proc.wait()
