@@ -22,7 +22,7 @@ COMMANDS = {
     "flash": (None, "flash MicroPython firmware onto a board", 7),
     "deploy": (None, "copy firmware, profile, model and native module onto a board", 7),
     "doctor": (None, "check a connected board end to end", 7),
-    "wiring": (None, "draw the wiring between a board and its host as SVG", 4),
+    "wiring": ("reku.wiring", "draw the wiring between a board and its host as SVG", 4),
     "bench": ("reku.bench", "run the benchmarks and write benchmarks/results/", 6),
 }
 
