@@ -53,7 +53,7 @@ class ProtocolError(Exception):
     """A frame that cannot be accepted. `code` is one of the E_* codes, `seq` the frame's seq if known."""
 
     def __init__(self, code, message, seq=0):
-        Exception.__init__(self, message)
+        super().__init__(message)   # Exception.__init__(self, ..) does not exist on MicroPython
         self.code = code
         self.seq = seq
 
