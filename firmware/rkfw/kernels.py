@@ -8,8 +8,9 @@
 TIER = "python"
 
 H_LIM = 1 << 23          # residual stream clamp (Q8)
-A_LIM = 2047             # clamp of r, k, v and the channel-mixing hidden before squaring (Q8, real +-8)
-S_LIM = 1 << 21          # clamp of the time-mixing state (Q8)
+QA = 12                  # r, k, v, the time-mixing state and the channel-mixing hidden are Q12 (real * 4096)
+A_LIM = (8 << QA) - 1    # clamp of r, k, v and the channel-mixing hidden before squaring (real +-8)
+S_LIM = 1 << 21          # clamp of the time-mixing state (Q12, real +-512)
 FP4TAB = (0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12)
 
 
@@ -123,10 +124,10 @@ def quant_fp4(h, x):
 
 
 def shift(x, prev, mu, out):
-    """Token shift: out = prev + (((x - prev) * mu) >> 8); mu bytes 0..255."""
+    """Token shift: out = prev + (((x - prev) * mu + 128) >> 8); mu bytes 0..255."""
     for i in range(len(out)):
         p = prev[i]
-        out[i] = p + (((x[i] - p) * mu[i]) >> 8)
+        out[i] = p + (((x[i] - p) * mu[i] + 128) >> 8)
 
 
 def copy(src, dst):
@@ -147,13 +148,13 @@ def requant(y, n, M, S, lo, hi):
 
 
 def wkv(r, k, v, s, w, u, sig, out):
-    """Per-channel linear recurrence (head size 1), state s updated in place:
-    kv = (k*v) >> 8; out = (sig[clamp(r>>5)] * (s + ((u*kv) >> 8))) >> 8; s = clamp(((s*w) >> 8) + kv)."""
+    """Per-channel linear recurrence (head size 1) in Q12, state s updated in place:
+    kv = (k*v) >> 12; out = (sig[clamp(r>>9)+128] * (s + ((u*kv) >> 8))) >> 8; s = clamp(((s*w) >> 8) + kv)."""
     lim = S_LIM
     for i in range(len(out)):
-        kv = (k[i] * v[i]) >> 8
+        kv = (k[i] * v[i]) >> 12
         si = s[i]
-        j = r[i] >> 5
+        j = r[i] >> 9
         if j < -128:
             j = -128
         elif j > 127:
@@ -168,10 +169,10 @@ def wkv(r, k, v, s, w, u, sig, out):
 
 
 def square(k, n):
-    """k[i] = (k[i]*k[i]) >> 8 (inputs already clamped to 0..A_LIM by requant)."""
+    """k[i] = (k[i]*k[i]) >> 12 (Q12; inputs already clamped to 0..A_LIM by requant)."""
     for i in range(n):
         a = k[i]
-        k[i] = (a * a) >> 8
+        k[i] = (a * a) >> 12
 
 
 def add(h, y):

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from . import reference as ref
 from . import rkufile
 
-A_REAL = ref.A_LIM / 256.0
-S_REAL = ref.S_LIM / 256.0
+QA_SCALE = float(1 << ref.QA)
+A_REAL = ref.A_LIM / QA_SCALE
+S_REAL = ref.S_LIM / QA_SCALE
 
 
 def ste(x, q):
@@ -62,8 +63,9 @@ def q8(p):
 class TLinear(nn.Module):
     """Ternary linear layer: y = gain * alpha * RoundClip(W/alpha) @ x_n, alpha = mean|W|."""
 
-    def __init__(self, out_f, in_f, xs=127.0):
+    def __init__(self, out_f, in_f, xs=127.0, qout=256.0):
         super().__init__()
+        self.qout = qout            # fixed-point scale of the requantised output (Q8 or Q12)
         self.weight = nn.Parameter(torch.randn(out_f, in_f) / math.sqrt(in_f))
         self.log_gain = nn.Parameter(torch.tensor(0.0))
         self.xs = xs
@@ -92,7 +94,7 @@ class TLinear(nn.Module):
             if self.frozen is not None:
                 t = torch.where(self.frozen, self.frozen_val, t)
             a = float(a)
-            factor = math.exp(float(self.log_gain)) * a * 256.0 / self.xs
+            factor = math.exp(float(self.log_gain)) * a * self.qout / self.xs
             M, S = rkufile.requant_params(factor)
             W = t.cpu().numpy().astype(np.int64)
         return (name, "t", W.shape, ref.pack_ternary(W), M, S, a)
@@ -115,8 +117,9 @@ class Net(nn.Module):
             # decays spread over time scales from ~1 to ~100 tokens
             b.w = nn.Parameter(torch.logit(torch.linspace(0.3, 0.99, d)))
             b.u = nn.Parameter(torch.zeros(d))
-            b.Wr, b.Wk, b.Wv, b.Wo = (TLinear(d, d, xs) for _ in range(4))
-            b.Ck = TLinear(f, d, xs)
+            b.Wr, b.Wk, b.Wv = (TLinear(d, d, xs, QA_SCALE) for _ in range(3))
+            b.Wo = TLinear(d, d, xs)
+            b.Ck = TLinear(f, d, xs, QA_SCALE)
             b.Cv = TLinear(d, f, xs)
             self.blocks.append(b)
         self.head = TLinear(n_out, d)

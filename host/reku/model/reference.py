@@ -6,12 +6,12 @@ Pieces (names match rkfw.kernels):
   tmv(W, x)                     y = W @ x, W ternary {-1,0,1} (unpacked), x int8
   quant_i8(h) -> (x, amax)      x = sgn(h) * ((|h|*127 + (amax>>1)) // amax)
   quant_fp4(h) -> (x, amax)     kernel contract (kernels.md): FP4 E2M1 with power-of-two block scales, 8 per block
-  shift(x, prev, mu)            prev + (((x - prev) * mu) >> 8),    mu in 0..255
+  shift(x, prev, mu)            prev + (((x - prev) * mu + 128) >> 8),    mu in 0..255
   requant(y, M, S, lo, hi)      clip((y*M + (1 << (S-1))) >> S, lo, hi)
-  wkv(r, k, v, s, w, u, sig)    kv = (k*v) >> 8
-                                out = (sig[clip(r >> 5, -128, 127) + 128] * (s + ((u*kv) >> 8))) >> 8
+  wkv(r, k, v, s, w, u, sig)    kv = (k*v) >> 12                   (r, k, v, s, out in Q12; w, u, sig in Q8)
+                                out = (sig[clip(r >> 9, -128, 127) + 128] * (s + ((u*kv) >> 8))) >> 8
                                 s'  = clip(((s*w) >> 8) + kv, -S_LIM, S_LIM)
-  square(k)                     (k*k) >> 8
+  square(k)                     (k*k) >> 12
   add(h, y)                     clip(h + y, -H_LIM, H_LIM)
   embed(E_row, M, S)            (E_row*M + (1 << (S-1))) >> S      (E int8)
   dot_rows(K, q)                K @ q (int8 rows)
@@ -19,7 +19,7 @@ Pieces (names match rkfw.kernels):
 One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
   h = embed(E[t])
   x = act(h); xr, xk, xv = shift(x, prev_i, mu_r/k/v); prev_i = x
-  r = requant(tmv(Wr, xr), -A, A); k = ...Wk...; v = ...Wv...        (A = 2047)
+  r = requant(tmv(Wr, xr), -A, A); k = ...Wk...; v = ...Wv...        (Q12, A = 8*4096-1)
   o, s_i = wkv(r, k, v, s_i, w, u, sig); h = add(h, requant(tmv(Wo, act(o)), -H_LIM, H_LIM))
   x = act(h); xc = shift(x, prevc_i, cmu); prevc_i = x
   g = square(requant(tmv(Ck, xc), 0, A)); h = add(h, requant(tmv(Cv, act(g)), -H_LIM, H_LIM))
@@ -32,8 +32,9 @@ import numpy as np
 
 from rkfw import infer
 
-H_LIM = 1 << 23
-A_LIM = 2047
+H_LIM = 1 << 23            # residual stream h: Q8 (real * 256)
+QA = 12                    # r, k, v, state, channel-mixing hidden: Q12 (real * 4096)
+A_LIM = (8 << QA) - 1
 S_LIM = 1 << 21
 FP4TAB = np.array([0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12], dtype=np.int64)
 
@@ -88,7 +89,7 @@ def quant_fp4(h):
 def shift(x, prev, mu):
     x = np.asarray(x, dtype=np.int64)
     prev = np.asarray(prev, dtype=np.int64)
-    return prev + (((x - prev) * mu) >> 8)
+    return prev + (((x - prev) * mu + 128) >> 8)
 
 
 def requant(y, M, S, lo, hi):
@@ -96,15 +97,15 @@ def requant(y, M, S, lo, hi):
 
 
 def wkv(r, k, v, s, w, u, sig):
-    kv = (k * v) >> 8
-    j = np.clip(r >> 5, -128, 127) + 128
+    kv = (k * v) >> QA
+    j = np.clip(r >> (QA - 3), -128, 127) + 128
     out = (sig[j] * (s + ((u * kv) >> 8))) >> 8
     s2 = np.clip(((s * w) >> 8) + kv, -S_LIM, S_LIM)
     return out, s2
 
 
 def square(k):
-    return (k * k) >> 8
+    return (k * k) >> QA
 
 
 def add(h, y):

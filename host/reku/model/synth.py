@@ -23,10 +23,10 @@ def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0
     acts = list(acts or ["i8"] * layers)
     T = []
 
-    def tern(name, R, C, xs=127.0):
+    def tern(name, R, C, xs=127.0, qout=256.0):
         W = rng.integers(-1, 2, size=(R, C))
         alpha = 1.0 / math.sqrt(C)
-        M, S = rkufile.requant_params(gain * alpha * 256.0 / xs * float(rng.uniform(0.5, 2.0)))
+        M, S = rkufile.requant_params(gain * alpha * qout / xs * float(rng.uniform(0.5, 2.0)))
         T.append((name, "t", (R, C), pack_ternary(W), M, S, alpha))
 
     def u8(name, n, lo=0, hi=256):
@@ -43,10 +43,11 @@ def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0
             u8(p + nm, d)
         u8(p + "w", d, 1)
         u8(p + "u", d)
-        for nm in ("Wr", "Wk", "Wv", "Wo"):
-            tern(p + nm, d, d, xs)
+        for nm in ("Wr", "Wk", "Wv"):
+            tern(p + nm, d, d, xs, 4096.0)
+        tern(p + "Wo", d, d, xs)
         u8(p + "cmu", d)
-        tern(p + "Ck", f, d, xs)
+        tern(p + "Ck", f, d, xs, 4096.0)
         tern(p + "Cv", d, f, xs)
     tern("head", O, d)
     tern("ptr_k", dk, d)

@@ -119,17 +119,102 @@ def build_model_bytes(net, schema, vocab, model_id, extra=None):
     return rkufile.write(None, meta, net.export_tensors())
 
 
-def train(skill, out=None, d=40, f=80, layers=1, dk=40, acts=None, steps=300, batch=64, lr=3e-3, n_train=4000,
-          seed=0, minutes=None, log=print, eval_data=None, eval_every=0):
-    """Train and return (rku bytes, info dict). eval_data: list of examples scored with the integer
-    reference after export at the end (and every eval_every steps when > 0)."""
+SIZES = {          # name: (d, f, layers)
+    "tiny": (40, 80, 1),
+    "small": (80, 160, 2),
+    "medium": (120, 240, 2),
+    "large": (160, 320, 3),
+}
+
+
+def estimate_bytes(n_in, n_out, d, f, layers, dk=40, meta=6000):
+    tern = layers * (4 * d * d + 2 * d * f) + n_out * d + 2 * dk * d
+    return tern // 5 + (n_in + n_out) * d + layers * 6 * d + 256 + meta
+
+
+def size_for_budget(n_in, n_out, budget_bytes):
+    """The largest preset whose file fits the budget."""
+    best = "tiny"
+    for name, (d, f, L) in SIZES.items():
+        if estimate_bytes(n_in, n_out, d, f, L) <= budget_bytes:
+            best = name
+    return best
+
+
+class FlipMonitor:
+    """Counts ternary flips between checks (rate = flips per weight per step) and, when asked, freezes
+    weights whose flip frequency stays high (iterative freezing, Nagel et al. 2022)."""
+
+    def __init__(self, net):
+        self.mods = net.tlinears()
+        self.prev = [m.ternary()[0].detach().clone() for m in self.mods]
+        self.ema = [torch.zeros_like(p) for p in self.prev]
+        self.n = sum(p.numel() for p in self.prev)
+        self.frozen = 0
+
+    @torch.no_grad()
+    def update(self):
+        flips = 0
+        for i, m in enumerate(self.mods):
+            t = m.ternary()[0]
+            if m.frozen is not None:
+                t = torch.where(m.frozen, m.frozen_val, t)
+            ch = (t != self.prev[i]).float()
+            flips += int(ch.sum())
+            self.ema[i].mul_(0.99).add_(ch, alpha=0.01)
+            self.prev[i] = t.clone()
+        return flips / self.n
+
+    @torch.no_grad()
+    def freeze(self, threshold):
+        self.frozen = 0
+        for i, m in enumerate(self.mods):
+            f = self.ema[i] > threshold
+            if m.frozen is None:
+                m.frozen = f
+                m.frozen_val = self.prev[i].clone()
+            else:
+                newly = f & ~m.frozen
+                m.frozen_val = torch.where(newly, self.prev[i], m.frozen_val)
+                m.frozen = m.frozen | f
+            self.frozen += int(m.frozen.sum())
+        return self.frozen / self.n
+
+
+def dampening_loss(net):
+    """sum (w/alpha - clip(round(w/alpha)))^2 over ternary weights: pulls latent weights to their grid point."""
+    tot = 0.0
+    for m in net.tlinears():
+        a = m.alpha().detach()
+        z = m.weight / a
+        tot = tot + ((z - torch.clamp(torch.round(z), -1, 1).detach()) ** 2).mean()
+    return tot
+
+
+def _bar(frac, width=24):
+    n = int(frac * width)
+    return "[" + "=" * n + " " * (width - n) + "]"
+
+
+def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=None, steps=2000, batch=64, lr=3e-3,
+          n_train=20000, seed=0, minutes=None, log=print, dev_data=None, eval_every=250, dampen=1e-3,
+          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None):
+    """Quantization-aware training; returns (rku bytes of the best checkpoint on dev_data, info).
+    Ends after `steps` steps or `minutes` of wall time, whichever is first (the learning-rate schedule
+    follows the earlier of the two)."""
     from .evaluate import evaluate_model
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
     grammar = infer.Grammar(schema, vocab)
+    if size is None and d is None:
+        size = size_for_budget(tok.n_in, len(vocab), budget_bytes or 128 * 1024)
+    if size is not None:
+        d0, f0, L0 = SIZES[size]
+        d, f, layers = d or d0, f or f0, layers or L0
     exs = datagen.generate(skill, n_train, seed=seed)
     ds = Encoded(exs, tok, grammar, tok.n_in)
     if len(ds) == 0:
@@ -137,32 +222,80 @@ def train(skill, out=None, d=40, f=80, layers=1, dk=40, acts=None, steps=300, ba
     U = ds.mask_table()
     net = Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=dk, acts=acts)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 30) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
+    mon = FlipMonitor(net)
     rng = random.Random(seed)
     t0 = time.time()
-    hist = []
+    hist, evals, flips = [], [], []
     model_id = "%s-%s" % (skill.name, hashlib.sha1(json.dumps([schema, d, f, layers, seed]).encode()).hexdigest()[:8])
-    for step in range(steps):
-        if minutes is not None and time.time() - t0 > minutes * 60:
-            log("time cap reached at step %d" % step)
+    best = (-1.0, None, None)
+    extra = {"skill": skill.name, "seed": seed, "d": d, "f": f, "layers": layers}
+    step = 0
+
+    def progress():
+        el = time.time() - t0
+        fr = step / steps
+        if minutes:
+            fr = max(fr, el / (minutes * 60.0))
+        return min(1.0, fr)
+
+    def do_eval():
+        blob = build_model_bytes(net, schema, vocab, model_id, extra)
+        res = evaluate_model(rku.load(blob), dev_data)
+        evals.append((step, res["exact_match"], res["no_call_accuracy"]))
+        return blob, res
+
+    while True:
+        frac = progress()
+        if frac >= 1.0:
             break
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
         idx = [rng.randrange(len(ds)) for _ in range(batch)]
         b = ds.batch(idx)
         net.train()
         loss, correct, n = loss_fn(net, U, b)
+        total = loss
+        if dampen:
+            total = total + dampen * frac * dampening_loss(net)
         opt.zero_grad()
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        sched.step()
+        fr = mon.update()
+        flips.append(fr)
+        if freeze_after and frac >= freeze_after and step % 50 == 0:
+            mon.freeze(freeze_threshold)
         hist.append((step, loss.item(), correct / n))
-        if step % 25 == 0 or step == steps - 1:
-            log("step %4d  loss %.4f  step-acc %.3f  %.0fs" % (step, loss.item(), correct / n, time.time() - t0))
-    blob = build_model_bytes(net, schema, vocab, model_id)
-    info = {"steps": len(hist), "seconds": time.time() - t0, "history": hist, "skipped": len(ds.skipped)}
-    if eval_data:
-        info["eval"] = evaluate_model(rku.load(blob), eval_data)
+        step += 1
+        if dev_data and eval_every and step % eval_every == 0:
+            blob, res = do_eval()
+            if res["exact_match"] > best[0]:
+                best = (res["exact_match"], blob, res)
+            log("%s %3d%% step %5d  loss %.4f  held-out exact %.3f  no-call %.3f  flips/step %.2e  %.0fs"
+                % (_bar(frac), 100 * frac, step, loss.item(), res["exact_match"], res["no_call_accuracy"],
+                   sum(flips[-eval_every:]) / eval_every, time.time() - t0))
+        elif step % 50 == 0:
+            log("%s %3d%% step %5d  loss %.4f  step-acc %.3f  %.0fs"
+                % (_bar(frac), 100 * frac, step, loss.item(), correct / n, time.time() - t0))
+    info = {"steps": step, "seconds": time.time() - t0, "history": hist, "evals": evals, "skipped": len(ds.skipped),
+            "flip_rate": flips, "frozen": mon.frozen / mon.n, "d": d, "f": f, "layers": layers,
+            "n_ternary": mon.n}
+    if dev_data:
+        blob, res = do_eval()
+        if res["exact_match"] >= best[0]:
+            best = (res["exact_match"], blob, res)
+        blob, info["eval"] = best[1], best[2]
+    else:
+        blob = build_model_bytes(net, schema, vocab, model_id, extra)
     if out:
         with open(out, "wb") as fh:
             fh.write(blob)
+    if png:
+        from .png import chart
+        w = max(1, len(hist) // 200)
+        sm = [(hist[i][0], sum(h[1] for h in hist[i:i + w]) / len(hist[i:i + w])) for i in range(0, len(hist), w)]
+        series = [(sm, (200, 40, 40))]
+        if evals:
+            series.append(([(s, 1.0 - e) for s, e, _ in evals], (40, 90, 200)))
+        chart(series, png)
     return blob, info

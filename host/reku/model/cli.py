@@ -1,0 +1,209 @@
+"""`reku train`, `reku eval`, `reku inspect`."""
+
+import json
+import sys
+from pathlib import Path
+
+from .. import paths
+from ..errors import NotImplementedYet, RekuError
+
+DEFAULT_BUDGET_KB = 128
+
+
+# ---- board profiles --------------------------------------------------------------------------------------
+MODEL_HEAP_SHARE = 0.624      # without ROMFS the model is read into RAM: it may take 5/8 of the heap at boot
+
+
+def board_profiles():
+    from rkfw import boards
+    out = {}
+    for name in boards.names(str(paths.BOARDS)):
+        try:
+            out[name] = boards.load(name, str(paths.BOARDS))
+        except boards.BoardError:
+            continue
+    return out
+
+
+def board_budget(profile):
+    """(model file budget in bytes, heap at boot in bytes) of a board profile. Without ROMFS the file is
+    read into RAM and may use MODEL_HEAP_SHARE of the heap; with ROMFS it stays in flash (half the
+    filesystem)."""
+    heap = profile["heap_kb"] * 1024
+    if profile.get("romfs"):
+        return profile["fs_kb"] * 1024 // 2, heap
+    return int(heap * MODEL_HEAP_SHARE), heap
+
+
+# ---- train -------------------------------------------------------------------------------------------------
+def configure_train(p):
+    p.add_argument("--skill", required=True, help="skill directory (tools.json + examples.jsonl)")
+    p.add_argument("--out", required=True, help="output .rku file")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--board", help="size the model for this board profile (hw/boards/NAME.json)")
+    g.add_argument("--budget-kb", type=float, help="size the model to fit N KB")
+    p.add_argument("--minutes", type=float, help="wall-time cap")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (the time cap may end it earlier)")
+    p.add_argument("--size", choices=["tiny", "small", "medium", "large"], help="override the budget-chosen size")
+    p.add_argument("--acts", help="activation precision per layer, e.g. i8,fp4 (default all int8)")
+    p.add_argument("--examples", type=int, default=20000, help="generated training examples")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--no-dampen", action="store_true", help="disable oscillation dampening")
+    p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
+    p.add_argument("--algo", choices=["qat", "ff"], default="qat", help="training route (ff: issue 8)")
+    p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_train(args):
+    from . import data as datagen
+    from .skill import load_skill
+    from .train import train
+    if args.algo != "qat" or args.float:
+        raise NotImplementedYet("--algo ff and --float are not implemented yet (tracked in issue 8)")
+    skill = load_skill(args.skill)
+    budget = None
+    if args.board:
+        from rkfw import boards
+        try:
+            prof = boards.load(args.board, str(paths.BOARDS))
+        except boards.BoardError as e:
+            raise RekuError(str(e))
+        budget = board_budget(prof)[0]
+    elif args.budget_kb:
+        budget = int(args.budget_kb * 1024)
+    dev = datagen.generate(skill, 300, seed=args.seed + 1000)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    acts = args.acts.split(",") if args.acts else None
+    try:
+        blob, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
+                           n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
+                           dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
+                           budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")))
+    except ValueError as e:
+        raise RekuError(str(e))
+    if acts and len(acts) != info["layers"]:
+        raise RekuError("--acts lists %d layers, the model has %d" % (len(acts), info["layers"]))
+    if budget and len(blob) > budget:
+        raise RekuError("trained model is %d bytes, over the budget of %d" % (len(blob), budget))
+    out.write_bytes(blob)
+    ev = info.get("eval", {})
+    print("wrote %s: %d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
+          "loss curve %s" % (out, len(blob), info["d"], info["f"], info["layers"], info["steps"], info["seconds"],
+                             ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
+    return 0
+
+
+# ---- eval --------------------------------------------------------------------------------------------------
+def configure_eval(p):
+    p.add_argument("--model", required=True, help=".rku file or bundled skill name (e.g. home)")
+    p.add_argument("--data", required=True, help="JSONL file of {query, calls}")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--engine", choices=["reference", "firmware"], default="reference",
+                   help="numpy reference (default) or the firmware engine (identical results, slower)")
+    p.add_argument("--errors", type=int, default=0, help="list up to N mistakes")
+
+
+def load_model(name_or_path):
+    from rkfw import rku
+    path = paths.model_path(name_or_path)
+    if not path.exists():
+        raise RekuError("model %s not found" % path)
+    try:
+        return rku.load(path.read_bytes()), path
+    except rku.RkuError as e:
+        raise RekuError("%s: %s" % (path, e))
+
+
+def run_eval(args):
+    from .evaluate import evaluate_model
+    from .skill import _read_jsonl
+    model, path = load_model(args.model)
+    if not Path(args.data).exists():
+        raise RekuError("data file %s not found" % args.data)
+    data = _read_jsonl(args.data)
+    if not data:
+        raise RekuError("%s has no examples" % args.data)
+    res = evaluate_model(model, data, engine="reference" if args.engine == "reference" else "firmware",
+                         with_errors=bool(args.errors))
+    errors = res.pop("errors", [])
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print("%s on %s (%d examples)" % (path, args.data, res["n"]))
+        for k in ("exact_match", "name_accuracy", "argument_accuracy", "no_call_accuracy", "call_recall", "valid"):
+            print("  %-18s %.3f" % (k, res[k]))
+    for e in errors[:args.errors]:
+        print("  MISS %r\n    expected %s\n    got      %s" % (e["query"], json.dumps(e["expected"]),
+                                                              json.dumps(e["got"])), file=sys.stderr)
+    return 0
+
+
+# ---- inspect -----------------------------------------------------------------------------------------------
+def configure_inspect(p):
+    p.add_argument("file", help=".rku file or bundled skill name")
+    p.add_argument("--json", action="store_true")
+
+
+def inference_ram(model):
+    """Bytes of the Engine's preallocated buffers (int32 = 4 bytes, int8 = 1)."""
+    a = model.arch
+    d, f, L, dk, mi, O = a["d"], a["f"], a["layers"], a["dk"], a["max_in"], len(model.vocab)
+    i32 = 5 * d + f + L * d + O + dk + (mi + 1)
+    i8 = 2 * d + f + 2 * L * d + (mi + 1) * dk + dk
+    return 4 * i32 + i8 + 2 * mi + 2 * O
+
+
+def inspect_model(model, nbytes):
+    tern = [t for t in model.tensors.values() if t.dtype == "t"]
+    n_tern = sum(t.numel() for t in tern)
+    tern_bytes = sum(len(t.data) for t in tern)
+    scale_bytes = 4 * len(tern)        # the per-tensor scale the kernels use: M (< 2**14) and S (<= 30)
+    other = {t.name: t.numel() for t in model.tensors.values() if t.dtype != "t"}
+    bufs = inference_ram(model)
+    meta_len = len(json.dumps(model.meta))
+    res = {"model_id": model.model_id, "sha256": model.sha256, "file_bytes": nbytes, "arch": model.arch,
+           "functions": len(model.schema["fns"]), "vocab_out": len(model.vocab),
+           "ternary_params": n_tern, "other_params": sum(other.values()),
+           "bits_per_ternary_weight": 8.0 * (tern_bytes + scale_bytes) / max(1, n_tern),
+           "ram_buffers_bytes": bufs,
+           "ram_model_in_ram_bytes": nbytes + bufs + 3 * meta_len,
+           "ram_model_in_flash_bytes": bufs + 3 * meta_len,
+           "boards": {}}
+    for name, prof in board_profiles().items():
+        budget, heap = board_budget(prof)
+        need = res["ram_model_in_flash_bytes"] if prof.get("romfs") else res["ram_model_in_ram_bytes"]
+        res["boards"][name] = {"fits": bool(nbytes <= budget and need <= heap), "budget_bytes": budget,
+                               "heap_bytes": heap, "ram_needed": need}
+    return res
+
+
+def run_inspect(args):
+    model, path = load_model(args.file)
+    res = inspect_model(model, path.stat().st_size)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    a = res["arch"]
+    print("%s  (%s)" % (path, res["model_id"]))
+    print("  sha256            %s" % res["sha256"])
+    print("  file              %d bytes" % res["file_bytes"])
+    print("  architecture      %s: d=%d f=%d layers=%d dk=%d max_in=%d acts=%s"
+          % (a.get("type"), a["d"], a["f"], a["layers"], a["dk"], a["max_in"], ",".join(a["acts"])))
+    print("  functions         %d (%d output tokens)" % (res["functions"], res["vocab_out"]))
+    print("  ternary params    %d  (%.3f bits/weight incl. scales)" % (res["ternary_params"],
+                                                                         res["bits_per_ternary_weight"]))
+    print("  other params      %d  (int8 embedding, uint8 mu/decay/bonus, sigmoid LUT)" % res["other_params"])
+    print("  RAM at inference  %d bytes buffers; ~%d with the model read into RAM, ~%d mapped from flash"
+          % (res["ram_buffers_bytes"], res["ram_model_in_ram_bytes"], res["ram_model_in_flash_bytes"]))
+    if res["boards"]:
+        for name, b in res["boards"].items():
+            print("  board %-16s %-12s file budget %7d, needs ~%6d of %6d bytes heap" % (
+                name, "fits" if b["fits"] else "DOES NOT FIT", b["budget_bytes"], b["ram_needed"], b["heap_bytes"]))
+    else:
+        print("  boards            no board profiles in %s" % paths.BOARDS)
+    return 0

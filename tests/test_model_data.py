@@ -1,0 +1,81 @@
+"""Data generation from a skill: deterministic, placeholders expanded consistently, noise that keeps
+copied strings intact, negatives and compounds present; skill loading errors are clear."""
+import json
+
+import pytest
+
+from reku import paths
+from reku.errors import RekuError
+from reku.model import data
+from reku.model.evaluate import validate_call
+from reku.model.skill import load_skill
+
+HOME = paths.SKILLS / "home"
+
+
+@pytest.fixture(scope="module")
+def skill():
+    return load_skill(HOME)
+
+
+def test_deterministic_for_a_seed(skill):
+    a = data.generate(skill, 300, seed=7)
+    b = data.generate(skill, 300, seed=7)
+    c = data.generate(skill, 300, seed=8)
+    assert a == b
+    assert a != c
+
+
+def test_placeholders_expanded_and_calls_valid(skill):
+    exs = data.generate(skill, 1500, seed=1)
+    n_neg = n_compound = n_words = 0
+    for ex in exs:
+        assert "{" not in ex["query"] and "}" not in ex["query"]
+        for c in ex["calls"]:
+            assert validate_call(c, skill.tools) is None, ex
+            for v in c["arguments"].values():
+                assert not (isinstance(v, str) and v.startswith("{"))
+        n_neg += not ex["calls"]
+        n_compound += len(ex["calls"]) == 2
+        n_words += any(w in ex["query"].lower().split() for w in ("twenty", "thirty", "forty", "fifty", "sixty"))
+    assert 0.08 < n_neg / len(exs) < 0.25
+    assert n_compound > 50
+    assert n_words > 10
+
+
+def test_integer_surface_matches_value(skill):
+    """A number placeholder appears in the query as the digits or the words of the argument."""
+    for ex in data.generate(skill, 800, seed=3, noise_level=0.0, compounds=0.0):
+        for c in ex["calls"]:
+            if c["name"] == "set_brightness" and "all the way" not in ex["query"] and "half" not in ex["query"] \
+                    and "full" not in ex["query"]:
+                lv = c["arguments"]["level"]
+                assert str(lv) in ex["query"] or data.number_words(lv) in ex["query"], ex
+
+
+def test_copied_strings_survive_noise(skill):
+    for ex in data.generate(skill, 3000, seed=11, noise_level=3.0):
+        for c in ex["calls"]:
+            for k in ("query", "label"):
+                if k in c["arguments"]:
+                    assert c["arguments"][k].lower() in ex["query"].lower(), ex
+
+
+def test_number_words():
+    assert data.number_words(0) == "zero"
+    assert data.number_words(21) == "twenty one"
+    assert data.number_words(100) == "one hundred"
+    assert data.number_words(345) == "three hundred forty five"
+
+
+def test_skill_errors_are_clear(tmp_path):
+    with pytest.raises(RekuError, match="no tools.json"):
+        load_skill(tmp_path)
+    (tmp_path / "tools.json").write_text(json.dumps([{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}]))
+    with pytest.raises(RekuError, match="minimum and maximum"):
+        load_skill(tmp_path)
+    (tmp_path / "tools.json").write_text(json.dumps([{"type": "function", "function": {"name": "f"}}]))
+    (tmp_path / "examples.jsonl").write_text('{"query": "go", "calls": [{"name": "g", "arguments": {}}]}\n')
+    with pytest.raises(RekuError, match="line 1: unknown function 'g'"):
+        load_skill(tmp_path)

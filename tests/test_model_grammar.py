@@ -1,0 +1,135 @@
+"""Schema-constrained decoding: whatever the weights, every output is a valid list of calls."""
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reku import paths
+from reku.model import data
+from reku.model.evaluate import validate_call
+from reku.model.reference import Reference
+from reku.model.skill import compile_schema, load_skill
+from reku.model.synth import random_model
+from reku.model.tokenizer import ALPHABET
+from rkfw import infer, rku
+
+HOME = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+
+
+def fn(name, props, required):
+    return {"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": props, "required": required}}}
+
+
+# a second schema exercising every parameter kind: negative ranges, booleans, required strings
+ODD = [
+    fn("move", {"dx": {"type": "integer", "minimum": -250, "maximum": 37},
+                "fast": {"type": "boolean"}}, ["dx"]),
+    fn("say", {"text": {"type": "string", "maxLength": 6}, "loud": {"type": "boolean"}}, ["text", "loud"]),
+    fn("tune", {"f": {"type": "integer", "minimum": 88, "maximum": 108},
+                "band": {"type": "string", "enum": ["fm", "am"]}}, ["f"]),
+    fn("noop", {}, []),
+]
+
+
+def check_calls(calls, tools, max_calls=2):
+    assert isinstance(calls, list) and len(calls) <= max_calls
+    for c in calls:
+        assert set(c) == {"name", "arguments"}
+        err = validate_call(c, tools)
+        assert err is None, (c, err)
+
+
+@pytest.mark.parametrize("tools", [HOME, ODD], ids=["home", "odd"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10 ** 6), gain=st.sampled_from([0.3, 1.0, 4.0]),
+       text=st.text(alphabet=st.sampled_from(list(ALPHABET) + ["é", "\n", "☃"]), max_size=60))
+def test_random_weights_always_give_valid_calls(tools, seed, gain, text):
+    m = rku.load(random_model(tools, seed=seed, d=40, f=40, layers=1, gain=gain))
+    calls, _ = Reference(m).run(text)
+    check_calls(calls, tools)
+    # copied strings are spans of the request
+    for c in calls:
+        for k, v in c["arguments"].items():
+            if isinstance(v, str) and v not in [x for t in tools for p in t["function"]["parameters"]["properties"].values()
+                                                for x in p.get("enum", [])]:
+                assert v in text[:m.arch["max_in"]]
+
+
+def test_integer_prefixes_exhaustive():
+    """_completable agrees with brute force over all prefixes for several ranges."""
+    for lo, hi in [(0, 100), (10, 30), (1, 720), (0, 23), (-250, 37), (-9, -3), (88, 108), (0, 0), (5, 5)]:
+        vals = [str(v) for v in range(lo, hi + 1)]
+        prefixes = {v[:i] for v in vals for i in range(1, len(v) + 1)}
+        for neg in (False, True):
+            for nd in range(1, 5):
+                for val in range(10 ** nd):
+                    s = ("-" if neg else "") + ("%0*d" % (nd, val))
+                    assert infer._completable(neg, val, nd, lo, hi) == (s in prefixes), (lo, hi, s)
+
+
+def test_integer_decoding_reaches_every_value_and_nothing_else():
+    schema, vocab = compile_schema(ODD)
+    g = infer.Grammar(schema, vocab)
+    tok = infer.Tokenizer(ALPHABET)
+    seen = set()
+
+    def walk(path):
+        g.reset("x", tok)
+        for t in path:
+            g.next()
+            g.feed(t)
+        kind = g.next()
+        if kind == infer.K_DONE:
+            seen.add(g.calls()[0]["arguments"]["dx"])
+            return
+        for t in list(g.allow[:g.n_allow]):
+            if t == infer.FN0 + 0 or path:
+                if len(path) > 0 and t in (infer.FN0 + 1, infer.FN0 + 2, infer.FN0 + 3):
+                    continue
+                if t in (infer.PRESENT, infer.TRUE, infer.FALSE):
+                    continue          # skip the optional boolean branch: only dx matters here
+                walk(path + [t])
+
+    walk([])
+    assert seen == set(range(-250, 38))
+
+
+def test_target_steps_round_trip_on_generated_data():
+    sk = load_skill(paths.SKILLS / "home")
+    schema, vocab = compile_schema(sk)
+    g = infer.Grammar(schema, vocab)
+    tok = infer.Tokenizer(ALPHABET)
+    exs = data.generate(sk, 400, seed=5)
+    for ex in exs:
+        steps = infer.target_steps(g, ex["calls"], ex["query"], tok)
+        g.reset(ex["query"], tok)
+        for kind, choice, allowed in steps:
+            assert g.next() == kind and choice in allowed
+            g.feed(choice)
+        assert g.next() == infer.K_DONE
+        got = g.calls()
+        assert len(got) == len(ex["calls"])
+        for a, b in zip(got, ex["calls"]):
+            assert a["name"] == b["name"]
+            assert {k: (v.lower() if isinstance(v, str) else v) for k, v in a["arguments"].items()} == \
+                   {k: (v.lower() if isinstance(v, str) else v) for k, v in b["arguments"].items()}
+
+
+def test_target_steps_rejects_impossible_calls():
+    schema, vocab = compile_schema(HOME)
+    g = infer.Grammar(schema, vocab)
+    tok = infer.Tokenizer(ALPHABET)
+    bad = [
+        [{"name": "set_brightness", "arguments": {"room": "kitchen", "level": 101}}],
+        [{"name": "set_light", "arguments": {"room": "attic", "state": "on"}}],
+        [{"name": "set_light", "arguments": {"room": "kitchen"}}],
+        [{"name": "play_music", "arguments": {"query": "opera"}}],            # not in the text
+        [{"name": "play_music", "arguments": {"query": "jaz"}}],              # not on word boundaries
+        [{"name": "nope", "arguments": {}}],
+        [{"name": "stop_music", "arguments": {}}] * 3,                        # more than max_calls
+    ]
+    for calls in bad:
+        with pytest.raises(ValueError):
+            infer.target_steps(g, calls, "play some jazz", tok)

@@ -1,0 +1,107 @@
+"""Integer parity: the numpy reference, the firmware engine on CPython (Python tier) and the firmware on
+MicroPython (official WebAssembly build under Node) give identical residual streams, tokens and calls."""
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reku import paths, sim
+from reku.model.reference import Reference
+from reku.model.synth import random_model
+from rkfw import infer, kernels, rku
+
+TOOLS = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+QUERIES = [
+    "turn on the kitchen light", "dim the bedroom to 30%", "play some jazz in the kitchen",
+    "set a timer for 10 minutes for pasta", "what's the capital of france", "set an alarm for 7:30",
+    "", "   ", "Ünïcödé ünknown chârs ☃ in the lounge", "LOCK THE FRONT DOOR!!!",
+    "x" * 300, "play " + "very long song title " * 6, "set the volume to 100 and stop the music in the garage",
+    "12345678901234567890", "a", "'", "set brightness -5 and 999",
+]
+MODELS = {
+    "i8-1layer": dict(seed=1, d=40, f=80, layers=1),
+    "fp4-i8-2layer": dict(seed=2, d=40, f=80, layers=2, acts=["fp4", "i8"]),
+    "wide-hot": dict(seed=3, d=80, f=120, layers=1, gain=4.0),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model_blob(request):
+    return random_model(TOOLS, **MODELS[request.param])
+
+
+def test_residual_stream_matches_reference_step_by_step(model_blob):
+    m = rku.load(model_blob)
+    eng = infer.Engine(m, kernels.PYTHON)
+    r = Reference(m)
+    r.reset()
+    eng._reset()
+    rng = np.random.default_rng(0)
+    n_ids = m.arch["n_in"] + m.arch["n_out"]
+    for t in rng.integers(0, n_ids, size=60):
+        eng.step(int(t))
+        want = r.step(int(t))
+        assert list(eng.h) == list(want)
+    # the stream reaches non-trivial magnitudes (the test would be weak on all-zero activations)
+    assert max(abs(v) for v in eng.h) > 256
+
+
+def test_calls_match_reference(model_blob):
+    m = rku.load(model_blob)
+    eng = infer.Engine(m, kernels.PYTHON)
+    r = Reference(m)
+    for q in QUERIES:
+        calls, st = eng.run(q)
+        want, trace = r.run(q)
+        assert calls == want, q
+        assert st["tokens_out"] == len(trace)
+        assert st["tokens_in"] == min(len(q), m.arch["max_in"]) + 1
+
+
+def test_bundled_model_matches_reference():
+    m = rku.load(paths.model_path("home").read_bytes())
+    eng = infer.Engine(m)
+    r = Reference(m)
+    for q in QUERIES[:8]:
+        assert eng.run(q)[0] == r.run(q)[0], q
+
+
+def run_micropython(blob, queries, tmp_path):
+    mjs = sim.micropython_mjs()
+    if mjs is None or not sim.shutil.which("node"):
+        pytest.skip("MicroPython WebAssembly build not installed (node_modules missing: `make test` installs it)")
+    model = tmp_path / "m.rku"
+    model.write_bytes(blob)
+    qf = tmp_path / "q.json"
+    qf.write_text(json.dumps(queries))
+    helper = Path(__file__).parent / "helpers" / "mp_infer.mjs"
+    p = subprocess.run(["node", str(helper), str(mjs), str(paths.FIRMWARE), str(model), str(qf)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def test_micropython_matches_reference(tmp_path):
+    blob = random_model(TOOLS, **MODELS["fp4-i8-2layer"])
+    m = rku.load(blob)
+    r = Reference(m)
+    got = run_micropython(blob, QUERIES, tmp_path)
+    assert len(got) == len(QUERIES)
+    for q, g in zip(QUERIES, got):
+        assert "error" not in g, g
+        assert g["tier"] == "python"
+        assert g["sha"] == m.sha256
+        assert g["calls"] == r.run(q)[0], q
+
+
+def test_micropython_bundled_model(tmp_path):
+    blob = paths.model_path("home").read_bytes()
+    m = rku.load(blob)
+    r = Reference(m)
+    qs = QUERIES[:6]
+    got = run_micropython(blob, qs, tmp_path)
+    for q, g in zip(qs, got):
+        assert g["calls"] == r.run(q)[0], q
+    assert got[0]["calls"], "no call for a plain light request"

@@ -1,0 +1,93 @@
+"""A tiny end-to-end run in seconds: reku train -> reku eval -> reku inspect on a toy skill."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from reku.model import data
+from reku.model.skill import load_skill
+
+TOOLS = [
+    {"type": "function", "function": {"name": "lamp", "description": "lamp on/off", "parameters": {
+        "type": "object", "properties": {"state": {"type": "string", "enum": ["on", "off"]}}, "required": ["state"]}}},
+    {"type": "function", "function": {"name": "wait", "description": "wait", "parameters": {
+        "type": "object", "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 60}},
+        "required": ["minutes"]}}},
+    {"type": "function", "function": {"name": "say", "description": "say text", "parameters": {
+        "type": "object", "properties": {"text": {"type": "string", "examples": ["hello", "good night", "welcome home"]}},
+        "required": ["text"]}}},
+]
+EXAMPLES = [
+    {"query": "turn the lamp {state}", "calls": [{"name": "lamp", "arguments": {"state": "{state}"}}]},
+    {"query": "lamp {state}", "calls": [{"name": "lamp", "arguments": {"state": "{state}"}}]},
+    {"query": "wait {minutes} minutes", "calls": [{"name": "wait", "arguments": {"minutes": "{minutes}"}}]},
+    {"query": "pause for {minutes} min", "calls": [{"name": "wait", "arguments": {"minutes": "{minutes}"}}]},
+    {"query": "say {text}", "calls": [{"name": "say", "arguments": {"text": "{text}"}}]},
+    {"query": "announce {text}", "calls": [{"name": "say", "arguments": {"text": "{text}"}}]},
+    {"query": "what is love", "calls": []},
+]
+
+
+def reku(*args):
+    return subprocess.run([sys.executable, "-m", "reku.cli"] + list(args), capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    (d / "tools.json").write_text(json.dumps(TOOLS))
+    (d / "examples.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
+    test = data.generate(load_skill(d), 150, seed=4242)
+    (d / "test.jsonl").write_text("".join(json.dumps(e) + "\n" for e in test))
+    return d
+
+
+def test_train_eval_inspect(toy):
+    out = toy / "m.rku"
+    r = reku("train", "--skill", str(toy), "--out", str(out), "--size", "tiny", "--steps", "200",
+             "--examples", "1000", "--batch", "32", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert "loss" in r.stdout and "held-out" in r.stdout
+    assert out.exists() and out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = reku("eval", "--model", str(out), "--data", str(toy / "test.jsonl"), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert {"exact_match", "name_accuracy", "no_call_accuracy", "valid", "n"} <= set(res)
+    assert res["n"] == 150 and res["valid"] == 1.0
+    # 200 steps of a 40-wide model learn the toy well beyond the always-no-call baseline (~15%)
+    assert res["exact_match"] > 0.3 and res["name_accuracy"] > 0.6
+    r = reku("inspect", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    ins = json.loads(r.stdout)
+    assert ins["file_bytes"] == out.stat().st_size
+    assert 1.6 <= ins["bits_per_ternary_weight"] <= 1.65      # tiny: 9 per-tensor scales over 17K weights
+    assert ins["boards"]["pico"]["fits"]
+
+
+def test_bundled_model_bits_per_weight():
+    r = reku("inspect", "home", "--json")
+    assert r.returncode == 0, r.stderr
+    assert 1.6 <= json.loads(r.stdout)["bits_per_ternary_weight"] <= 1.62
+
+
+def test_budget_picks_a_size_that_fits(toy):
+    from reku.model.train import SIZES, estimate_bytes, size_for_budget
+    for kb in (10, 40, 128, 400):
+        name = size_for_budget(47, 30, kb * 1024)
+        d, f, L = SIZES[name]
+        assert name == "tiny" or estimate_bytes(47, 30, d, f, L) <= kb * 1024
+
+
+def test_errors_are_one_line(toy, tmp_path):
+    r = reku("eval", "--model", str(tmp_path / "none.rku"), "--data", str(toy / "test.jsonl"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not found" in r.stderr
+    bad = tmp_path / "bad.rku"
+    bad.write_bytes(b"RKU1" + b"\0" * 30)
+    r = reku("inspect", str(bad))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    r = reku("train", "--skill", str(tmp_path), "--out", str(tmp_path / "x.rku"))
+    assert r.returncode == 1 and "no tools.json" in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--algo", "ff")
+    assert r.returncode != 0 and "issue 8" in r.stderr
