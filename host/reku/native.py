@@ -1,0 +1,88 @@
+"""Thin numpy-friendly wrapper over the CPython build of the native kernels (reku._rkernel, built by
+`pip install -e .` from modules/rkernel/rk_core.c, the same C core as the board module `rkernel`).
+
+    from reku import native
+    y = native.tmv(packed, R, C, x)          # int32 (R,), packed = .rku ternary bytes, x int8-valued
+    x8, amax = native.quant_i8(h)            # like reference.quant_i8, on int32-range input
+    eng = infer.Engine(model, native.tier()) # the firmware engine on CPython with C kernels
+
+The raw module (`native.raw()`) takes the firmware's buffer arguments unchanged (array('b'), array('i'),
+bytes, memoryview), exactly like `rkernel` on a board.
+"""
+
+import numpy as np
+
+from .errors import RekuError
+
+_mod = None
+
+
+def raw():
+    """The extension module reku._rkernel; RekuError when it was not built."""
+    global _mod
+    if _mod is None:
+        try:
+            from . import _rkernel
+        except ImportError as e:
+            raise RekuError("the native kernels are not built (%s): run `pip install -e .` in the repository" % e)
+        _mod = _rkernel
+    return _mod
+
+
+def available():
+    try:
+        raw()
+        return True
+    except RekuError:
+        return False
+
+
+def _i8(x, n=None):
+    a = np.ascontiguousarray(x)
+    if a.dtype != np.int8:
+        if a.size and (a.min() < -128 or a.max() > 127):
+            raise ValueError("int8 input out of range")
+        a = a.astype(np.int8)
+    if n is not None and a.size < n:
+        raise ValueError("need %d values, got %d" % (n, a.size))
+    return a
+
+
+def _i32(h):
+    a = np.ascontiguousarray(h)
+    if a.dtype != np.int32:
+        if a.size and (a.min() < -(1 << 31) or a.max() >= (1 << 31)):
+            raise ValueError("int32 input out of range")
+        a = a.astype(np.int32)
+    return a
+
+
+def tmv(packed, R, C, x, out=None):
+    """y = W @ x for the packed ternary (R, C) matrix (bytes/uint8 array, .rku layout). Returns int32 (R,)."""
+    y = np.empty(R, dtype=np.int32) if out is None else out
+    w = packed if isinstance(packed, (bytes, bytearray, memoryview)) else np.ascontiguousarray(packed, np.uint8)
+    raw().tmv(w, R, C, _i8(x, C), y)
+    return y
+
+
+def quant_i8(h):
+    """(x int8, amax) = reference.quant_i8(h) for |h| < 2**24."""
+    h = _i32(h)
+    x = np.empty(h.size, dtype=np.int8)
+    amax = raw().quant_i8(h, x)
+    return x, amax
+
+
+def quant_fp4(h):
+    """(x int8, amax) = reference.quant_fp4(h) for |h| < 2**24, len(h) a multiple of 8."""
+    h = _i32(h)
+    x = np.empty(h.size, dtype=np.int8)
+    amax = raw().quant_fp4(h, x)
+    return x, amax
+
+
+def tier():
+    """The C kernels as an rkfw.kernels.Tier, for rkfw.infer.Engine(model, native.tier())."""
+    from rkfw import kernels
+    m = raw()
+    return kernels.Tier("native", {name: getattr(m, name) for name in kernels.NAMES})

@@ -1,0 +1,429 @@
+/* CPython bindings of rk_core: the extension module reku._rkernel (built by setup.py). Same functions and
+ * arguments as the MicroPython module `rkernel` (mod_rkernel.c) and firmware/rkfw/kernels.py; any object
+ * with the buffer protocol works: int8 vectors need 1-byte items, int32 vectors 4-byte items. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "rk_baseline.h"
+#include "rk_core.h"
+
+#define NBUF 8
+
+typedef struct {
+    Py_buffer v[NBUF];
+    int n;
+} rk_bufs;
+
+static void rk_free(rk_bufs *b) {
+    while (b->n > 0) {
+        PyBuffer_Release(&b->v[--b->n]);
+    }
+}
+
+/* Borrows a C-contiguous buffer of `itemsize`-byte items; returns its item count or -1 (exception set). */
+static Py_ssize_t rk_get(rk_bufs *b, PyObject *o, Py_ssize_t itemsize, int writable, const char *what, void **ptr) {
+    Py_buffer *v = &b->v[b->n];
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) {
+        return -1;
+    }
+    b->n++;
+    if (v->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: need %zd-byte items, got %zd-byte items", what, itemsize, v->itemsize);
+        return -1;
+    }
+    *ptr = v->buf;
+    return v->len / itemsize;
+}
+
+static int rk_need(Py_ssize_t have, Py_ssize_t need, const char *what) {
+    if (have < need) {
+        PyErr_Format(PyExc_ValueError, "%s: need %zd items, got %zd", what, need, have);
+        return -1;
+    }
+    return 0;
+}
+
+static int rk_shape(int R, int C) {
+    if (R < 0 || C < 0 || C > 65535) {
+        PyErr_Format(PyExc_ValueError, "tmv: bad shape %d x %d (0 <= C <= 65535)", R, C);
+        return -1;
+    }
+    return 0;
+}
+
+typedef void (*rk_mv_fn)(const void *, int, int, const int8_t *, int32_t *);
+
+static void rk_i8(const void *w, int R, int C, const int8_t *x, int32_t *y) {
+    rk_tmv_i8(w, R, C, x, y);
+}
+
+static void rk_i8s(const void *w, int R, int C, const int8_t *x, int32_t *y) {
+    rk_tmv_i8_scalar(w, R, C, x, y);
+}
+
+static void rk_dec(const void *w, int R, int C, const int8_t *x, int32_t *y) {
+    rk_tmv_decode(w, R, C, x, y);
+}
+
+/* Shared by tmv and the baselines: (w, R, C, x, y); packed = weights are 5 trits per byte. */
+static PyObject *rk_mv(PyObject *args, int packed, rk_mv_fn fn, const char *name) {
+    PyObject *ow, *ox, *oy, *os = NULL;
+    int R, C;
+    rk_bufs b = {.n = 0};
+    void *w, *x, *y, *s;
+    Py_ssize_t nw, nx, ny, ns;
+    int32_t *scratch = NULL, *given = NULL;
+    if (!PyArg_ParseTuple(args, packed && fn == NULL ? "OiiOO|O" : "OiiOO", &ow, &R, &C, &ox, &oy, &os)
+        || rk_shape(R, C) < 0) {
+        return NULL;
+    }
+    if ((nw = rk_get(&b, ow, 1, 0, name, &w)) < 0 || (nx = rk_get(&b, ox, 1, 0, name, &x)) < 0
+        || (ny = rk_get(&b, oy, 4, 1, name, &y)) < 0
+        || rk_need(nw, (Py_ssize_t)R * (packed ? rk_row_bytes(C) : C), name) < 0 || rk_need(nx, C, name) < 0
+        || rk_need(ny, R, name) < 0) {
+        goto fail;
+    }
+    if (os != NULL) {
+        if ((ns = rk_get(&b, os, 1, 1, name, &s)) < 0 || rk_need(ns, RK_TMV_SCRATCH_BYTES + 3, name) < 0) {
+            goto fail;
+        }
+        given = (int32_t *)(((uintptr_t)s + 3) & ~(uintptr_t)3);
+    } else if (fn == NULL) {
+        scratch = PyMem_RawMalloc(RK_TMV_SCRATCH_BYTES);
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (fn == NULL) {
+        rk_tmv(w, R, C, x, y, given ? given : scratch);
+    } else {
+        fn(w, R, C, x, y);
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    rk_free(&b);
+    Py_RETURN_NONE;
+fail:
+    rk_free(&b);
+    return NULL;
+}
+
+static PyObject *py_tmv(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_mv(args, 1, NULL, "tmv");
+}
+
+static PyObject *py_tmv_i8(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_mv(args, 0, rk_i8, "tmv_i8");
+}
+
+static PyObject *py_tmv_i8_scalar(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_mv(args, 0, rk_i8s, "tmv_i8_scalar");
+}
+
+static PyObject *py_tmv_decode(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_mv(args, 1, rk_dec, "tmv_decode");
+}
+
+typedef int32_t (*rk_quant_fn)(const int32_t *, int, int8_t *);
+
+/* quant_*(h, x) -> amax over n = len(x) values. */
+static PyObject *rk_quant(PyObject *args, rk_quant_fn fn, const char *name) {
+    PyObject *oh, *ox;
+    rk_bufs b = {.n = 0};
+    void *h, *x;
+    Py_ssize_t nh, nx;
+    int32_t amax;
+    if (!PyArg_ParseTuple(args, "OO", &oh, &ox)) {
+        return NULL;
+    }
+    if ((nh = rk_get(&b, oh, 4, 0, name, &h)) < 0 || (nx = rk_get(&b, ox, 1, 1, name, &x)) < 0
+        || rk_need(nh, nx, name) < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    amax = fn(h, (int)nx, x);
+    rk_free(&b);
+    return PyLong_FromLong(amax);
+}
+
+static PyObject *py_quant_i8(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_quant(args, rk_quant_i8, "quant_i8");
+}
+
+static PyObject *py_quant_fp4(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_quant(args, rk_quant_fp4, "quant_fp4");
+}
+
+/* shift(x, prev, mu, out): n = len(out). */
+static PyObject *py_shift(PyObject *self, PyObject *args) {
+    PyObject *o[4];
+    void *p[4];
+    Py_ssize_t n[4];
+    rk_bufs b = {.n = 0};
+    int i;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3])) {
+        return NULL;
+    }
+    for (i = 0; i < 4; i++) {
+        if ((n[i] = rk_get(&b, o[i], 1, i == 3, "shift", &p[i])) < 0) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        if (rk_need(n[i], n[3], "shift") < 0) {
+            goto fail;
+        }
+    }
+    rk_shift(p[0], p[1], p[2], p[3], (int)n[3]);
+    rk_free(&b);
+    Py_RETURN_NONE;
+fail:
+    rk_free(&b);
+    return NULL;
+}
+
+/* copy(src, dst): dst[i] = src[i] for i < len(dst) (same item size). */
+static PyObject *py_copy(PyObject *self, PyObject *args) {
+    PyObject *os, *od;
+    Py_buffer s, d;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &os, &od)) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(os, &s, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(od, &d, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&s);
+        return NULL;
+    }
+    if (s.itemsize != d.itemsize || s.len < d.len) {
+        PyErr_SetString(PyExc_ValueError, "copy: src must have dst's item size and at least its length");
+        PyBuffer_Release(&s);
+        PyBuffer_Release(&d);
+        return NULL;
+    }
+    memmove(d.buf, s.buf, (size_t)d.len);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&d);
+    Py_RETURN_NONE;
+}
+
+/* requant(y, n, M, S, lo, hi) in place. */
+static PyObject *py_requant(PyObject *self, PyObject *args) {
+    PyObject *oy;
+    int n, S;
+    long M, lo, hi;
+    rk_bufs b = {.n = 0};
+    void *y;
+    Py_ssize_t ny;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oilill", &oy, &n, &M, &S, &lo, &hi)) {
+        return NULL;
+    }
+    if (S < 1 || S > 62 || M < INT32_MIN || M > INT32_MAX || lo < INT32_MIN || hi > INT32_MAX || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "requant: bad n, M, S or bounds");
+        return NULL;
+    }
+    if ((ny = rk_get(&b, oy, 4, 1, "requant", &y)) < 0 || rk_need(ny, n, "requant") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_requant(y, n, (int32_t)M, S, (int32_t)lo, (int32_t)hi);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* wkv(r, k, v, s, w, u, sig, out): n = len(out). */
+static PyObject *py_wkv(PyObject *self, PyObject *args) {
+    static const int isz[8] = {4, 4, 4, 4, 1, 1, 1, 4};
+    PyObject *o[8];
+    void *p[8];
+    Py_ssize_t n[8];
+    rk_bufs b = {.n = 0};
+    int i;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7])) {
+        return NULL;
+    }
+    for (i = 0; i < 8; i++) {
+        if ((n[i] = rk_get(&b, o[i], isz[i], i == 3 || i == 7, "wkv", &p[i])) < 0) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < 6; i++) {
+        if (rk_need(n[i], n[7], "wkv") < 0) {
+            goto fail;
+        }
+    }
+    if (rk_need(n[6], 256, "wkv sig") < 0) {
+        goto fail;
+    }
+    rk_wkv(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], (int)n[7]);
+    rk_free(&b);
+    Py_RETURN_NONE;
+fail:
+    rk_free(&b);
+    return NULL;
+}
+
+/* square(k, n) in place. */
+static PyObject *py_square(PyObject *self, PyObject *args) {
+    PyObject *ok;
+    int n;
+    rk_bufs b = {.n = 0};
+    void *k;
+    Py_ssize_t nk;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oi", &ok, &n)) {
+        return NULL;
+    }
+    if ((nk = rk_get(&b, ok, 4, 1, "square", &k)) < 0 || n < 0 || rk_need(nk, n, "square") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_square(k, n);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* add(h, y): n = len(h). */
+static PyObject *py_add(PyObject *self, PyObject *args) {
+    PyObject *oh, *oy;
+    rk_bufs b = {.n = 0};
+    void *h, *y;
+    Py_ssize_t nh, ny;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &oh, &oy)) {
+        return NULL;
+    }
+    if ((nh = rk_get(&b, oh, 4, 1, "add", &h)) < 0 || (ny = rk_get(&b, oy, 4, 0, "add", &y)) < 0
+        || rk_need(ny, nh, "add") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_add(h, y, (int)nh);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* embed(e, off, n, M, S, h): h[i] = (int8(e[off+i])*M + 2**(S-1)) >> S. */
+static PyObject *py_embed(PyObject *self, PyObject *args) {
+    PyObject *oe, *oh;
+    Py_ssize_t off;
+    int n, S;
+    long M;
+    rk_bufs b = {.n = 0};
+    void *e, *h;
+    Py_ssize_t ne, nh;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OniliO", &oe, &off, &n, &M, &S, &oh)) {
+        return NULL;
+    }
+    if (S < 1 || S > 62 || M < INT32_MIN || M > INT32_MAX || n < 0 || off < 0) {
+        PyErr_SetString(PyExc_ValueError, "embed: bad off, n, M or S");
+        return NULL;
+    }
+    if ((ne = rk_get(&b, oe, 1, 0, "embed", &e)) < 0 || (nh = rk_get(&b, oh, 4, 1, "embed", &h)) < 0
+        || rk_need(ne, off + n, "embed e") < 0 || rk_need(nh, n, "embed h") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_embed((const int8_t *)e + off, n, (int32_t)M, S, h);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* dot_rows(K, n, dk, q, out). */
+static PyObject *py_dot_rows(PyObject *self, PyObject *args) {
+    PyObject *oK, *oq, *oo;
+    int n, dk;
+    rk_bufs b = {.n = 0};
+    void *K, *q, *out;
+    Py_ssize_t nK, nq, no;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OiiOO", &oK, &n, &dk, &oq, &oo)) {
+        return NULL;
+    }
+    if (n < 0 || dk < 0) {
+        PyErr_SetString(PyExc_ValueError, "dot_rows: bad n or dk");
+        return NULL;
+    }
+    if ((nK = rk_get(&b, oK, 1, 0, "dot_rows", &K)) < 0 || (nq = rk_get(&b, oq, 1, 0, "dot_rows", &q)) < 0
+        || (no = rk_get(&b, oo, 4, 1, "dot_rows", &out)) < 0 || rk_need(nK, (Py_ssize_t)n * dk, "dot_rows K") < 0
+        || rk_need(nq, dk, "dot_rows q") < 0 || rk_need(no, n, "dot_rows out") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_dot_rows(K, n, dk, q, out);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* tl_build(x5, t): the 243-entry table of one group of 5 int8 inputs (exposed for tests). */
+static PyObject *py_tl_build(PyObject *self, PyObject *args) {
+    PyObject *ox, *ot;
+    rk_bufs b = {.n = 0};
+    void *x, *t;
+    Py_ssize_t nx, nt;
+    const int8_t *xv;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &ox, &ot)) {
+        return NULL;
+    }
+    if ((nx = rk_get(&b, ox, 1, 0, "tl_build", &x)) < 0 || (nt = rk_get(&b, ot, 4, 1, "tl_build", &t)) < 0
+        || rk_need(nx, 5, "tl_build x") < 0 || rk_need(nt, RK_TL_STRIDE, "tl_build t") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    xv = x;
+    rk_tl_build(t, xv[0], xv[1], xv[2], xv[3], xv[4]);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef rk_methods[] = {
+    {"tmv", py_tmv, METH_VARARGS, "tmv(w, R, C, x, y[, scratch]): y = W @ x for packed ternary W (R x C), int8 x, int32 y."},
+    {"quant_i8", py_quant_i8, METH_VARARGS, "quant_i8(h, x) -> amax: int32 h to int8 x (absmax, 127 levels)."},
+    {"quant_fp4", py_quant_fp4, METH_VARARGS, "quant_fp4(h, x) -> amax: int32 h to FP4 values (as int8) in x."},
+    {"shift", py_shift, METH_VARARGS, "shift(x, prev, mu, out): token shift, out = prev + (((x-prev)*mu) >> 8)."},
+    {"copy", py_copy, METH_VARARGS, "copy(src, dst): dst[:] = src[:len(dst)]."},
+    {"requant", py_requant, METH_VARARGS, "requant(y, n, M, S, lo, hi): y = clamp((y*M + 2**(S-1)) >> S)."},
+    {"wkv", py_wkv, METH_VARARGS, "wkv(r, k, v, s, w, u, sig, out): time-mixing recurrence, s in place."},
+    {"square", py_square, METH_VARARGS, "square(k, n): k = (k*k) >> 8."},
+    {"add", py_add, METH_VARARGS, "add(h, y): h = clamp(h + y, +-H_LIM)."},
+    {"embed", py_embed, METH_VARARGS, "embed(e, off, n, M, S, h): one int8 embedding row into Q8."},
+    {"dot_rows", py_dot_rows, METH_VARARGS, "dot_rows(K, n, dk, q, out): out[j] = K[j] . q (int8)."},
+    {"tl_build", py_tl_build, METH_VARARGS, "tl_build(x5, t): lookup table of one group of 5 inputs."},
+    {"tmv_i8", py_tmv_i8, METH_VARARGS, "tmv_i8(w, R, C, x, y): baseline int8 kernel (w = R*C int8)."},
+    {"tmv_i8_scalar", py_tmv_i8_scalar, METH_VARARGS, "tmv_i8_scalar(w, R, C, x, y): same, not vectorized."},
+    {"tmv_decode", py_tmv_decode, METH_VARARGS, "tmv_decode(w, R, C, x, y): baseline, trit-by-trit decode."},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef rk_module = {
+    PyModuleDef_HEAD_INIT, "_rkernel", "reku's native kernels (modules/rkernel/rk_core.c).", -1, rk_methods,
+    NULL, NULL, NULL, NULL
+};
+
+PyMODINIT_FUNC PyInit__rkernel(void) {
+    PyObject *m = PyModule_Create(&rk_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "TL_CHUNK", RK_TL_CHUNK) < 0
+        || PyModule_AddIntConstant(m, "SCRATCH_BYTES", RK_TMV_SCRATCH_BYTES + 3) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

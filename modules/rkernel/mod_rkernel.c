@@ -1,0 +1,268 @@
+/* MicroPython bindings of rk_core: the module `rkernel`, built either into the firmware (user C module:
+ * micropython.mk / micropython.cmake) or as a dynamic native module (natmod/Makefile, .mpy).
+ *
+ * Same functions and arguments as firmware/rkfw/kernels.py, which imports this module when present:
+ *   tmv(w, R, C, x, y[, scratch])  quant_i8(h, x) -> amax  quant_fp4(h, x) -> amax  shift(x, prev, mu, out)
+ *   copy(src, dst)  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
+ *   embed(e, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
+ * Buffers: weights/bytes any buffer (bytes, bytearray, memoryview into a ROMFS file, array); int8 vectors
+ * array('b') (or any 1-byte buffer); int32 vectors array('i'). tmv needs SCRATCH_BYTES of scratch for its
+ * lookup tables: pass a preallocated bytearray(rkernel.SCRATCH_BYTES) as 6th argument to avoid one heap
+ * allocation per call. */
+#if MICROPY_ENABLE_DYNRUNTIME
+#include "py/dynruntime.h"
+#else
+#include "py/runtime.h"
+#endif
+
+#include "rk_core.h"
+
+#ifndef BYTEARRAY_TYPECODE
+#define BYTEARRAY_TYPECODE 1
+#endif
+
+/* Item size of a buffer's typecode (bytes, bytearray and memoryviews of them count as 1). */
+static size_t rkm_itemsize(int tc) {
+    switch (tc) {
+        case 'h': case 'H': return 2;
+        case 'i': case 'I': case 'f': return 4;
+        case 'l': case 'L': return sizeof(long);
+        case 'q': case 'Q': case 'd': return 8;
+        default: return 1;
+    }
+}
+
+/* Gets o's buffer, checks its item size (1 or 4: int8/bytes or int32) and returns the number of items. */
+static size_t rkm_buf(mp_obj_t o, mp_buffer_info_t *bi, int flags, size_t isz) {
+    size_t s;
+    mp_get_buffer_raise(o, bi, flags);
+    s = rkm_itemsize(bi->typecode);
+    if (s != isz || (isz == 4 && bi->typecode == 'f')) {
+        mp_raise_TypeError(isz == 4 ? MP_ERROR_TEXT("rkernel: need an int32 array('i')")
+            : MP_ERROR_TEXT("rkernel: need a 1-byte buffer"));
+    }
+    return bi->len / isz;
+}
+
+static void rkm_need(size_t have, size_t need) {
+    if (have < need) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel: buffer too small"));
+    }
+}
+
+/* tmv(w, R, C, x, y[, scratch]) */
+static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t w, x, y, s;
+    mp_int_t R = mp_obj_get_int(args[1]);
+    mp_int_t C = mp_obj_get_int(args[2]);
+    int32_t *scratch;
+    if (R < 0 || C < 0 || C > 65535) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.tmv: bad shape"));
+    }
+    rkm_need(rkm_buf(args[0], &w, MP_BUFFER_READ, 1), (size_t)R * rk_row_bytes((int)C));
+    rkm_need(rkm_buf(args[3], &x, MP_BUFFER_READ, 1), (size_t)C);
+    rkm_need(rkm_buf(args[4], &y, MP_BUFFER_WRITE, 4), (size_t)R);
+    if (n_args > 5) {
+        mp_get_buffer_raise(args[5], &s, MP_BUFFER_WRITE);
+        rkm_need(s.len, RK_TMV_SCRATCH_BYTES + 3);
+        /* tables are int32: align */
+        scratch = (int32_t *)(((uintptr_t)s.buf + 3) & ~(uintptr_t)3);
+        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
+    } else {
+        scratch = m_malloc(RK_TMV_SCRATCH_BYTES);
+        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
+        #if MICROPY_ENABLE_DYNRUNTIME
+        m_free(scratch);
+        #else
+        m_del(int32_t, scratch, RK_TMV_SCRATCH_BYTES / 4);
+        #endif
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_tmv_obj, 5, 6, rkm_tmv);
+
+static mp_obj_t rkm_quant(mp_obj_t h_in, mp_obj_t x_in, int fp4) {
+    mp_buffer_info_t h, x;
+    size_t n = rkm_buf(x_in, &x, MP_BUFFER_WRITE, 1);
+    rkm_need(rkm_buf(h_in, &h, MP_BUFFER_READ, 4), n);
+    return mp_obj_new_int(fp4 ? rk_quant_fp4(h.buf, (int)n, x.buf) : rk_quant_i8(h.buf, (int)n, x.buf));
+}
+
+/* quant_i8(h, x) -> amax */
+static mp_obj_t rkm_quant_i8(mp_obj_t h_in, mp_obj_t x_in) {
+    return rkm_quant(h_in, x_in, 0);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(rkm_quant_i8_obj, rkm_quant_i8);
+
+/* quant_fp4(h, x) -> amax */
+static mp_obj_t rkm_quant_fp4(mp_obj_t h_in, mp_obj_t x_in) {
+    return rkm_quant(h_in, x_in, 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(rkm_quant_fp4_obj, rkm_quant_fp4);
+
+/* shift(x, prev, mu, out) */
+static mp_obj_t rkm_shift(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t x, p, mu, out;
+    size_t n = rkm_buf(args[3], &out, MP_BUFFER_WRITE, 1);
+    (void)n_args;
+    rkm_need(rkm_buf(args[0], &x, MP_BUFFER_READ, 1), n);
+    rkm_need(rkm_buf(args[1], &p, MP_BUFFER_READ, 1), n);
+    rkm_need(rkm_buf(args[2], &mu, MP_BUFFER_READ, 1), n);
+    rk_shift(x.buf, p.buf, mu.buf, out.buf, (int)n);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_shift_obj, 4, 4, rkm_shift);
+
+/* copy(src, dst): dst[i] = src[i] for i < len(dst) */
+static mp_obj_t rkm_copy(mp_obj_t src_in, mp_obj_t dst_in) {
+    mp_buffer_info_t s, d;
+    size_t i;
+    mp_get_buffer_raise(src_in, &s, MP_BUFFER_READ);
+    mp_get_buffer_raise(dst_in, &d, MP_BUFFER_WRITE);
+    if (rkm_itemsize(s.typecode) != rkm_itemsize(d.typecode)) {
+        mp_raise_TypeError(MP_ERROR_TEXT("rkernel.copy: item sizes differ"));
+    }
+    rkm_need(s.len, d.len);
+    for (i = 0; i < d.len; i++) {
+        ((uint8_t *)d.buf)[i] = ((const uint8_t *)s.buf)[i];
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(rkm_copy_obj, rkm_copy);
+
+/* requant(y, n, M, S, lo, hi) */
+static mp_obj_t rkm_requant(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t y;
+    mp_int_t n = mp_obj_get_int(args[1]);
+    mp_int_t S = mp_obj_get_int(args[3]);
+    (void)n_args;
+    if (n < 0 || S < 1 || S > 62) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.requant: bad n or S"));
+    }
+    rkm_need(rkm_buf(args[0], &y, MP_BUFFER_RW, 4), (size_t)n);
+    rk_requant(y.buf, (int)n, (int32_t)mp_obj_get_int(args[2]), (int)S, (int32_t)mp_obj_get_int(args[4]),
+        (int32_t)mp_obj_get_int(args[5]));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_requant_obj, 6, 6, rkm_requant);
+
+/* wkv(r, k, v, s, w, u, sig, out) */
+static mp_obj_t rkm_wkv(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t r, k, v, s, w, u, sig, out;
+    size_t n = rkm_buf(args[7], &out, MP_BUFFER_WRITE, 4);
+    (void)n_args;
+    rkm_need(rkm_buf(args[0], &r, MP_BUFFER_READ, 4), n);
+    rkm_need(rkm_buf(args[1], &k, MP_BUFFER_READ, 4), n);
+    rkm_need(rkm_buf(args[2], &v, MP_BUFFER_READ, 4), n);
+    rkm_need(rkm_buf(args[3], &s, MP_BUFFER_RW, 4), n);
+    rkm_need(rkm_buf(args[4], &w, MP_BUFFER_READ, 1), n);
+    rkm_need(rkm_buf(args[5], &u, MP_BUFFER_READ, 1), n);
+    rkm_need(rkm_buf(args[6], &sig, MP_BUFFER_READ, 1), 256);
+    rk_wkv(r.buf, k.buf, v.buf, s.buf, w.buf, u.buf, sig.buf, out.buf, (int)n);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_wkv_obj, 8, 8, rkm_wkv);
+
+/* square(k, n) */
+static mp_obj_t rkm_square(mp_obj_t k_in, mp_obj_t n_in) {
+    mp_buffer_info_t k;
+    mp_int_t n = mp_obj_get_int(n_in);
+    if (n < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.square: bad n"));
+    }
+    rkm_need(rkm_buf(k_in, &k, MP_BUFFER_RW, 4), (size_t)n);
+    rk_square(k.buf, (int)n);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(rkm_square_obj, rkm_square);
+
+/* add(h, y) */
+static mp_obj_t rkm_add(mp_obj_t h_in, mp_obj_t y_in) {
+    mp_buffer_info_t h, y;
+    size_t n = rkm_buf(h_in, &h, MP_BUFFER_RW, 4);
+    rkm_need(rkm_buf(y_in, &y, MP_BUFFER_READ, 4), n);
+    rk_add(h.buf, y.buf, (int)n);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(rkm_add_obj, rkm_add);
+
+/* embed(e, off, n, M, S, h) */
+static mp_obj_t rkm_embed(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t e, h;
+    mp_int_t off = mp_obj_get_int(args[1]);
+    mp_int_t n = mp_obj_get_int(args[2]);
+    mp_int_t S = mp_obj_get_int(args[4]);
+    (void)n_args;
+    if (off < 0 || n < 0 || S < 1 || S > 62) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.embed: bad off, n or S"));
+    }
+    rkm_need(rkm_buf(args[0], &e, MP_BUFFER_READ, 1), (size_t)(off + n));
+    rkm_need(rkm_buf(args[5], &h, MP_BUFFER_WRITE, 4), (size_t)n);
+    rk_embed((const int8_t *)e.buf + off, (int)n, (int32_t)mp_obj_get_int(args[3]), (int)S, h.buf);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_embed_obj, 6, 6, rkm_embed);
+
+/* dot_rows(K, n, dk, q, out) */
+static mp_obj_t rkm_dot_rows(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t K, q, out;
+    mp_int_t n = mp_obj_get_int(args[1]);
+    mp_int_t dk = mp_obj_get_int(args[2]);
+    (void)n_args;
+    if (n < 0 || dk < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.dot_rows: bad n or dk"));
+    }
+    rkm_need(rkm_buf(args[0], &K, MP_BUFFER_READ, 1), (size_t)(n * dk));
+    rkm_need(rkm_buf(args[3], &q, MP_BUFFER_READ, 1), (size_t)dk);
+    rkm_need(rkm_buf(args[4], &out, MP_BUFFER_WRITE, 4), (size_t)n);
+    rk_dot_rows(K.buf, (int)n, (int)dk, q.buf, out.buf);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_dot_rows_obj, 5, 5, rkm_dot_rows);
+
+#if MICROPY_ENABLE_DYNRUNTIME
+
+mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
+    MP_DYNRUNTIME_INIT_ENTRY
+    mp_store_global(MP_QSTR_tmv, MP_OBJ_FROM_PTR(&rkm_tmv_obj));
+    mp_store_global(MP_QSTR_quant_i8, MP_OBJ_FROM_PTR(&rkm_quant_i8_obj));
+    mp_store_global(MP_QSTR_quant_fp4, MP_OBJ_FROM_PTR(&rkm_quant_fp4_obj));
+    mp_store_global(MP_QSTR_shift, MP_OBJ_FROM_PTR(&rkm_shift_obj));
+    mp_store_global(MP_QSTR_copy, MP_OBJ_FROM_PTR(&rkm_copy_obj));
+    mp_store_global(MP_QSTR_requant, MP_OBJ_FROM_PTR(&rkm_requant_obj));
+    mp_store_global(MP_QSTR_wkv, MP_OBJ_FROM_PTR(&rkm_wkv_obj));
+    mp_store_global(MP_QSTR_square, MP_OBJ_FROM_PTR(&rkm_square_obj));
+    mp_store_global(MP_QSTR_add, MP_OBJ_FROM_PTR(&rkm_add_obj));
+    mp_store_global(MP_QSTR_embed, MP_OBJ_FROM_PTR(&rkm_embed_obj));
+    mp_store_global(MP_QSTR_dot_rows, MP_OBJ_FROM_PTR(&rkm_dot_rows_obj));
+    mp_store_global(MP_QSTR_SCRATCH_BYTES, MP_OBJ_NEW_SMALL_INT(RK_TMV_SCRATCH_BYTES + 3));
+    MP_DYNRUNTIME_INIT_EXIT
+}
+
+#else
+
+static const mp_rom_map_elem_t rkm_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_rkernel) },
+    { MP_ROM_QSTR(MP_QSTR_tmv), MP_ROM_PTR(&rkm_tmv_obj) },
+    { MP_ROM_QSTR(MP_QSTR_quant_i8), MP_ROM_PTR(&rkm_quant_i8_obj) },
+    { MP_ROM_QSTR(MP_QSTR_quant_fp4), MP_ROM_PTR(&rkm_quant_fp4_obj) },
+    { MP_ROM_QSTR(MP_QSTR_shift), MP_ROM_PTR(&rkm_shift_obj) },
+    { MP_ROM_QSTR(MP_QSTR_copy), MP_ROM_PTR(&rkm_copy_obj) },
+    { MP_ROM_QSTR(MP_QSTR_requant), MP_ROM_PTR(&rkm_requant_obj) },
+    { MP_ROM_QSTR(MP_QSTR_wkv), MP_ROM_PTR(&rkm_wkv_obj) },
+    { MP_ROM_QSTR(MP_QSTR_square), MP_ROM_PTR(&rkm_square_obj) },
+    { MP_ROM_QSTR(MP_QSTR_add), MP_ROM_PTR(&rkm_add_obj) },
+    { MP_ROM_QSTR(MP_QSTR_embed), MP_ROM_PTR(&rkm_embed_obj) },
+    { MP_ROM_QSTR(MP_QSTR_dot_rows), MP_ROM_PTR(&rkm_dot_rows_obj) },
+    { MP_ROM_QSTR(MP_QSTR_SCRATCH_BYTES), MP_ROM_INT(RK_TMV_SCRATCH_BYTES + 3) },
+};
+static MP_DEFINE_CONST_DICT(rkm_globals, rkm_globals_table);
+
+const mp_obj_module_t rkernel_user_cmodule = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&rkm_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_rkernel, rkernel_user_cmodule);
+
+#endif

@@ -1,0 +1,468 @@
+/* rk_core: reku's portable C99 inference kernels. See rk_core.h and docs/native.md.
+ *
+ * Two code paths for the ternary matrix-vector product, same results:
+ *  - portable C (every target but ARMv6-M; 64-bit hosts read the weights 8 bytes at a time);
+ *  - ARMv6-M (Cortex-M0/M0+, RP2040): the two hot loops in Thumb-1 assembly, because gcc neither keeps
+ *    four accumulators in high registers nor stores table entries with stm (the C version of the same
+ *    algorithm compiles to about 2x the instructions per weight).
+ */
+#include "rk_core.h"
+
+/* No library calls: the dynamic native module (natmod) links no libc. Loops that gcc would turn into
+ * memset calls are built with -fno-tree-loop-distribute-patterns there. */
+
+#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__) && !defined(RK_NO_ASM)
+#define RK_M0_ASM 1
+#else
+#define RK_M0_ASM 0
+#endif
+
+#if UINTPTR_MAX > 0xffffffffu
+#define RK_WIDE 1
+#else
+#define RK_WIDE 0
+#endif
+
+/* ---------------------------------------------------------------------------------------------------
+ * Ternary matrix-vector product, table-lookup style (T-MAC / bitnet.cpp TL).
+ *
+ * A packed byte b holds 5 trits d_k = digit_k(b) (base 3, little-endian) of W = d - 1. For one input
+ * vector, the dot product of 5 inputs with each of the 243 possible trit patterns is precomputed:
+ *     T_g[b] = sum_k (d_k(b) - 1) * x[5g + k]
+ * and then y[r] = sum_g T_g[w[r*G + g]]: one byte load, one table load and one add per 5 weights.
+ * A table costs 243 stores (generated in index order, no loads) shared by all R rows.
+ * ------------------------------------------------------------------------------------------------- */
+
+#if RK_M0_ASM
+
+/* t[0..242] for one group. r0 = t, r1..r3 = x0..x2, stack: x3, x4. The table is walked in index order:
+ * the innermost digit d0 gives three entries (base - x0, base, base + x0) stored with one stm. */
+void rk_tl_build_m0(int32_t *t, int x0, int x1, int x2, int x3, int x4);
+__asm__(
+    "  .text\n"
+    "  .syntax unified\n"
+    "  .balign 2\n"
+    "  .global rk_tl_build_m0\n"
+    "  .type rk_tl_build_m0, %function\n"
+    "  .thumb_func\n"
+    "rk_tl_build_m0:\n"
+    "  push {r4, r5, r6, r7, lr}\n"
+    "  mov r4, r8\n  mov r5, r9\n  mov r6, r10\n  mov r7, r11\n"
+    "  push {r4, r5, r6, r7}\n"
+    "  mov r4, r1\n"                 /* r4 = x0 */
+    "  mov r5, r2\n"                 /* r5 = x1 */
+    "  ldr r6, [sp, #36]\n"          /* x3 */
+    "  lsls r7, r3, #1\n"
+    "  adds r7, r7, r3\n"
+    "  subs r7, r6, r7\n"
+    "  mov r8, r7\n"                 /* r8 = x3 - 3*x2: next d3 */
+    "  ldr r7, [sp, #40]\n"          /* x4 */
+    "  lsls r1, r6, #1\n"
+    "  adds r1, r1, r6\n"
+    "  subs r1, r7, r1\n"
+    "  mov r9, r1\n"                 /* r9 = x4 - 3*x3: next d4 */
+    "  adds r1, r2, r3\n"
+    "  adds r1, r1, r6\n"
+    "  adds r1, r1, r7\n"
+    "  rsbs r2, r1, #0\n"            /* r2 = base = -(x1 + x2 + x3 + x4) */
+    "  lsls r6, r5, #1\n"
+    "  subs r6, r3, r6\n"            /* r6 = x2 - 2*x1: next d2 */
+    "  movs r1, #81\n"
+    "  lsls r1, r1, #2\n"
+    "  mov r10, r1\n"                /* r10 = 324 bytes: one d4 slice */
+    "  adds r7, r0, r1\n"            /* r7 = end of the current d4 slice */
+    "  movs r3, #243\n"
+    "  lsls r3, r3, #2\n"
+    "  adds r3, r0, r3\n"
+    "  mov r11, r3\n"                /* r11 = end of the table */
+    "1:\n"
+#define RK_B3(next) \
+    "  subs r1, r2, r4\n  adds r3, r2, r4\n  stm r0!, {r1, r2, r3}\n  adds r2, r2, r5\n" \
+    "  subs r1, r2, r4\n  adds r3, r2, r4\n  stm r0!, {r1, r2, r3}\n  adds r2, r2, r5\n" \
+    "  subs r1, r2, r4\n  adds r3, r2, r4\n  stm r0!, {r1, r2, r3}\n  adds r2, r2, " next "\n"
+    RK_B3("r6") RK_B3("r6") RK_B3("r6")
+#undef RK_B3
+    "  add r2, r8\n"
+    "  cmp r0, r7\n"
+    "  bne 1b\n"
+    "  add r2, r9\n"
+    "  add r7, r10\n"
+    "  cmp r0, r11\n"
+    "  bne 1b\n"
+    "  pop {r4, r5, r6, r7}\n"
+    "  mov r8, r4\n  mov r9, r5\n  mov r10, r6\n  mov r11, r7\n"
+    "  pop {r4, r5, r6, r7, pc}\n"
+    "  .size rk_tl_build_m0, .-rk_tl_build_m0\n");
+
+/* Four rows at a time over one chunk of 8 groups: y[r..r+3] += sum_k T_k[w[row, k]] for the 4-row blocks
+ * from y to yend. r0 = p (row 0's first byte of the chunk, minus skip), r1 = G, r2 = y, r3 = yend;
+ * stack: tab, skip. A short chunk (8 - skip groups) enters the unrolled steps at step `skip`. */
+void rk_tl_rows4_m0(const uint8_t *p, int G, int32_t *y, int32_t *yend, const int32_t *tab, int skip);
+__asm__(
+    "  .text\n"
+    "  .syntax unified\n"
+    "  .balign 2\n"
+    "  .global rk_tl_rows4_m0\n"
+    "  .type rk_tl_rows4_m0, %function\n"
+    "  .thumb_func\n"
+    "rk_tl_rows4_m0:\n"
+    "  push {r4, r5, r6, r7, lr}\n"
+    "  mov r4, r8\n  mov r5, r9\n  mov r6, r10\n  mov r7, r11\n"
+    "  push {r4, r5, r6, r7}\n"
+    "  sub sp, #8\n"
+    "  str r3, [sp, #0]\n"           /* yend */
+    "  ldr r4, [sp, #44]\n"
+    "  str r4, [sp, #4]\n"           /* tab */
+    "  ldr r5, [sp, #48]\n"          /* skip */
+    "  movs r6, #34\n"               /* bytes per unrolled step (17 16-bit instructions) */
+    "  muls r5, r6\n"
+    "  adr r6, 3f\n"
+    "  adds r6, r6, r5\n"
+    "  mov lr, r6\n"                 /* lr = entry step */
+    "  lsls r6, r1, #2\n"            /* r6 = 4G: next block of rows */
+    "  mov r7, r2\n"                 /* r7 = y */
+    "  mov r5, r1\n"
+    "  adds r1, r0, r5\n"
+    "  adds r2, r1, r5\n"
+    "  adds r3, r2, r5\n"            /* r0..r3 = rows 0..3 */
+    "  movs r5, #244\n"
+    "  lsls r5, r5, #2\n"
+    "  mov r12, r5\n"                /* r12 = table stride, 976 bytes */
+    "2:\n"
+    "  ldr r5, [r7, #0]\n  mov r8, r5\n"
+    "  ldr r5, [r7, #4]\n  mov r9, r5\n"
+    "  ldr r5, [r7, #8]\n  mov r10, r5\n"
+    "  ldr r5, [r7, #12]\n  mov r11, r5\n"
+    "  ldr r4, [sp, #4]\n"
+    "  mov pc, lr\n"
+    "  .balign 4\n"
+    "3:\n"
+#define RK_ROW(p, k, acc) "  ldrb r5, [" p ", #" k "]\n  lsls r5, r5, #2\n  ldr r5, [r4, r5]\n  add " acc ", r5\n"
+#define RK_STEP(k) RK_ROW("r0", k, "r8") RK_ROW("r1", k, "r9") RK_ROW("r2", k, "r10") RK_ROW("r3", k, "r11") \
+    "  add r4, r12\n"
+    RK_STEP("0") RK_STEP("1") RK_STEP("2") RK_STEP("3") RK_STEP("4") RK_STEP("5") RK_STEP("6") RK_STEP("7")
+#undef RK_STEP
+#undef RK_ROW
+    "  mov r5, r8\n  str r5, [r7, #0]\n"
+    "  mov r5, r9\n  str r5, [r7, #4]\n"
+    "  mov r5, r10\n  str r5, [r7, #8]\n"
+    "  mov r5, r11\n  str r5, [r7, #12]\n"
+    "  adds r7, #16\n"
+    "  adds r0, r0, r6\n  adds r1, r1, r6\n  adds r2, r2, r6\n  adds r3, r3, r6\n"
+    "  ldr r5, [sp, #0]\n"
+    "  cmp r7, r5\n"
+    "  beq 4f\n"
+    "  b 2b\n"
+    "4:\n"
+    "  add sp, #8\n"
+    "  pop {r4, r5, r6, r7}\n"
+    "  mov r8, r4\n  mov r9, r5\n  mov r10, r6\n  mov r11, r7\n"
+    "  pop {r4, r5, r6, r7, pc}\n"
+    "  .size rk_tl_rows4_m0, .-rk_tl_rows4_m0\n");
+
+#if RK_TL_CHUNK != 8
+#error "the ARMv6-M lookup loop is unrolled for RK_TL_CHUNK == 8"
+#endif
+
+void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
+    rk_tl_build_m0(t, x0, x1, x2, x3, x4);
+}
+
+#else
+
+/* Portable build: the 27 sums of digits d0..d2 (L), then 9 copies shifted by the d3, d4 sums. Writing 28
+ * entries per copy (the last is overwritten by the next copy, or lands in the 244th slot) keeps the inner
+ * loop a fixed-length vectorizable add. */
+void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
+    int32_t L[28];
+    int32_t h;
+    int i, j;
+    for (i = 0; i < 9; i++) {
+        /* i = d1 + 3*d2 */
+        int32_t b = (int32_t)((i % 3) - 1) * x1 + (int32_t)((i / 3) - 1) * x2;
+        L[3 * i] = b - x0;
+        L[3 * i + 1] = b;
+        L[3 * i + 2] = b + x0;
+    }
+    L[27] = 0;
+    h = -x3 - x4;
+    for (j = 0; j < 9; j++) {
+        int32_t *o = t + 27 * j;
+        for (i = 0; i < 28; i++) {
+            o[i] = L[i] + h;
+        }
+        h += (j % 3 == 2) ? x4 - 2 * x3 : x3;
+    }
+}
+
+#endif
+
+#if RK_WIDE
+/* 8 weight bytes in one load (little-endian hosts: x86-64, aarch64; assembled bytewise elsewhere). */
+static inline uint64_t rk_ld64(const uint8_t *p) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t u;
+    __builtin_memcpy(&u, p, 8);
+    return u;
+#else
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24
+        | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+#endif
+}
+#endif
+
+/* y[r] += sum_{k < ng} T_k[w[r*G + g0 + k]] for rows r0..R-1 (portable). */
+static void rk_tl_rows(const uint8_t *w, int G, int g0, int ng, int r0, int R, const int32_t *tab, int32_t *y) {
+    int r = r0;
+    const int S = RK_TL_STRIDE;
+    for (; r + 2 <= R; r += 2) {
+        const uint8_t *p = w + (size_t)r * G + g0;
+        const uint8_t *q = p + G;
+        const int32_t *t = tab;
+        int32_t a0 = y[r], a1 = y[r + 1], b0 = 0, b1 = 0;
+        int k = 0;
+#if RK_WIDE
+        for (; k + 8 <= ng; k += 8, t += 8 * S) {
+            uint64_t u = rk_ld64(p + k), v = rk_ld64(q + k);
+            a0 += t[u & 255]; b0 += t[S + ((u >> 8) & 255)];
+            a0 += t[2 * S + ((u >> 16) & 255)]; b0 += t[3 * S + ((u >> 24) & 255)];
+            a0 += t[4 * S + ((u >> 32) & 255)]; b0 += t[5 * S + ((u >> 40) & 255)];
+            a0 += t[6 * S + ((u >> 48) & 255)]; b0 += t[7 * S + (u >> 56)];
+            a1 += t[v & 255]; b1 += t[S + ((v >> 8) & 255)];
+            a1 += t[2 * S + ((v >> 16) & 255)]; b1 += t[3 * S + ((v >> 24) & 255)];
+            a1 += t[4 * S + ((v >> 32) & 255)]; b1 += t[5 * S + ((v >> 40) & 255)];
+            a1 += t[6 * S + ((v >> 48) & 255)]; b1 += t[7 * S + (v >> 56)];
+        }
+#endif
+        for (; k < ng; k++, t += S) {
+            a0 += t[p[k]];
+            a1 += t[q[k]];
+        }
+        y[r] = a0 + b0;
+        y[r + 1] = a1 + b1;
+    }
+    for (; r < R; r++) {
+        const uint8_t *p = w + (size_t)r * G + g0;
+        const int32_t *t = tab;
+        int32_t a = y[r];
+        int k;
+        for (k = 0; k < ng; k++, t += S) {
+            a += t[p[k]];
+        }
+        y[r] = a;
+    }
+}
+
+void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+    const int G = rk_row_bytes(C);
+    int g0, r;
+    for (r = 0; r < R; r++) {
+        y[r] = 0;
+    }
+    for (g0 = 0; g0 < G; g0 += RK_TL_CHUNK) {
+        int ng = G - g0 < RK_TL_CHUNK ? G - g0 : RK_TL_CHUNK;
+        int k, r0 = 0;
+        for (k = 0; k < ng; k++) {
+            int c = 5 * (g0 + k);
+            int32_t *t = scratch + k * RK_TL_STRIDE;
+            if (c + 5 <= C) {
+                rk_tl_build(t, x[c], x[c + 1], x[c + 2], x[c + 3], x[c + 4]);
+            } else {
+                int v[5], i;
+                for (i = 0; i < 5; i++) {
+                    v[i] = c + i < C ? x[c + i] : 0;
+                }
+                rk_tl_build(t, v[0], v[1], v[2], v[3], v[4]);
+            }
+        }
+#if RK_M0_ASM
+        r0 = R & ~3;
+        if (r0 > 0) {
+            int skip = RK_TL_CHUNK - ng;
+            rk_tl_rows4_m0(w + g0 - skip, G, y, y + r0, scratch, skip);
+        }
+#endif
+        rk_tl_rows(w, G, g0, ng, r0, R, scratch, y);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Activation quantization. Quotients of magnitudes (C's / truncates, Python's // floors).
+ * ------------------------------------------------------------------------------------------------- */
+
+static int32_t rk_amax(const int32_t *h, int n) {
+    int32_t amax = 0;
+    int j;
+    for (j = 0; j < n; j++) {
+        int32_t v = h[j] < 0 ? -h[j] : h[j];
+        if (v > amax) {
+            amax = v;
+        }
+    }
+    return amax;
+}
+
+/* (num // amax) when the quotient is below 128: 7 compare-subtract steps instead of a library division
+ * (Cortex-M0 has no divide instruction). num = |h|*k + amax/2 with |h| <= amax < 2**24, k <= 127. */
+static uint32_t rk_qdiv(uint32_t num, uint32_t amax) {
+    uint32_t q = 0;
+    int bit;
+    for (bit = 6; bit >= 0; bit--) {
+        uint32_t s = amax << bit;
+        if (num >= s) {
+            num -= s;
+            q |= 1u << bit;
+        }
+    }
+    return q;
+}
+
+int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
+    int32_t amax = rk_amax(h, n);
+    uint32_t half = (uint32_t)amax >> 1;
+    int j;
+    if (amax == 0) {
+        for (j = 0; j < n; j++) {
+            x[j] = 0;
+        }
+        return 0;
+    }
+    for (j = 0; j < n; j++) {
+        int32_t v = h[j];
+        int32_t q = (int32_t)rk_qdiv((uint32_t)(v < 0 ? -v : v) * 127u + half, (uint32_t)amax);
+        x[j] = (int8_t)(v < 0 ? -q : q);
+    }
+    return amax;
+}
+
+/* FP4TAB[u] = {0,1,2,3,4,4,6,6,8,8,8,12,12}[u] (u = 0..12): the doubled E2M1 grid with the contract's tie
+ * rules, as 4-bit fields of two constants (no data section, no 64-bit shifts). */
+#define RK_FP4TAB(u) ((int32_t)((u) < 8 ? (0x66443210u >> (4 * (u))) & 0xF : (0xCC888u >> (4 * ((u) - 8))) & 0xF))
+
+int32_t rk_quant_fp4(const int32_t *h, int n, int8_t *x) {
+    int32_t amax = rk_amax(h, n);
+    uint32_t half = (uint32_t)amax >> 1;
+    int b0, j;
+    if (amax == 0) {
+        for (j = 0; j < n; j++) {
+            x[j] = 0;
+        }
+        return 0;
+    }
+    for (b0 = 0; b0 < n; b0 += 8) {
+        int e = b0 + 8 < n ? b0 + 8 : n;
+        int32_t bm = 0;
+        int s, rnd;
+        for (j = b0; j < e; j++) {
+            int32_t v = h[j];
+            int32_t q = (int32_t)rk_qdiv((uint32_t)(v < 0 ? -v : v) * 96u + half, (uint32_t)amax);
+            x[j] = (int8_t)(v < 0 ? -q : q);
+            if (q > bm) {
+                bm = q;
+            }
+        }
+        s = bm <= 12 ? 0 : bm <= 24 ? 1 : bm <= 48 ? 2 : 3;
+        rnd = (1 << s) >> 1;
+        for (j = b0; j < e; j++) {
+            int32_t v = x[j];
+            int32_t u = ((v < 0 ? -v : v) + rnd) >> s;
+            int32_t g;
+            if (u > 12) {
+                u = 12;
+            }
+            g = RK_FP4TAB(u) << s;
+            x[j] = (int8_t)(v < 0 ? -g : g);
+        }
+    }
+    return amax;
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Recurrent step pieces (reference.py: shift, requant, wkv, square, add, embed, dot_rows).
+ * ------------------------------------------------------------------------------------------------- */
+
+void rk_shift(const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *out, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t p = prev[i];
+        out[i] = (int8_t)(p + (((x[i] - p) * (int32_t)mu[i] + 128) >> 8));
+    }
+}
+
+static int32_t rk_clamp(int64_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : v > hi ? hi : (int32_t)v;
+}
+
+void rk_requant(int32_t *y, int n, int32_t M, int S, int32_t lo, int32_t hi) {
+    /* In the models |y| < 2**16 and 0 < M < 2**14: the product then fits 32 bits (no 64-bit multiply, which
+     * is a library call on Cortex-M0); anything else takes the 64-bit path. */
+    const int small = M > -(1 << 14) && M < (1 << 14) && S <= 30;
+    int i;
+    if (S < 1 || S > 62) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        int32_t a = y[i];
+        if (small && a > -(1 << 16) && a < (1 << 16)) {
+            y[i] = rk_clamp((a * M + (1 << (S - 1))) >> S, lo, hi);
+        } else {
+            y[i] = rk_clamp(((int64_t)a * M + ((int64_t)1 << (S - 1))) >> S, lo, hi);
+        }
+    }
+}
+
+void rk_wkv(const int32_t *r, const int32_t *k, const int32_t *v, int32_t *s, const uint8_t *w,
+    const uint8_t *u, const uint8_t *sig, int32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t kv = (k[i] * v[i]) >> RK_QA;
+        int32_t si = s[i];
+        int32_t j = r[i] >> (RK_QA - 3);
+        int32_t ns;
+        j = j < -128 ? -128 : j > 127 ? 127 : j;
+        out[i] = ((int32_t)sig[j + 128] * (si + ((int32_t)u[i] * kv >> 8))) >> 8;
+        ns = ((si * (int32_t)w[i]) >> 8) + kv;
+        s[i] = ns > RK_S_LIM ? RK_S_LIM : ns < -RK_S_LIM ? -RK_S_LIM : ns;
+    }
+}
+
+void rk_square(int32_t *k, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        k[i] = (k[i] * k[i]) >> RK_QA;
+    }
+}
+
+void rk_add(int32_t *h, const int32_t *y, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t a = h[i] + y[i];
+        h[i] = a > RK_H_LIM ? RK_H_LIM : a < -RK_H_LIM ? -RK_H_LIM : a;
+    }
+}
+
+void rk_embed(const int8_t *e, int n, int32_t M, int S, int32_t *h) {
+    int i;
+    if (S < 1 || S > 62) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (M > -(1 << 23) && M < (1 << 23) && S <= 30) {
+            h[i] = (e[i] * M + (1 << (S - 1))) >> S;
+        } else {
+            h[i] = (int32_t)(((int64_t)e[i] * M + ((int64_t)1 << (S - 1))) >> S);
+        }
+    }
+}
+
+void rk_dot_rows(const int8_t *K, int n, int dk, const int8_t *q, int32_t *out) {
+    int j, c;
+    for (j = 0; j < n; j++) {
+        const int8_t *row = K + (size_t)j * dk;
+        int32_t acc = 0;
+        for (c = 0; c < dk; c++) {
+            acc += row[c] * q[c];
+        }
+        out[j] = acc;
+    }
+}
