@@ -20,8 +20,8 @@ COMMANDS = {
     "quantize": (None, "post-training ternary quantization of a float checkpoint", 8),
     "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file", 3),
     "flash": ("reku.flash", "flash MicroPython firmware onto a board", 7),
-    "deploy": (None, "copy firmware, profile, model and native module onto a board", 7),
-    "doctor": (None, "check a connected board end to end", 7),
+    "deploy": ("reku.deploy", "copy firmware, profile, model and native module onto a board", 7),
+    "doctor": ("reku.doctor", "check a connected board end to end", 7),
     "wiring": ("reku.wiring", "draw the wiring between a board and its host as SVG", 4),
     "bench": ("reku.bench", "run the benchmarks and write benchmarks/results/", 6),
 }
