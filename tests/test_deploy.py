@@ -1,0 +1,201 @@
+"""`reku deploy` for real: the virtual board in REPL mode driven by mpremote, then the same filesystem booted
+in UART mode answering queries with the deployed .mpy firmware."""
+import hashlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reku import deploy as dp
+from reku import paths
+from reku.client import Client
+from reku.errors import RekuError
+from reku.sim import VirtualBoard
+
+from conftest import require_runtime
+
+REKU = [sys.executable, "-m", "reku.cli"]
+MODEL = paths.model_path("home")
+QUERIES = ["turn on the kitchen light", "set the thermostat to 21 degrees", "lock the front door"]
+
+
+def reku(*args, timeout=300):
+    return subprocess.run(REKU + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def bare_board(tmp_path):
+    """A freshly flashed board: MicroPython's REPL on a pty, nothing on the filesystem."""
+    require_runtime("micropython")
+    vb = VirtualBoard(runtime="micropython", state_dir=tmp_path / "fs", repl=True, bare=True)
+    vb.start()
+    yield vb
+    vb.stop()
+
+
+def board_files(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+def test_deploy_then_board_boots_and_answers(bare_board, tmp_path):
+    r = reku("deploy", "--board", "pico", "--port", bare_board.port)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SHA-256 verified" in r.stdout and "board reset" in r.stdout
+    bare_board.stop()                      # the board writes its filesystem back to the state dir
+    fs = bare_board.board_dir
+    files = board_files(fs)
+    srcs = sorted((paths.FIRMWARE / "rkfw").glob("*.py"))
+    assert files == sorted(["main.py", "board.json", "model.rku"] + ["rkfw/%s.mpy" % s.stem for s in srcs])
+    assert (fs / "model.rku").read_bytes() == MODEL.read_bytes()
+    assert (fs / "board.json").read_bytes() == (paths.BOARDS / "pico.json").read_bytes()
+    assert (fs / "rkfw" / "app.mpy").read_bytes()[:2] == b"M\x06"
+
+    # The deployed filesystem boots in UART mode (only .mpy files for rkfw) and gives the same answers as a
+    # board running the firmware from source.
+    with VirtualBoard(runtime="micropython", state_dir=fs) as deployed, \
+            VirtualBoard(runtime="micropython", state_dir=tmp_path / "src", model="home") as source:
+        with Client.serial(deployed.port, timeout=30) as a, Client.serial(source.port, timeout=30) as b:
+            info = a.info()
+            assert info["model"] is not None, info["model_error"]
+            assert info["model"]["sha256"] == sha(MODEL.read_bytes()) and info["board"] == "pico"
+            for q in QUERIES:
+                assert a.call(q) == b.call(q), q
+
+
+def test_second_deploy_copies_nothing(bare_board):
+    first = dp.deploy(bare_board.port, "pico", out=io.StringIO())
+    assert first["copied"] == first["files"] > 10
+    out = io.StringIO()
+    second = dp.deploy(bare_board.port, "pico", out=out)
+    assert second["copied"] == 0 and second["copied_bytes"] == 0 and second["removed"] == 0
+    assert second["files"] == first["files"]
+    assert out.getvalue().count(" unchanged (") == second["files"]
+
+
+def test_deploy_over_sources_removes_stale_files_and_back(tmp_path):
+    require_runtime("micropython")
+    # A board laid out with the firmware as .py sources (what the simulator does by default).
+    with VirtualBoard(runtime="micropython", state_dir=tmp_path / "fs", repl=True, model="home") as vb:
+        n_src = len(list((paths.FIRMWARE / "rkfw").glob("*.py")))
+        s = dp.deploy(vb.port, "pico", out=io.StringIO())
+        assert s["removed"] == n_src                       # rkfw/*.py would shadow the new .mpy files
+        assert s["copied"] == n_src                        # main.py, board.json, model.rku were already right
+        s = dp.deploy(vb.port, "pico", use_mpy=False, out=io.StringIO())
+        assert s["removed"] == n_src and s["copied"] == n_src
+        vb.stop()
+        assert not [f for f in board_files(vb.board_dir) if f.endswith(".mpy")]
+
+
+def test_interrupted_model_write_leaves_the_old_model(bare_board):
+    dp.deploy(bare_board.port, "pico", out=io.StringIO(), reset=False)
+    old = MODEL.read_bytes()
+    new = old[:-100] + bytes(100)
+
+    class Cut(Exception):
+        pass
+
+    def cut(done, total):
+        if done >= 4096:
+            raise Cut()
+
+    with dp.Board(bare_board.port) as b:
+        with pytest.raises(Cut):
+            b.write_verified("model.rku", new, progress=cut)
+        assert b.hashes(["model.rku", "model.rku.tmp"]) == {"model.rku": sha(old), "model.rku.tmp": None}
+        b.write_verified("model.rku", new)
+        assert b.hashes(["model.rku"])["model.rku"] == sha(new)
+
+
+def test_key_is_provisioned(bare_board, tmp_path):
+    key = tmp_path / "k.bin"
+    key.write_bytes(bytes(range(32)))
+    r = reku("deploy", "--board", "pico", "--port", bare_board.port, "--key", str(key), "--no-model")
+    assert r.returncode == 0, r.stderr
+    with dp.Board(bare_board.port) as b:
+        h = b.hashes([dp.KEY_PATH, dp.MODEL_PATH])
+    assert h == {dp.KEY_PATH: sha(bytes(range(32))), dp.MODEL_PATH: None}
+    key.write_bytes(b"short")
+    r = reku("deploy", "--board", "pico", "--port", bare_board.port, "--key", str(key))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "at least 16" in r.stderr
+
+
+def test_native_module_refused_where_the_board_runs_no_native_code(bare_board, tmp_path):
+    fake = tmp_path / "rkernel.mpy"
+    fake.write_bytes(b"M\x06" + bytes([3 | (4 << 2), 31]) + bytes(60))     # .mpy 6.3, armv6m
+    r = reku("deploy", "--board", "pico", "--port", bare_board.port, "--native", str(fake))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "runs no native code" in r.stderr
+
+
+def test_bad_board_and_port_are_one_clear_line(bare_board):
+    r = reku("deploy", "--board", "nosuchboard", "--port", bare_board.port)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "unknown board 'nosuchboard'" in r.stderr and "pico" in r.stderr
+    r = reku("deploy", "--board", "pico", "--port", "/dev/does-not-exist")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "cannot open serial port /dev/does-not-exist" in r.stderr
+
+
+def test_a_port_without_a_repl_is_one_clear_line():
+    require_runtime("micropython")
+    with VirtualBoard(runtime="micropython", model=None) as uart_board:     # serves frames, no REPL
+        r = reku("deploy", "--board", "pico", "--port", uart_board.port)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "no MicroPython REPL answered" in r.stderr
+
+
+# ---- the pieces, without a board ----------------------------------------------------------------------
+
+def test_mpy_cross_matches_the_board_version(tmp_path):
+    # The sub-version is written (and checked by MicroPython) for native code: compile some for each.
+    src = tmp_path / "m.py"
+    src.write_text("import micropython\n@micropython.native\ndef f(x):\n    return x + 1\n")
+    for sub in (3, 2, 1):
+        major, got_sub, version, binary = dp.pick_mpy_cross(6, sub, native=True)
+        assert (major, got_sub) == (6, sub)
+        data = dp.compile_mpy(binary, src, "m.py", march="armv6m")
+        assert dp.native_mpy_arch(data) == (6, sub, "armv6m"), version
+    assert dp.pick_mpy_cross(6, 2, native=False)[:2] == (6, 2)
+    with pytest.raises(RekuError) as e:
+        dp.pick_mpy_cross(7, 0, native=False)
+    assert "needs .mpy version 7.0" in str(e.value) and "--no-mpy" in str(e.value)
+
+
+def test_native_code_is_compiled_for_the_profile_arch(tmp_path):
+    src = tmp_path / "v.py"
+    src.write_text("import micropython\n@micropython.viper\ndef f(x: int) -> int:\n    return x + 1\n")
+    binary = dp.pick_mpy_cross(6, 3, native=True)[3]
+    for arch in ("armv6m", "armv7emsp", "xtensawin", "rv32imc"):
+        data = dp.compile_mpy(binary, src, "v.py", march=arch)
+        assert dp.native_mpy_arch(data) == (6, 3, arch)
+
+
+def test_check_native_rules():
+    def hdr(sub, arch):
+        return b"M\x06" + bytes([sub | (dp.ARCHS.index(arch) << 2), 31]) + bytes(8)
+
+    rp2350 = {"arch": "armv7emsp", "mpy_major": 6, "mpy_sub": 3, "version": (1, 26, 0)}
+    path = Path(__file__).parent / "_native_probe.mpy"
+    try:
+        path.write_bytes(hdr(3, "armv6m"))
+        assert dp.check_native(path, rp2350)           # an armv6m module loads on newer ARM cores
+        path.write_bytes(hdr(3, "xtensawin"))
+        with pytest.raises(RekuError, match="built for xtensawin but the board is armv7emsp"):
+            dp.check_native(path, rp2350)
+        path.write_bytes(hdr(2, "armv7emsp"))
+        with pytest.raises(RekuError, match="is .mpy 6.2 but the board"):
+            dp.check_native(path, rp2350)
+    finally:
+        path.unlink()
+
+
+def test_romfs_image_holds_the_model():
+    image = dp.build_romfs(MODEL.read_bytes())
+    assert image[:3] == b"\xd2\xcd\x31"
+    assert MODEL.read_bytes() in image and b"model.rku" in image
