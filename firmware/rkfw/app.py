@@ -1,23 +1,70 @@
 # The co-processor application: boot (profile, config, model), then serve framed requests on the
 # configured transports. Runs unchanged on rp2, esp32, and the virtual board (CPython or MicroPython wasm).
+# The messages and their rules are specified in docs/protocol.md.
 import gc
 import json
-import sys
+import os
+import struct
+import binascii
+import hashlib
 
 from rkfw import proto
 from rkfw import port
 
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.2.0"
 MAX_QUERY = 256                 # bytes of request text accepted by QUERY
-MODEL_PATHS = ("/rom/model.rku", "model.rku")
+MODEL_FILE = "model.rku"        # where MODEL_COMMIT puts an uploaded model (it wins over /rom)
+MODEL_PART = "model.rku.part"   # an upload in progress; never loaded
+MODEL_PATHS = (MODEL_FILE, "/rom/model.rku")
+KEY_FILE = "reku_key.bin"       # HMAC key, provisioned by `reku deploy --key`
+CONFIG_FILE = "reku.json"
+FEEDBACK_FILE = "feedback.jsonl"
+FEEDBACK_OLD = "feedback.1.jsonl"
+FEEDBACK_MAX = 16384            # bytes per feedback file; one older file is kept (so at most twice this)
+MAX_MODEL = 8 * 1024 * 1024
+# State-changing requests that need an HMAC trailer when the board has a key.
+AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
+# With "auth": "all" in reku.json everything but HELLO and PING needs it.
+AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK)
+OUTCOMES = ("success", "failure", "corrected")
 
 
 def _read_json(path):
     try:
         with open(path) as f:
             return json.load(f)
-    except OSError:
+    except (OSError, ValueError):
         return {}
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return 0
+
+
+def _free_bytes():
+    try:
+        st = os.statvfs(".")
+        return st[0] * st[3]
+    except (OSError, AttributeError):
+        return -1
 
 
 def _map_model(path):
@@ -31,6 +78,42 @@ def _map_model(path):
         f.close()
 
 
+def _sha256_file(path, buf):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(memoryview(buf)[:n])
+    return h.digest()
+
+
+def _random_bytes(n):
+    """Unpredictable bytes for the per-boot auth nonce: os.urandom where the port has it (rp2, esp32),
+    otherwise a hash of the random module, the clock and the chip id."""
+    try:
+        return os.urandom(n)
+    except (AttributeError, NotImplementedError):
+        pass
+    import random
+    seed = bytearray(struct.pack("<II", random.getrandbits(30), port.ticks_us() & 0x3FFFFFFF))
+    try:
+        import machine
+        seed.extend(machine.unique_id())
+    except (ImportError, AttributeError):
+        pass
+    return hashlib.sha256(seed).digest()[:n]
+
+
+def _u32(n):
+    return struct.pack("<I", n)
+
+
+class AuthError(Exception):
+    pass
+
+
 class App:
     def __init__(self, profile, config):
         self.profile = profile
@@ -40,21 +123,68 @@ class App:
         self.model_path = None
         self.model_error = "no model file"
         self.stats = {"frames": 0, "queries": 0, "errors": 0, "calls": 0, "no_calls": 0,
-                      "last_ms": 0, "max_ms": 0}
+                      "last_ms": 0, "max_ms": 0, "duplicates": 0, "uploads": 0, "feedback": 0,
+                      "auth_refused": 0}
         self.boot_ms = port.ticks_ms()
+        self.last = None            # duplicate cache of the link-less caller (tests, fuzzing)
+        self.upload = None          # [size, sha256, offset, file, hash] while a MODEL upload runs
+        self.reset_pending = False
+        self.buf = bytearray(512)
+        self.transports = ()
+        self._init_auth()
+        _remove(MODEL_PART)         # an upload cut by a reset or power loss: the old model stays
+
+    # ---- authentication --------------------------------------------------------------------------------
+    def _init_auth(self):
+        self.key = None
+        self.key_error = None
+        try:
+            with open(KEY_FILE, "rb") as f:
+                self.key = f.read()
+        except OSError:
+            pass
+        if self.key is not None and len(self.key) < 16:
+            self.key_error = "%s has %d bytes (needs at least 16): authenticated commands are refused" % (
+                KEY_FILE, len(self.key))
+        self.nonce = _random_bytes(8)
+        self.counter = 0
+        if self.key is None:
+            self.auth_types = ()
+        elif self.config.get("auth") == "all":
+            self.auth_types = AUTH_ALL
+        else:
+            self.auth_types = AUTH_STATE
+
+    def check_auth(self, ftype, payload):
+        """The payload without its auth trailer, or AuthError."""
+        if self.key_error:
+            raise AuthError(self.key_error)
+        n = len(payload) - proto.AUTH_TRAILER
+        if n < 0:
+            raise AuthError("message type 0x%02x needs authentication (HMAC trailer missing)" % ftype)
+        counter = struct.unpack_from("<I", payload, n)[0]
+        body = payload[:n]
+        tag = proto.auth_tag(self.key, self.nonce, ftype, counter, body)
+        if not proto.same_bytes(tag, payload[n + 4:]):
+            raise AuthError("bad HMAC tag (wrong key, or a message for another board or boot)")
+        if counter <= self.counter:
+            raise AuthError("replayed or stale counter %d (last accepted %d)" % (counter, self.counter))
+        self.counter = counter
+        return body
 
     # ---- model -------------------------------------------------------------------------------------
-    def load_model(self):
+    def load_model(self, paths=MODEL_PATHS):
         """Load the first model found. On failure the board keeps answering INFO with the reason."""
         self.model = self.engine = None
+        gc.collect()
         try:
             from rkfw import rku
             from rkfw import infer
         except ImportError as e:
             self.model_error = "inference runtime missing from the board: %s" % e
             return False
-        self.model_error = "no model file (looked for %s)" % ", ".join(MODEL_PATHS)
-        for path in MODEL_PATHS:
+        self.model_error = "no model file (looked for %s)" % ", ".join(paths)
+        for path in paths:
             try:
                 buf = _map_model(path)
             except OSError:
@@ -63,9 +193,9 @@ class App:
                 model = rku.load(buf)
                 engine = infer.Engine(model)
             except MemoryError:
-                self.model_error = "%s does not fit in RAM (%d bytes free)" % (path, port.mem_free())
                 buf = None
                 gc.collect()
+                self.model_error = "%s does not fit in RAM (%d bytes free)" % (path, port.mem_free())
                 return False
             except Exception as e:      # rku.RkuError and anything a bad file provokes
                 self.model_error = "%s: %s" % (path, e)
@@ -76,18 +206,37 @@ class App:
         return False
 
     # ---- requests ----------------------------------------------------------------------------------
-    def handle(self, event):
-        """One decoder event -> the reply frame (bytes) or None."""
+    def handle(self, event, link=None):
+        """One decoder event -> the reply frame (bytes) or None. `link` is the transport the event came
+        from: it keeps the last request's key and reply, so that a resent request (same seq, type and
+        payload) is answered again without being executed twice."""
         self.stats["frames"] += 1
         if isinstance(event, proto.ProtocolError):
             self.stats["errors"] += 1
             return proto.encode(proto.ERROR, event.seq, proto.error_payload(event.code, str(event)))
         ftype, seq, payload = event
+        if link is None:
+            link = self
+        key = (ftype, seq, binascii.crc32(payload))
+        last = getattr(link, "last", None)
+        if last is not None and last[0] == key:
+            self.stats["duplicates"] += 1
+            return last[1]
+        reply = self.dispatch(ftype, seq, payload)
+        link.last = (key, reply)
+        return reply
+
+    def dispatch(self, ftype, seq, payload):
         handler = self.HANDLERS.get(ftype)
         if handler is None:
             return self.error(seq, proto.E_TYPE, "unknown message type 0x%02x" % ftype)
         try:
+            if ftype in self.auth_types:
+                payload = self.check_auth(ftype, payload)
             return handler(self, seq, payload)
+        except AuthError as e:
+            self.stats["auth_refused"] += 1
+            return self.error(seq, proto.E_AUTH, str(e))
         except MemoryError:
             gc.collect()
             return self.error(seq, proto.E_INTERNAL, "out of memory")
@@ -101,8 +250,11 @@ class App:
     def reply(self, ftype, seq, payload):
         return proto.encode(ftype | proto.REPLY, seq, payload)
 
+    def reply_json(self, ftype, seq, obj):
+        return self.reply(ftype, seq, json.dumps(obj, separators=(",", ":")).encode())
+
     def on_hello(self, seq, payload):
-        return self.reply(proto.HELLO, seq, json.dumps(self.info()).encode())
+        return self.reply_json(proto.HELLO, seq, self.info())
 
     def on_ping(self, seq, payload):
         return self.reply(proto.PING, seq, payload)
@@ -111,7 +263,7 @@ class App:
         st = dict(self.stats)
         st["uptime_ms"] = port.ticks_diff(port.ticks_ms(), self.boot_ms)
         st["mem_free"] = port.mem_free()
-        return self.reply(proto.STATS, seq, json.dumps(st).encode())
+        return self.reply_json(proto.STATS, seq, st)
 
     def on_query(self, seq, payload):
         if self.engine is None:
@@ -136,13 +288,173 @@ class App:
         else:
             self.stats["no_calls"] += 1
         out = {"calls": calls, "us": us, "tokens_in": st["tokens_in"], "tokens_out": st["tokens_out"]}
-        return self.reply(proto.QUERY, seq, json.dumps(out, separators=(",", ":")).encode())
+        return self.reply_json(proto.QUERY, seq, out)
+
+    # ---- model upload: BEGIN, CHUNK..., COMMIT (or ABORT) --------------------------------------------
+    def _drop_upload(self):
+        up = self.upload
+        self.upload = None
+        if up is not None:
+            try:
+                up[3].close()
+            except OSError:
+                pass
+        _remove(MODEL_PART)
+
+    def on_model_begin(self, seq, payload):
+        if len(payload) != 36:
+            return self.error(seq, proto.E_REQUEST, "MODEL_BEGIN needs size u32 and SHA-256 (36 bytes), got %d"
+                              % len(payload))
+        size = struct.unpack_from("<I", payload, 0)[0]
+        sha = bytes(payload[4:36])
+        up = self.upload
+        if up is not None and up[0] == size and up[1] == sha:
+            return self.reply(proto.MODEL_BEGIN, seq, _u32(up[2]))     # the same upload again: resume
+        self._drop_upload()
+        if size < 20 or size > MAX_MODEL:
+            return self.error(seq, proto.E_MODEL, "model size %d outside 20..%d bytes" % (size, MAX_MODEL))
+        free = _free_bytes()
+        if 0 <= free < size + 4096:
+            return self.error(seq, proto.E_MODEL, "model of %d bytes does not fit: %d bytes free on the "
+                              "filesystem next to the current model" % (size, free))
+        f = open(MODEL_PART, "wb")
+        self.upload = [size, sha, 0, f, hashlib.sha256()]
+        return self.reply(proto.MODEL_BEGIN, seq, _u32(0))
+
+    def on_model_chunk(self, seq, payload):
+        up = self.upload
+        if up is None:
+            return self.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
+        if len(payload) < 4:
+            return self.error(seq, proto.E_REQUEST, "MODEL_CHUNK needs an offset u32")
+        off = struct.unpack_from("<I", payload, 0)[0]
+        n = len(payload) - 4
+        if off != up[2]:
+            # Not where the board is: nothing is written; the reply says where to continue.
+            return self.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
+        if off + n > up[0]:
+            return self.error(seq, proto.E_MODEL, "chunk %d+%d runs past the announced size %d"
+                              % (off, n, up[0]))
+        data = memoryview(payload)[4:]
+        up[3].write(data)
+        up[4].update(data)
+        up[2] = off + n
+        return self.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
+
+    def on_model_commit(self, seq, payload):
+        up = self.upload
+        if up is None:
+            return self.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
+        size, sha, off = up[0], up[1], up[2]
+        if off != size:
+            return self.error(seq, proto.E_MODEL, "upload incomplete: %d of %d bytes received" % (off, size))
+        up[3].close()
+        streamed = up[4].digest()
+        self.upload = None
+        stored = _sha256_file(MODEL_PART, self.buf)       # verify what is on flash, not what passed by
+        if _size(MODEL_PART) != size or stored != sha or streamed != sha:
+            _remove(MODEL_PART)
+            return self.error(seq, proto.E_MODEL, "SHA-256 mismatch: announced %s, received %s; the old "
+                              "model is still serving" % (binascii.hexlify(sha).decode(),
+                                                            binascii.hexlify(stored).decode()))
+        # The new file is complete and verified. Load it before it replaces the old one (the old
+        # engine is dropped first so that both need not fit in RAM at once).
+        if self.load_model((MODEL_PART,)):
+            try:
+                os.rename(MODEL_PART, MODEL_FILE)   # atomic on littlefs and POSIX: old or new, never neither
+            except OSError:
+                _remove(MODEL_FILE)
+                os.rename(MODEL_PART, MODEL_FILE)
+            self.model_path = MODEL_FILE
+            self.stats["uploads"] += 1
+            m = self.model
+            return self.reply_json(proto.MODEL_COMMIT, seq, {"id": m.model_id, "sha256": m.sha256,
+                                                              "bytes": size, "path": MODEL_FILE})
+        reason = self.model_error
+        _remove(MODEL_PART)
+        self.load_model()
+        return self.error(seq, proto.E_MODEL, "new model rejected (%s); %s" % (
+            reason, "the old model is still serving" if self.engine else "no model loaded"))
+
+    def on_model_abort(self, seq, payload):
+        self._drop_upload()
+        return self.reply(proto.MODEL_ABORT, seq, b"")
+
+    # ---- feedback, reset, config -------------------------------------------------------------------
+    def on_feedback(self, seq, payload):
+        try:
+            fb = json.loads(payload)
+        except (ValueError, UnicodeError):
+            return self.error(seq, proto.E_REQUEST, "FEEDBACK payload is not JSON")
+        if not isinstance(fb, dict) or fb.get("outcome") not in OUTCOMES:
+            return self.error(seq, proto.E_REQUEST, "FEEDBACK needs an object with outcome %s" % "|".join(OUTCOMES))
+        text = fb.get("text", "")
+        calls = fb.get("calls", [])
+        corrected = fb.get("corrected")
+        if not isinstance(text, str) or not isinstance(calls, list):
+            return self.error(seq, proto.E_REQUEST, "FEEDBACK text must be a string and calls a list")
+        if fb["outcome"] == "corrected" and not isinstance(corrected, list):
+            return self.error(seq, proto.E_REQUEST, "outcome corrected needs the corrected calls (a list)")
+        entry = {"t": port.ticks_diff(port.ticks_ms(), self.boot_ms), "text": text, "outcome": fb["outcome"],
+                 "calls": calls}
+        if corrected is not None:
+            entry["corrected"] = corrected
+        if self.model is not None:
+            entry["model"] = self.model.sha256[:16]
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        limit = self.config.get("feedback_max", FEEDBACK_MAX)
+        if _size(FEEDBACK_FILE) + len(line) > limit:
+            _remove(FEEDBACK_OLD)
+            try:
+                os.rename(FEEDBACK_FILE, FEEDBACK_OLD)
+            except OSError:
+                pass
+        with open(FEEDBACK_FILE, "a") as f:
+            f.write(line)
+        self.stats["feedback"] += 1
+        return self.reply_json(proto.FEEDBACK, seq, {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD),
+                                                      "limit": 2 * limit})
+
+    def on_reset(self, seq, payload):
+        self.reset_pending = True
+        return self.reply(proto.RESET, seq, b"")
+
+    def on_config(self, seq, payload):
+        if payload:
+            try:
+                change = json.loads(payload)
+            except (ValueError, UnicodeError):
+                return self.error(seq, proto.E_REQUEST, "CONFIG payload is not JSON")
+            if not isinstance(change, dict):
+                return self.error(seq, proto.E_REQUEST, "CONFIG payload must be a JSON object")
+            cfg = _read_json(CONFIG_FILE)
+            for k in change:
+                if change[k] is None:
+                    cfg.pop(k, None)
+                else:
+                    cfg[k] = change[k]
+            tmp = CONFIG_FILE + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps(cfg))
+            try:
+                os.rename(tmp, CONFIG_FILE)
+            except OSError:
+                _remove(CONFIG_FILE)
+                os.rename(tmp, CONFIG_FILE)
+        return self.reply_json(proto.CONFIG, seq, _read_json(CONFIG_FILE))
 
     HANDLERS = {
         proto.HELLO: on_hello,
         proto.PING: on_ping,
         proto.STATS: on_stats,
         proto.QUERY: on_query,
+        proto.MODEL_BEGIN: on_model_begin,
+        proto.MODEL_CHUNK: on_model_chunk,
+        proto.MODEL_COMMIT: on_model_commit,
+        proto.MODEL_ABORT: on_model_abort,
+        proto.FEEDBACK: on_feedback,
+        proto.RESET: on_reset,
+        proto.CONFIG: on_config,
     }
 
     def info(self):
@@ -151,10 +463,22 @@ class App:
         if self.model is not None:
             model = {"id": self.model.model_id, "sha256": self.model.sha256, "path": self.model_path,
                      "tier": self.engine.tier, "schema": self.model.schema_summary()}
-        return {"fw": FW_VERSION, "proto": proto.VERSION, "runtime": port.runtime(),
-                "board": p.get("name", "unknown"), "chip": p.get("chip", "unknown"),
+        auth = {"required": bool(self.auth_types)}
+        if self.auth_types:
+            auth["nonce"] = binascii.hexlify(self.nonce).decode()
+            auth["counter"] = self.counter
+            auth["types"] = list(self.auth_types)
+            if self.key_error:
+                auth["error"] = self.key_error
+        up = self.upload
+        return {"fw": FW_VERSION, "proto": proto.VERSION, "proto_min": proto.MIN_VERSION,
+                "runtime": port.runtime(), "board": p.get("name", "unknown"), "chip": p.get("chip", "unknown"),
                 "model": model, "model_error": self.model_error,
-                "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY},
+                "types": sorted(self.HANDLERS), "auth": auth,
+                "transports": [t.name for t in self.transports],
+                "upload": None if up is None else {"bytes": up[0], "received": up[2]},
+                "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": proto.MAX_CHUNK,
+                           "max_model": MAX_MODEL, "fs_free": _free_bytes()},
                 "mem_free": port.mem_free()}
 
 
@@ -169,31 +493,69 @@ def open_transports(profile, config):
             out.append(transport.Uart(machine, profile["uart"], config.get("baud")))
         elif name == "usb":
             out.append(transport.UsbStdio())
+        elif name == "i2c":
+            if not profile.get("i2c_target", False):
+                print("reku: %s has no I2C target (i2c_target false in its profile): serving UART instead"
+                      % profile.get("name", "this board"))
+                if "uart" not in names:
+                    import machine
+                    out.append(transport.Uart(machine, profile["uart"], config.get("baud")))
+                continue
+            import machine
+            out.append(transport.I2c(machine, profile["i2c"], config.get("i2c_address"),
+                                     profile.get("ready_pin") if config.get("ready_pin", True) else None))
         else:
             raise ValueError("unknown transport %r in reku.json" % name)
     return out
 
 
+def _idle_wait():
+    """Wait for the next interrupt, at most about a millisecond (machine.idle() where there is one)."""
+    try:
+        import machine
+        return machine.idle
+    except (ImportError, AttributeError):
+        return lambda: port.sleep_ms(1)
+
+
 def serve(app, transports, wdt=None):
+    app.transports = transports
+    idle_wait = _idle_wait()
     while True:
         idle = True
         for t in transports:
-            data = t.read()
-            if data:
-                idle = False
-                for ev in t.decoder.feed(data):
-                    out = app.handle(ev)
-                    if out:
-                        t.write(out)
+            try:
+                data = t.read()
+                if data:
+                    idle = False
+                    for ev in t.decoder.feed(data):
+                        out = app.handle(ev, t)
+                        if out:
+                            t.write(out)
+                    t.served()
+            except MemoryError:
+                gc.collect()
+                app.stats["errors"] += 1
+            except Exception as e:          # a transport hiccup must not stop the board
+                app.stats["errors"] += 1
+                print("reku: %s: %s: %s" % (t.name, type(e).__name__, e))
+            if app.reset_pending:
+                t.flush()
+                reset()
         if wdt is not None:
             wdt.feed()
         if idle:
-            port.sleep_ms(1)
+            idle_wait()
+
+
+def reset():
+    import machine
+    machine.reset()
 
 
 def main():
     profile = _read_json("board.json")
-    config = _read_json("reku.json")
+    config = _read_json(CONFIG_FILE)
     app = App(profile, config)
     app.load_model()
     if app.model_error:

@@ -1,5 +1,6 @@
 # reku wire protocol: the one frame codec, used by the board (MicroPython) and the host (CPython).
-# Specification: docs/protocol.md. Keep this file valid MicroPython: no f-strings, no CPython-only modules.
+# Specification: docs/protocol.md (frames, messages, errors, seq rules, versioning, auth) and docs/i2c.md
+# (the I2C register map). Keep this file valid MicroPython: no f-strings, no CPython-only modules.
 #
 # Wire:  COBS( header | payload | crc32 ) 0x00
 # header: version u8, type u8, seq u16 LE, length u16 LE (= len(payload))
@@ -7,8 +8,10 @@
 
 import struct
 import binascii
+import hashlib
 
-VERSION = 1
+VERSION = 1                 # highest frame version this codec speaks
+MIN_VERSION = 1             # lowest; HELLO in version 1 is answered (in version 1) by every board, forever
 HEADER = 6
 MAX_PAYLOAD = 1024          # payload bytes in one frame, both directions
 MAX_FRAME = HEADER + MAX_PAYLOAD + 4
@@ -19,12 +22,13 @@ HELLO = 0x01        # reply: INFO (JSON)
 PING = 0x02         # reply: PONG, payload echoed
 QUERY = 0x03        # payload: UTF-8 request text; reply: JSON {"calls": [...], "ms": .., "tokens_in": .., "tokens_out": ..}
 STATS = 0x04        # reply: JSON counters
-MODEL_BEGIN = 0x10
-MODEL_CHUNK = 0x11
-MODEL_COMMIT = 0x12
-MODEL_ABORT = 0x13
-FEEDBACK = 0x20
-RESET = 0x21
+MODEL_BEGIN = 0x10  # payload: size u32 | sha256[32] [| auth]; reply: offset u32 (where to continue)
+MODEL_CHUNK = 0x11  # payload: offset u32 | data; reply: next offset u32
+MODEL_COMMIT = 0x12 # payload: [auth]; reply: JSON {"id", "sha256", "bytes"} of the model now serving
+MODEL_ABORT = 0x13  # payload: [auth]; reply: empty
+FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "entries"}
+RESET = 0x21        # payload: [auth]; reply: empty, then the board resets
+CONFIG = 0x22       # payload: JSON object merged into reku.json [| auth]; reply: JSON of the whole config
 REPLY = 0x80
 ERROR = 0xFF        # reply to anything: payload = code u8 | UTF-8 message
 
@@ -47,6 +51,80 @@ ERROR_NAMES = {
     E_LENGTH: "bad length", E_TYPE: "unknown type", E_REQUEST: "bad request", E_BUSY: "busy",
     E_NO_MODEL: "no model", E_MODEL: "model error", E_AUTH: "not authorised", E_INTERNAL: "internal error",
 }
+
+
+# Sizes derived from MAX_PAYLOAD.
+MAX_CHUNK = MAX_PAYLOAD - 4         # model bytes in one MODEL_CHUNK (after its offset)
+
+# ---- authentication (HMAC-SHA256, docs/protocol.md "Authentication") --------------------------------
+AUTH_TRAILER = 36                   # counter u32 LE | tag[32], appended to the payload
+AUTH_LABEL = b"reku-auth-v1"
+
+
+def hmac_sha256(key, msg):
+    """RFC 2104 HMAC with SHA-256 (hashlib.sha256 is all MicroPython has; there is no hmac module)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    k = bytearray(64)
+    k[:len(key)] = key
+    ipad = bytearray(64)
+    opad = bytearray(64)
+    for i in range(64):
+        ipad[i] = k[i] ^ 0x36
+        opad[i] = k[i] ^ 0x5C
+    h = hashlib.sha256(ipad)
+    h.update(msg)
+    inner = h.digest()
+    h = hashlib.sha256(opad)
+    h.update(inner)
+    return h.digest()
+
+
+def auth_tag(key, nonce, ftype, counter, payload):
+    """The tag of one authenticated request: HMAC(key, label | nonce | type | counter | payload)."""
+    msg = bytearray(AUTH_LABEL)
+    msg.extend(nonce)
+    msg.extend(struct.pack("<BI", ftype, counter))
+    msg.extend(payload)
+    return hmac_sha256(key, msg)
+
+
+def add_auth(key, nonce, ftype, counter, payload=b""):
+    """payload | counter | tag, ready to send."""
+    return bytes(payload) + struct.pack("<I", counter) + auth_tag(key, nonce, ftype, counter, payload)
+
+
+def same_bytes(a, b):
+    """Constant-time comparison (the time does not depend on where the first difference is)."""
+    if len(a) != len(b):
+        return False
+    d = 0
+    for i in range(len(a)):
+        d |= a[i] ^ b[i]
+    return d == 0
+
+
+# ---- I2C register map (docs/i2c.md) ------------------------------------------------------------------
+# The board is an I2C target with 16-bit register addresses (big-endian on the bus, as every I2C
+# memory device). Registers and windows are one byte array on the board (machine.I2CTarget mem mode).
+I2C_MAP_VERSION = 1
+I2C_STATUS = 0x0000         # u8: ST_* bits
+I2C_REPLY_ID = 0x0001       # u8: incremented (mod 256) for every reply placed in the reply window
+I2C_REPLY_LEN = 0x0002      # u16 LE: bytes of the reply in the reply window (wire frame, 0x00 included)
+I2C_CTRL = 0x0004           # u8, written by the controller: CTRL_* command, cleared by the board
+I2C_MAP = 0x0005            # u8: I2C_MAP_VERSION
+I2C_WINDOW = 0x0006         # u16 LE: size of each window (= MAX_WIRE)
+I2C_MAGIC = 0x0008          # 4 bytes "reku"
+I2C_REPLY = 0x0010          # reply window (read): one wire frame
+I2C_REQUEST = I2C_REPLY + MAX_WIRE      # request window (write): one wire frame, 0x00 delimiter last
+I2C_MEM = I2C_REQUEST + MAX_WIRE        # bytes of register space
+ST_READY = 0x01             # a reply is waiting (READY pin low while set)
+ST_BUSY = 0x02              # a request was taken and is being served
+ST_BOOT = 0x04              # set at boot, cleared by the first CTRL_ACK: tells the controller of a reset
+ST_OVERRUN = 0x08           # a request window had no 0x00 delimiter: it was dropped (an ERROR reply follows)
+CTRL_ACK = 0x01             # the controller has read the reply: clear ST_READY and release the READY pin
+CTRL_FLUSH = 0x02           # drop whatever is in the request window (restart after a cut write)
+I2C_FILL = 0xFF             # the empty request window is filled with this (COBS frames carry no 0x00)
 
 
 class ProtocolError(Exception):
@@ -122,8 +200,9 @@ def decode(wire):
     crc = struct.unpack_from("<I", body, len(body) - 4)[0]
     if binascii.crc32(memoryview(body)[:len(body) - 4]) & 0xFFFFFFFF != crc:
         raise ProtocolError(E_CRC, "checksum mismatch", seq)
-    if ver != VERSION:
-        raise ProtocolError(E_VERSION, "protocol version %d not supported (board speaks %d)" % (ver, VERSION), seq)
+    if ver < MIN_VERSION or ver > VERSION:
+        raise ProtocolError(E_VERSION, "frame version %d not supported (this side speaks %d..%d)"
+                            % (ver, MIN_VERSION, VERSION), seq)
     if HEADER + n + 4 != len(body):
         raise ProtocolError(E_LENGTH, "header says %d payload bytes, frame has %d" % (n, len(body) - HEADER - 4), seq)
     return ftype, seq, bytes(body[HEADER:HEADER + n])

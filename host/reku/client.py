@@ -1,13 +1,18 @@
 """The host client: talk to a reku board over the framed protocol (docs/protocol.md).
 
     from reku.client import Client
-    with Client.serial("/dev/ttyACM0") as board:
+    with Client.serial("/dev/ttyACM0") as board:          # or Client.i2c(1, 0x42) on a Raspberry Pi
         print(board.call("dim the kitchen to 30%"))
 """
 
+import binascii
+import hashlib
 import json
+import os
+import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rkfw import proto
 
@@ -22,6 +27,14 @@ class BoardTimeout(ClientError):
     """No valid reply within the timeout after all retries."""
 
 
+class LinkError(ClientError):
+    """The transport itself failed (port missing, unplugged)."""
+
+
+class VersionMismatch(ClientError):
+    """The board speaks a frame version this host does not (or the other way round)."""
+
+
 class BoardError(ClientError):
     """The board answered with an ERROR frame."""
 
@@ -31,8 +44,16 @@ class BoardError(ClientError):
         self.board_message = message
 
 
-class LinkError(ClientError):
-    """The transport itself failed (port missing, unplugged)."""
+class AuthError(BoardError):
+    """The board refused a state-changing command: no key, wrong key, or a replayed counter."""
+
+
+class UploadError(ClientError):
+    """A model upload could not be completed (the board keeps its old model)."""
+
+
+def board_error(code, message):
+    return (AuthError if code == proto.E_AUTH else BoardError)(code, message)
 
 
 @dataclass
@@ -53,6 +74,8 @@ class QueryResult:
 
 
 class SerialLink:
+    prefix = b"\x00"            # a leading delimiter ends whatever partial garbage the board holds
+
     def __init__(self, port, baud=115200):
         import serial
         try:
@@ -60,42 +83,113 @@ class SerialLink:
         except (serial.SerialException, OSError) as e:
             raise LinkError("cannot open serial port %s: %s" % (port, e)) from None
         self.name = port
+        self.bytes_out = 0
+        self.bytes_in = 0
 
     def write(self, data):
-        self.ser.write(data)
-        self.ser.flush()
+        self.bytes_out += len(data)
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except Exception as e:
+            raise LinkError("write to %s failed: %s" % (self.name, e)) from None
 
     def read(self, timeout):
         """Whatever arrives within `timeout` seconds (returns as soon as something does)."""
-        self.ser.timeout = timeout
-        first = self.ser.read(1)
-        if not first:
-            return b""
-        return first + self.ser.read(self.ser.in_waiting)
+        try:
+            self.ser.timeout = timeout
+            first = self.ser.read(1)
+            if not first:
+                return b""
+            data = first + self.ser.read(self.ser.in_waiting)
+        except Exception as e:
+            raise LinkError("read from %s failed: %s" % (self.name, e)) from None
+        self.bytes_in += len(data)
+        return data
 
     def close(self):
         self.ser.close()
 
 
+# Types a board with a key wants signed unless its INFO says otherwise.
+AUTH_TYPES = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
+
+
 class Client:
-    def __init__(self, link, timeout=5.0, retries=2):
+    """Requests and replies over a link (SerialLink, reku.i2c.I2CLink, or anything with write(bytes),
+    read(timeout) -> bytes and close()).
+
+    timeout: seconds to wait for each reply; retries: how often a request is sent again (same seq, so
+    the board answers it from its cache instead of running it twice); key: the HMAC key (bytes) for
+    state-changing commands; handshake: send HELLO before the first other request (the versioning rule)."""
+
+    def __init__(self, link, timeout=5.0, retries=2, key=None, handshake=True):
         self.link = link
         self.timeout = timeout
         self.retries = retries
+        self.key = key
+        self.handshake = handshake
         self.decoder = proto.Decoder()
-        self.seq = int(time.monotonic() * 1000) & 0xFFFF
+        self.seq = struct.unpack("<H", os.urandom(2))[0]
+        self.board = None           # the INFO of the last HELLO
+        self._counter = 0
 
     @classmethod
     def serial(cls, port, baud=115200, **kw):
         return cls(SerialLink(port, baud), **kw)
 
+    @classmethod
+    def i2c(cls, bus, address=0x42, ready_pin=None, **kw):
+        """bus: N (/dev/i2c-N), a device path, "sim:PTY" (the virtual board's bus) or a bus object.
+        ready_pin: None (poll STATUS), a GPIO number (sysfs; on the virtual board its pin), or a
+        callable returning the pin's level."""
+        from . import i2c
+        b = i2c.open_bus(bus, address) if isinstance(bus, (int, str)) else bus
+        ready = ready_pin
+        if isinstance(ready_pin, int):
+            if isinstance(b, i2c.SimBus):
+                ready = lambda n=ready_pin: b.pin(n)        # noqa: E731
+            else:
+                ready = i2c.SysfsPin(ready_pin)
+        try:
+            link = i2c.I2CLink(b, ready)
+        except Exception:
+            b.close()
+            raise
+        return cls(link, **kw)
+
     # ---- framing ---------------------------------------------------------------------------------------
     def request(self, ftype, payload=b"", timeout=None):
-        """Send one request; return the reply payload. Resends (same seq) after silence or a damaged
-        frame, at most `retries` times; an ERROR reply to the request raises BoardError."""
+        """Send one request; return the reply payload. Signs it when the board wants that (and a key is
+        set). Resends (same seq) after silence or a damaged frame, at most `retries` times; an ERROR
+        reply raises BoardError (AuthError for E_AUTH)."""
+        if self.handshake and self.board is None and ftype not in (proto.HELLO, proto.PING):
+            self.hello()
+        if self.key is not None and ftype in self._auth_types():
+            try:
+                return self._request(ftype, self._sign(ftype, payload), timeout)
+            except AuthError:
+                self.hello()                # stale counter or a new boot (new nonce): once more
+                return self._request(ftype, self._sign(ftype, payload), timeout)
+        return self._request(ftype, payload, timeout)
+
+    def _auth_types(self):
+        if self.board is None:
+            self.hello()
+        auth = self.board.get("auth") or {}
+        if not auth.get("required"):
+            return ()
+        return auth.get("types", AUTH_TYPES)
+
+    def _sign(self, ftype, payload):
+        auth = self.board["auth"]
+        self._counter = max(self._counter, auth.get("counter", 0)) + 1
+        return proto.add_auth(self.key, binascii.unhexlify(auth["nonce"]), ftype, self._counter, payload)
+
+    def _request(self, ftype, payload, timeout):
         timeout = self.timeout if timeout is None else timeout
         self.seq = (self.seq + 1) & 0xFFFF
-        frame = b"\x00" + proto.encode(ftype, self.seq, payload)   # leading 0x00 ends any partial garbage
+        frame = getattr(self.link, "prefix", b"\x00") + proto.encode(ftype, self.seq, payload)
         problem = "silence"
         for _attempt in range(self.retries + 1):
             self.link.write(frame)
@@ -116,6 +210,9 @@ class Client:
                 return problem
             for ev in self.decoder.feed(self.link.read(left)):
                 if isinstance(ev, proto.ProtocolError):
+                    if ev.code == proto.E_VERSION:      # intact frame (its CRC held) in another version
+                        raise VersionMismatch("the board answered in a frame version this host does not "
+                                              "speak (%s): update the host's reku" % ev)
                     problem = "damaged reply: %s" % ev
                     continue
                 rtype, rseq, rpayload = ev
@@ -125,12 +222,23 @@ class Client:
                     code, msg = proto.parse_error(rpayload)
                     if code in (proto.E_CRC, proto.E_FRAME, proto.E_TOO_LONG):
                         return "request damaged on the wire: %s" % msg
-                    raise BoardError(code, msg)
+                    if code == proto.E_VERSION:
+                        raise VersionMismatch("the board does not speak this host's frame version: %s" % msg)
+                    raise board_error(code, msg)
                 if rtype != ftype | proto.REPLY:
                     raise ClientError("reply type 0x%02x to request 0x%02x" % (rtype, ftype))
                 return rpayload
 
     # ---- messages --------------------------------------------------------------------------------------
+    def hello(self):
+        """HELLO: the board's INFO (also refreshes what the client knows: versions, auth nonce)."""
+        info = json.loads(self._request(proto.HELLO, b"", None))
+        if info.get("proto_min", 1) > proto.VERSION:
+            raise VersionMismatch("the board needs frame version >= %d, this host speaks %d..%d: update reku"
+                                  % (info["proto_min"], proto.MIN_VERSION, proto.VERSION))
+        self.board = info
+        return info
+
     def ping(self, data=b"ping"):
         """Round-trip time in seconds."""
         t0 = time.perf_counter()
@@ -140,7 +248,7 @@ class Client:
         return time.perf_counter() - t0
 
     def info(self):
-        return json.loads(self.request(proto.HELLO))
+        return self.hello()
 
     def stats(self):
         return json.loads(self.request(proto.STATS))
@@ -155,6 +263,64 @@ class Client:
         """The calls the board makes of `text` ([] when the request matches no function)."""
         return self.query(text).calls
 
+    def feedback(self, text, outcome, calls=None, corrected=None):
+        """Tell the board how its answer to `text` went: outcome "success", "failure" or "corrected"
+        (then `corrected` holds the right calls). Stored on the board (feedback.jsonl) for later learning."""
+        if outcome not in ("success", "failure", "corrected"):
+            raise ClientError("outcome must be success, failure or corrected, not %r" % outcome)
+        if outcome == "corrected" and corrected is None:
+            raise ClientError("outcome corrected needs the corrected calls")
+        body = {"text": text, "outcome": outcome, "calls": [_call_dict(c) for c in calls or []]}
+        if corrected is not None:
+            body["corrected"] = [_call_dict(c) for c in corrected]
+        data = json.dumps(body, separators=(",", ":")).encode()
+        if len(data) > proto.MAX_PAYLOAD:
+            raise ClientError("feedback of %d bytes exceeds one frame (%d)" % (len(data), proto.MAX_PAYLOAD))
+        return json.loads(self.request(proto.FEEDBACK, data))
+
+    def upload_model(self, path, progress=None, chunk=proto.MAX_CHUNK, commit_timeout=60.0):
+        """Send a .rku file (path or bytes) in chunks, then commit it: the board verifies its SHA-256,
+        loads it and only then replaces its model. progress(done, total) is called after every chunk.
+        Returns the board's description of the model now serving ({"id", "sha256", "bytes", "path"})."""
+        data = bytes(path) if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
+        size = len(data)
+        sha = hashlib.sha256(data).digest()
+        chunk = max(1, min(chunk, proto.MAX_CHUNK))
+        off = struct.unpack("<I", self.request(proto.MODEL_BEGIN, struct.pack("<I", size) + sha))[0]
+        if progress:
+            progress(off, size)
+        stuck = 0
+        while off < size:
+            piece = data[off:off + chunk]
+            nxt = struct.unpack("<I", self.request(proto.MODEL_CHUNK, struct.pack("<I", off) + piece))[0]
+            if nxt > size:
+                raise UploadError("the board reports offset %d beyond the file's %d bytes" % (nxt, size))
+            stuck = stuck + 1 if nxt <= off else 0
+            if stuck > 3:
+                raise UploadError("the board does not accept the chunk at offset %d" % off)
+            off = nxt
+            if progress:
+                progress(off, size)
+        r = json.loads(self.request(proto.MODEL_COMMIT, b"", timeout=max(self.timeout, commit_timeout)))
+        if r.get("sha256") != sha.hex():
+            raise UploadError("the board serves %s after the commit, expected %s" % (r.get("sha256"), sha.hex()))
+        return r
+
+    def abort_upload(self):
+        self.request(proto.MODEL_ABORT)
+
+    def reset(self):
+        """Reset the board (machine.reset()). It answers first, then restarts."""
+        self.request(proto.RESET)
+        self.board = None           # new boot: new auth nonce, possibly new firmware
+
+    def config(self, changes=None, **kw):
+        """Read (no arguments) or change the board's reku.json; a key set to None is removed. Returns
+        the whole configuration. Changes apply at the next boot (see reset())."""
+        changes = dict(changes or {}, **kw)
+        payload = json.dumps(changes, separators=(",", ":")).encode() if changes else b""
+        return json.loads(self.request(proto.CONFIG, payload))
+
     def close(self):
         self.link.close()
 
@@ -164,3 +330,6 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
+
+def _call_dict(c):
+    return c.to_dict() if isinstance(c, Call) else dict(c)

@@ -1,6 +1,10 @@
 # The virtual board's `machine` module: the hardware the firmware sees when it runs in `reku sim`.
-# Valid on MicroPython (WebAssembly build, where the JS module `simio` moves the UART bytes) and on
-# CPython (where the UART is the pty master file descriptor named by REKU_SIM_UART_FD).
+# Valid on MicroPython (WebAssembly build, where the JS module `simio` moves the wire's bytes) and on
+# CPython (where the wire is the pty master file descriptor named by REKU_SIM_UART_FD).
+#
+# The pty is one wire: the UART (bytes as they are) or, when the firmware opens an I2CTarget, the I2C bus.
+# On the bus wire each bus transaction is one COBS frame (0x00 last), see I2CTarget below and
+# reku.i2c.SimBus (the host side).
 import sys
 
 _MP = sys.implementation.name == "micropython"
@@ -9,22 +13,28 @@ if _MP:
     import binascii
     import simio
 
-    def _uart_read(n):
+    def _wire_read(n):
         return binascii.unhexlify(simio.read(n))    # blocks until at least one byte arrives
 
-    def _uart_write(data):
+    def _wire_write(data):
         simio.write(binascii.hexlify(data).decode())
 else:
     import os
+    import time as _time
     _FD = int(os.environ["REKU_SIM_UART_FD"])
+    _BOARD_DIR = os.getcwd()        # the runner has changed into the board directory
 
-    def _uart_read(n):
+    def _wire_read(n):
         return os.read(_FD, n)
 
-    def _uart_write(data):
+    def _wire_write(data):
         view = memoryview(data)
         while view:
             view = view[os.write(_FD, view):]
+
+# Kept for code that used the old names.
+_uart_read = _wire_read
+_uart_write = _wire_write
 
 
 class Pin:
@@ -32,10 +42,12 @@ class Pin:
     OUT = 1
     OPEN_DRAIN = 2
     PULL_UP = 1
+    _all = {}                       # id -> the last Pin made for it (the bus wire can read its level)
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
         self._v = 1 if value is None else value
+        Pin._all[id] = self
 
     def value(self, v=None):
         if v is None:
@@ -48,24 +60,222 @@ class Pin:
     def off(self):
         self._v = 0
 
+    def __call__(self, v=None):
+        return self.value(v)
+
 
 class UART:
     """A UART whose wire is the pty the simulator printed. read() blocks until a byte arrives, like a
-    board that has nothing else to do; any() therefore always invites a read."""
+    board that has nothing else to do; any() therefore always invites a read (of what is there)."""
 
     def __init__(self, id, baudrate=115200, tx=None, rx=None, **kw):
         self.id = id
         self.baudrate = baudrate
 
     def any(self):
-        return 1
+        return 4096
 
     def read(self, n=256):
-        return _uart_read(n)
+        return _wire_read(n)
 
     def write(self, data):
-        _uart_write(data)
+        _wire_write(data)
         return len(data)
+
+    def flush(self):
+        pass
+
+
+# ---- I2C target ----------------------------------------------------------------------------------------
+# Bus wire, host -> board, one COBS frame per transaction:
+#   b"W" addr7 data...      START, addr+W, data bytes (register address first), STOP
+#   b"R" addr7 n(u16 LE)    START, addr+R, n bytes read, STOP
+#   b"P" pin                level of a GPIO (the READY line), no bus traffic
+# board -> host, one COBS frame per request: status u8 (0 ACK, 1 NACK: no target at addr7, 2 bad
+# request) followed by the bytes read (R) or the level (P).
+# The memory-mode semantics are those of MicroPython's extmod/machine_i2c_target.c: the first
+# mem_addrsize/8 bytes of a write set the address (big-endian, modulo len(mem)), the rest is stored
+# with auto-increment and wrap-around; reads continue from the current address; IRQ_END_WRITE is not
+# raised for a write that only sets the address.
+
+_targets = {}           # addr7 -> I2CTarget
+_bus = None
+
+
+def _cobs_encode(data):
+    out = bytearray()
+    block = bytearray()
+    for b in data:
+        if b == 0:
+            out.append(len(block) + 1)
+            out.extend(block)
+            block = bytearray()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out.append(255)
+                out.extend(block)
+                block = bytearray()
+    out.append(len(block) + 1)
+    out.extend(block)
+    return bytes(out)
+
+
+def _cobs_decode(data):
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        i += 1
+        out.extend(data[i:i + code - 1])
+        i += code - 1
+        if code < 255 and i < n:
+            out.append(0)
+    return out
+
+
+class _BusWire:
+    """Reads bus transactions from the wire and plays them on the targets."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def feed(self, data):
+        for b in data:
+            if b:
+                self.buf.append(b)
+            elif self.buf:
+                frame = _cobs_decode(self.buf)
+                self.buf = bytearray()
+                _wire_write(_cobs_encode(self.transact(frame)) + b"\x00")
+
+    def transact(self, f):
+        if len(f) < 2:
+            return b"\x02"
+        op = f[0]
+        if op == 0x50:                                          # P
+            p = Pin._all.get(f[1])
+            return bytes([0, 1 if p is None else p.value()])
+        t = _targets.get(f[1])
+        if t is None:
+            return b"\x01"
+        if op == 0x57:                                          # W
+            t._write(f[2:])
+            return b"\x00"
+        if op == 0x52 and len(f) >= 4:                          # R
+            return b"\x00" + t._read(f[2] | f[3] << 8)
+        return b"\x02"
+
+    def serve_once(self):
+        """Block until at least one byte comes, then serve every complete transaction (MicroPython)."""
+        self.feed(_wire_read(4096))
+        while self.buf:                     # a transaction cut in two reads: finish it
+            self.feed(_wire_read(4096))
+
+    def serve_forever(self):
+        while True:                         # CPython: a thread, like the I2C peripheral's interrupt
+            try:
+                data = _wire_read(4096)
+            except OSError:
+                _time.sleep(0.01)
+                continue
+            self.feed(data)
+
+
+class _Irq:
+    def __init__(self):
+        self._flags = 0
+
+    def flags(self):
+        return self._flags
+
+
+class I2CTarget:
+    IRQ_ADDR_MATCH_READ = 1
+    IRQ_ADDR_MATCH_WRITE = 2
+    IRQ_READ_REQ = 4
+    IRQ_WRITE_REQ = 8
+    IRQ_END_READ = 16
+    IRQ_END_WRITE = 32
+    _HARD_ONLY = 15
+
+    def __init__(self, id, addr, *, addrsize=7, mem=None, mem_addrsize=8, scl=None, sda=None):
+        global _bus
+        if mem is None:
+            raise ValueError("the simulated I2CTarget supports memory mode only")
+        if mem_addrsize not in (0, 8, 16, 24, 32):
+            raise ValueError("mem_addrsize must be 0, 8, 16, 24 or 32")
+        self.id = id
+        self.addr = addr
+        self.mem = mem
+        self.mem_addrsize = mem_addrsize
+        self.memaddr = 0            # the address most recently selected by the controller
+        self._ptr = 0
+        self._handler = None
+        self._trigger = 0
+        self._irq = _Irq()
+        _targets[addr] = self
+        if _bus is None:
+            _bus = _BusWire()
+            if not _MP:
+                import threading
+                threading.Thread(target=_bus.serve_forever, daemon=True).start()
+
+    def deinit(self):
+        _targets.pop(self.addr, None)
+
+    def irq(self, handler=None, trigger=IRQ_END_READ | IRQ_END_WRITE, hard=False):
+        if handler is not None:
+            if trigger & self._HARD_ONLY and not hard:
+                raise ValueError("hard IRQ required")
+            self._handler = handler
+            self._trigger = trigger
+        return self._irq
+
+    def _event(self, ev):
+        if self._handler is not None and self._trigger & ev:
+            self._irq._flags = ev
+            self._handler(self)
+
+    def _write(self, data):
+        mem = self.mem
+        n = len(mem)
+        left = self.mem_addrsize // 8
+        selecting = True
+        wrote = not data            # an empty write ends as a write; an address-only write does not
+        addr = 0
+        for b in data:
+            if selecting and left:
+                addr = (addr << 8) | b
+                left -= 1
+                if left == 0:
+                    addr %= n
+                    self.memaddr = addr
+                continue
+            selecting = False
+            wrote = True
+            mem[addr] = b
+            addr += 1
+            if addr >= n:
+                addr = 0
+        self._ptr = addr
+        if wrote:
+            self._event(self.IRQ_END_WRITE)
+
+    def _read(self, count):
+        mem = self.mem
+        n = len(mem)
+        out = bytearray(count)
+        p = self._ptr
+        for i in range(count):
+            out[i] = mem[p]
+            p += 1
+            if p >= n:
+                p = 0
+        self._ptr = p
+        self._event(self.IRQ_END_READ)
+        return bytes(out)
 
 
 class WDT:
@@ -74,6 +284,19 @@ class WDT:
 
     def feed(self):
         pass
+
+
+def idle():
+    """Wait for the next event. On MicroPython (one thread) the I2C bus is served here, as the
+    peripheral's interrupt would; on CPython a thread serves it and this only sleeps a millisecond."""
+    if _MP:
+        if _bus is not None:
+            _bus.serve_once()
+        else:
+            import time
+            time.sleep_ms(1)
+    else:
+        _time.sleep(0.001)
 
 
 def freq():
@@ -85,4 +308,10 @@ def unique_id():
 
 
 def reset():
+    """A hard reset: the CPython board starts its process again (same wire, same files); the MicroPython
+    board raises SystemExit, on which the Node runner boots a fresh interpreter on the same files."""
+    if not _MP:
+        sys.stdout.flush()
+        argv = [sys.executable, "-I", "-S", "-u", sys.argv[0], _BOARD_DIR, sys.argv[2]]
+        os.execv(sys.executable, argv)
     raise SystemExit("machine.reset()")
