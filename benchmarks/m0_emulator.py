@@ -78,8 +78,8 @@ class Image:
         binf = out / ("kernels%s.bin" % tag)
         flags = CFLAGS + [opt] + (["-DRK_NO_ASM"] if no_asm else [])
         _run([CC] + flags + ["-I", str(RK), str(RK / "rk_core.c"), str(RK / "rk_baseline.c"),
-                             "-nostartfiles", "-specs=nano.specs", "-Wl,--gc-sections", "-Wl,-e,rk_tmv",
-                             "-Wl,-u,rk_tmv_i8", "-Wl,-u,rk_tmv_decode", "-Wl,-Ttext=0x%x" % FLASH,
+                             "-nostartfiles", "-specs=nano.specs", "-Wl,-e,rk_tmv",
+                             "-Wl,-Ttext=0x%x" % FLASH,
                              "-Wl,-Tbss=0x%x" % RAM, "-o", str(elf), "-lgcc"])
         _run(["arm-none-eabi-objcopy", "-O", "binary", "--only-section=.text", "--only-section=.rodata",
               str(elf), str(binf)])
@@ -91,16 +91,29 @@ class Image:
                 self.sym[parts[2]] = int(parts[0], 16)
 
 
+def _arm():
+    from unicorn import arm_const
+    return arm_const
+
+
+def new_cpu(model):
+    """A unicorn ARM CPU of the given model. Not UC_MODE_MCLASS: unicorn 2.1 then always emulates a
+    Cortex-M33 whatever model is set (checked by tests/test_native_m0.py); the model itself makes it M-profile."""
+    from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, Uc
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
+    uc.ctl_set_cpu_model(model)
+    if uc.ctl_get_cpu_model() != model:
+        raise RuntimeError("unicorn did not take CPU model %d" % model)
+    return uc
+
+
 class M0:
     """A Cortex-M0 (unicorn) with the kernels loaded; call(name, *args) runs a function and counts."""
 
     def __init__(self, image):
-        from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
-        from unicorn import arm_const as A
-        self.A = A
+        self.A = A = _arm()
         self.img = image
-        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-        self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M0)
+        self.uc = new_cpu(A.UC_CPU_ARM_CORTEX_M0)
         size = (len(image.code) + 0xFFFF) & ~0xFFFF
         self.uc.mem_map(FLASH, size)
         self.uc.mem_write(FLASH, image.code)
@@ -199,11 +212,14 @@ class M0:
             state[2] = (addr + c[2], c[1] - c[0]) if c[1] != c[0] else None
 
         h = uc.hook_add(UC_HOOK_CODE, hook, begin=FLASH, end=FLASH + len(self.img.code)) if count else None
+        # translated blocks cached by an earlier uncounted call carry no hook: drop them
+        uc.ctl_flush_tb()
         try:
             uc.emu_start(self.img.sym[name] | 1, STOP, timeout=0, count=0)
         finally:
             if h is not None:
                 uc.hook_del(h)
+                uc.ctl_flush_tb()
         pend = state[2]
         if pend is not None and pend[0] != STOP:
             state[1] += pend[1]
