@@ -320,15 +320,25 @@ async function runRepl() {
 // ---- start ---------------------------------------------------------------------------------------------
 
 if (!replMode) {
-  const mp = await loadMicroPython({ stdout: log, stderr: log, linebuffer: true, romfs: romfsImage() });
-  mp.registerJsModule("simio", { read: uartRead, write: uartWrite });
-  copyIn(mp, boardDir, "/board");
-  copyIn(mp, halDir, "/sim");
-  try {
-    mp.runPython("import sys, os\nos.chdir('/board')\nsys.path[:0] = ['/board', '/sim']\nimport main\n");
-  } catch (e) {
-    log(String(e.message || e));
-    process.exit(1);
+  // machine.reset() in the simulated hardware raises SystemExit("machine.reset()"): the files are
+  // written back to BOARD_DIR and a fresh interpreter boots them, as a board would after a reset.
+  for (;;) {
+    const mp = await loadMicroPython({ stdout: log, stderr: log, linebuffer: true, romfs: romfsImage() });
+    mp.registerJsModule("simio", { read: uartRead, write: uartWrite });
+    copyIn(mp, boardDir, "/board");
+    copyIn(mp, halDir, "/sim");
+    try {
+      mp.runPython("import sys, os\nos.chdir('/board')\nsys.path[:0] = ['/board', '/sim']\nimport main\n");
+    } catch (e) {
+      const msg = String(e.message || e);
+      if (msg.includes("SystemExit: machine.reset()")) {
+        copyOut(mp, "/board", boardDir);
+        continue;
+      }
+      log(msg);
+      process.exit(1);
+    }
+    break;
   }
 } else {
   await runRepl();
