@@ -386,3 +386,54 @@ def test_bootsel_drive_found_by_scanning_mount_points(tmp_path, monkeypatch):
         flash.find_bootsel(boards.load("pico2"))
     (drive / "INFO_UF2.TXT").unlink()
     assert flash.find_bootsel(boards.load("pico")) is None
+
+
+# ---- ESP: the whole esptool session against a simulated serial bootloader ---------------------------------
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
+from esp_rom_sim import EspRomSim  # noqa: E402
+
+
+@pytest.mark.parametrize("name,chip", sorted(ESP_BOARDS.items()))
+def test_esp_flash_end_to_end_with_real_esptool(esp_images, name, chip, tmp_path):
+    profile = boards.load(name)
+    fw = tmp_path / "firmware.bin"
+    fw.write_bytes(esp_images[chip])
+    off = profile["firmware_offset"]
+    with EspRomSim(chip, flash_size=profile["flash_kb"] * 1024) as sim:
+        sim.flash[:] = os.urandom(len(sim.flash))          # old contents: erased by --erase
+        r = reku("flash", "--board", name, "--port", sim.port, "--firmware", str(fw), "--erase")
+        assert r.returncode == 0, r.stdout + r.stderr
+        data = fw.read_bytes()
+        assert bytes(sim.flash[off:off + len(data)]) == data
+        assert bytes(sim.flash[off + len(data):]) == b"\xff" * (len(sim.flash) - off - len(data))
+        steps = [s for s, _ in sim.log if s in ("stub", "erase_flash", "write_begin", "md5")]
+        assert steps == ["stub", "erase_flash", "write_begin", "md5", "md5"]   # esptool's check + verify_flash
+        assert ("write_begin", off) in sim.log and ("md5", (off, len(data))) in sim.log
+    assert "detected %s on %s" % (flash.chip_title(chip), sim.port) in r.stdout
+    assert "Verification successful" in r.stdout
+    assert r.stdout.rstrip().endswith("done: %s flashed with %s" % (name, fw))
+
+
+def test_esp_flash_refuses_the_wrong_chip_on_the_port(esp_images, tmp_path):
+    fw = tmp_path / "firmware.bin"
+    fw.write_bytes(esp_images["esp32"])
+    with EspRomSim("esp32s3") as sim:
+        r = reku("flash", "--board", "esp32-devkitc", "--port", sim.port, "--firmware", str(fw))
+        assert not any(s == "write_begin" for s, _ in sim.log)
+        assert bytes(sim.flash) == b"\xff" * len(sim.flash)
+    # (esptool itself warns on stderr that a pty has no DTR/RTS to reset the chip with)
+    assert r.returncode == 1 and r.stderr.count("reku flash: error:") == 1
+    assert r.stderr.strip().splitlines()[-1] == ("reku flash: error: the chip on %s is an ESP32-S3, but board "
+                                                 "esp32-devkitc is an ESP32: nothing written" % sim.port)
+
+
+def test_esp_flash_refuses_a_flash_too_small_for_the_image(esp_images, tmp_path):
+    fw = tmp_path / "firmware.bin"
+    fw.write_bytes(esp_images["esp32c3"] + b"\xff" * (1 << 20))
+    with EspRomSim("esp32c3", flash_size=1 << 20) as sim:
+        r = reku("flash", "--board", "xiao-esp32c3", "--port", sim.port, "--firmware", str(fw))
+        assert not any(s == "write_begin" for s, _ in sim.log)
+    assert r.returncode == 1 and r.stderr.count("reku flash: error:") == 1
+    assert "the flash on %s is 1MB, the image needs %d bytes: nothing written" % (sim.port, fw.stat().st_size) \
+        in r.stderr
