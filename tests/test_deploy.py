@@ -199,3 +199,40 @@ def test_romfs_image_holds_the_model():
     image = dp.build_romfs(MODEL.read_bytes())
     assert image[:3] == b"\xd2\xcd\x31"
     assert MODEL.read_bytes() in image and b"model.rku" in image
+
+
+def test_romfs_board_gets_the_model_in_flash(tmp_path):
+    """A profile with romfs true and a board whose firmware has a ROMFS partition: the model goes into the
+    partition (mpremote romfs deploy), not onto the filesystem, and the firmware maps it from /rom."""
+    require_runtime("micropython")
+    import json
+    profile = json.loads((paths.BOARDS / "pico.json").read_text())
+    profile.update(name="pico-romfs", romfs=True)
+    pfile = tmp_path / "pico-romfs.json"
+    pfile.write_text(json.dumps(profile))
+    fs = tmp_path / "fs"
+    with VirtualBoard(runtime="micropython", state_dir=fs, repl=True, bare=True, romfs_kb=128) as vb:
+        s = dp.deploy(vb.port, str(pfile), out=io.StringIO())
+        assert s["romfs"] == {"status": "written", "bytes": len(dp.build_romfs(MODEL.read_bytes()))}
+        again = dp.deploy(vb.port, str(pfile), out=io.StringIO())
+        assert again["romfs"]["status"] == "unchanged" and again["copied"] == 0
+        vb.stop()
+    assert not (fs / "model.rku").exists()
+    with VirtualBoard(runtime="micropython", state_dir=fs) as board:
+        with Client.serial(board.port, timeout=30) as c:
+            info = c.info()
+    assert info["model"] is not None, info["model_error"]
+    assert info["model"]["path"] == "/rom/model.rku" and info["model"]["sha256"] == sha(MODEL.read_bytes())
+
+
+def test_profile_romfs_without_partition_falls_back_to_the_filesystem(bare_board, tmp_path):
+    import json
+    profile = json.loads((paths.BOARDS / "pico.json").read_text())
+    profile.update(name="pico-romfs", romfs=True)
+    pfile = tmp_path / "pico-romfs.json"
+    pfile.write_text(json.dumps(profile))
+    out = io.StringIO()
+    s = dp.deploy(bare_board.port, str(pfile), out=out)
+    assert s["romfs"] is None and "no ROMFS partition" in out.getvalue()
+    with dp.Board(bare_board.port) as b:
+        assert b.hashes(["model.rku"])["model.rku"] == sha(MODEL.read_bytes())

@@ -162,3 +162,26 @@ def test_repl_mode_needs_the_micropython_runtime():
     with pytest.raises(RekuError) as e:
         VirtualBoard(runtime="cpython", repl=True)
     assert "MicroPython runtime" in str(e.value)
+
+
+def test_romfs_partition_with_mpremote(tmp_path):
+    require_runtime("micropython")
+    src = tmp_path / "romsrc"
+    src.mkdir()
+    (src / "data.bin").write_bytes(bytes(range(256)) * 10)
+    state = tmp_path / "board"
+    with VirtualBoard(runtime="micropython", state_dir=state, repl=True, bare=True, romfs_kb=64) as vb:
+        r = mpremote(vb.port, "romfs", "query")
+        assert r.returncode == 0 and "65536 bytes" in r.stdout and "Not a valid ROMFS" in r.stdout, r
+        r = mpremote(vb.port, "romfs", "deploy", str(src))
+        assert r.returncode == 0 and "ROMFS image deployed" in r.stdout, r.stdout + r.stderr
+        r = mpremote(vb.port, "soft-reset", "exec",
+                     "import os, hashlib, binascii\nprint(os.listdir('/rom'))\n"
+                     "f = open('/rom/data.bin', 'rb')\nm = memoryview(f)\n"
+                     "print(len(m), binascii.hexlify(hashlib.sha256(m).digest()).decode())")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split("\n")
+        assert lines[0] == "['data.bin']"
+        assert lines[1] == "2560 %s" % hashlib.sha256(bytes(range(256)) * 10).hexdigest()
+    assert (state / ".reku-sim" / "romfs.img").stat().st_size == 65536
+    assert not (state / "data.bin").exists()

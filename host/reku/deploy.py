@@ -63,8 +63,12 @@ try:
         i['rom'] = n if n > 0 else 0
         if n > 0:
             d = vfs.rom_ioctl(2, 0)
-            i['rom_size'] = d.ioctl(4, 0) * d.ioctl(5, 0) if hasattr(d, 'ioctl') else len(d)
-            i['rom_writable'] = hasattr(d, 'ioctl') or vfs.rom_ioctl(3, 0, 0) >= 0
+            if isinstance(d, int):
+                i['rom'] = 0
+            else:
+                i['rom_size'] = d.ioctl(4, 0) * d.ioctl(5, 0) if hasattr(d, 'ioctl') else len(d)
+                if not i['rom_size']:
+                    i['rom'] = 0
 except ImportError:
     pass
 try:
@@ -510,10 +514,9 @@ def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy
         if key_data is not None:
             items.append(Item(KEY_PATH, key_data, "HMAC key"))
         model_data = Path(model_path).read_bytes() if model_path else None
-        use_romfs = bool(model_data is not None and romfs and profile.get("romfs") and info["rom"]
-                         and info.get("rom_writable", True))
+        use_romfs = bool(model_data is not None and romfs and profile.get("romfs") and info["rom"])
         if model_data is not None and romfs and profile.get("romfs") and not use_romfs:
-            pr.line("note: the profile says ROMFS but this board's firmware has no writable ROMFS partition "
+            pr.line("note: the profile says ROMFS but this board's firmware has no ROMFS partition "
                     "(stock image?): the model goes on the filesystem (docs/custom-firmware.md)")
         if model_data is not None and not use_romfs:
             items.append(Item(MODEL_PATH, model_data, "model %s" % Path(model_path).name))   # last: see below

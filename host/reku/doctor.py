@@ -100,6 +100,7 @@ def doctor(port, board=None, model="home", native=None, query=TEST_QUERY, baud=1
 
 
 def _checks(rep, b, port, board, model, native, query):
+    explicit_board = board is not None
     info = b.info()
     rep.add("OK", "connection", "MicroPython REPL answered on %s" % port)
     simulated = "Emscripten" in info["machine"]
@@ -170,7 +171,11 @@ def _checks(rep, b, port, board, model, native, query):
             _p, pbytes = dp.load_profile(board)
             items.append(dp.Item(dp.PROFILE_PATH, pbytes, "profile"))
         except RekuError as e:
-            rep.add("FAIL", "profile", "no host profile to compare with: %s" % e, "pass --board NAME")
+            if explicit_board:
+                rep.add("FAIL", "profile", "no host profile to compare with: %s" % e, "pass --board NAME or FILE.json")
+            else:
+                rep.add("SKIP", "profile", "no host profile named %r to compare /board.json with (pass --board "
+                        "FILE.json)" % board)
     if native:
         items.append(dp.Item(dp.NATIVE_PATH, Path(native).read_bytes(), "native module"))
     model_item = None
@@ -190,9 +195,9 @@ def _checks(rep, b, port, board, model, native, query):
             parts.append("stale in /%s: %s" % (dp.PACKAGE, ", ".join(stale)))
         rep.add("FAIL", "files", "; ".join(parts), deploy_hint)
     elif items:
-        rep.add("OK", "files", "%d files intact (SHA-256): main.py, /%s (%s), %s" % (
-            len(items), dp.PACKAGE, "bytecode .mpy" if use_mpy else "source", ", ".join(
-                it.path for it in items if not it.path.startswith(dp.PACKAGE) and it.path != "main.py")))
+        rep.add("OK", "files", "%d files intact (SHA-256): %s" % (len(items), ", ".join(
+            ["main.py", "/%s (%s)" % (dp.PACKAGE, "bytecode .mpy" if use_mpy else "source")]
+            + [it.path for it in items if not it.path.startswith(dp.PACKAGE) and it.path != "main.py"])))
     if model_item is not None:
         h = got[model_item.path]
         if h is None:

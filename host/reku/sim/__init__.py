@@ -71,10 +71,12 @@ class VirtualBoard:
     raw-paste, as mpremote uses them) instead of the firmware serving frames on its UART; main.py is not
     started, as on a board interrupted with Ctrl-C. The filesystem is written back to state_dir on soft
     reset and on stop(), so that a later VirtualBoard(state_dir=same) boots what was put there.
-    `bare=True` starts from an empty filesystem instead of populating it with the firmware."""
+    `bare=True` starts from an empty filesystem instead of populating it with the firmware.
+    `romfs_kb=N` gives the board a ROMFS partition of N KiB (kept in state_dir/.reku-sim/romfs.img; writable
+    with `mpremote romfs deploy` in REPL mode, mounted at /rom in both modes when it holds a ROMFS image)."""
 
     def __init__(self, runtime="auto", board="pico", model="home", state_dir=None, link=None,
-                 log=None, boot_timeout=60.0, repl=False, bare=False):
+                 log=None, boot_timeout=60.0, repl=False, bare=False, romfs_kb=None):
         if runtime == "auto":
             runtime = available_runtimes()[0]
         if runtime not in ("micropython", "cpython"):
@@ -85,8 +87,11 @@ class VirtualBoard:
         if repl and runtime != "micropython":
             raise RekuError("the REPL mode of the virtual board needs the MicroPython runtime "
                             "(node and the npm package %s)" % WASM_PACKAGE)
+        if romfs_kb is not None and runtime != "micropython":
+            raise RekuError("a ROMFS partition needs the MicroPython runtime of the virtual board")
         self.repl = repl
         self.bare = bare
+        self.romfs_kb = romfs_kb
         self.runtime = runtime
         self.board = board
         self.model = model
@@ -111,6 +116,10 @@ class VirtualBoard:
         elif not (board_dir / "main.py").exists():
             populate(board_dir, self.board, self.model)
         self.board_dir = board_dir
+        rom = board_dir / SIM_DIR / "romfs.img"
+        if self.romfs_kb is not None and not rom.exists():
+            rom.parent.mkdir(exist_ok=True)
+            rom.write_bytes(b"\xff" * (self.romfs_kb * 1024))    # an erased flash partition
         master, slave = os.openpty()
         tty.setraw(slave)           # no echo, no line discipline: the pty carries raw bytes like a UART
         if self.repl:

@@ -109,6 +109,12 @@ import sys, vfs, os
 sys.path.insert(0, '/sim')
 import machine
 sys.path.pop(0)
+try:
+    f = open('/simrom/romfs.img', 'rb')
+    _rom = bytearray(f.read())
+    f.close()
+except OSError:
+    _rom = None
 
 class _BoardFS:
     E = {63: 1, 44: 2, 29: 5, 8: 9, 6: 11, 48: 12, 2: 13, 10: 16, 20: 17, 75: 18, 43: 19, 54: 20,
@@ -163,6 +169,43 @@ class _BoardFS:
 vfs.umount('/')
 vfs.mount(_BoardFS(vfs.VfsPosix('/board')), '/')
 os.chdir('/')
+
+# The ROMFS partition (.reku-sim/romfs.img on the host): the wasm build's own one is read-only, so the
+# partition is a bytearray behind a \`vfs\` whose rom_ioctl implements the calls mpremote romfs uses
+# (1 count, 2 memory, 3 prepare, 4 write, 5 end -> saved to the host, 6 block size), as on a board.
+if _rom is not None:
+    class _Vfs:
+        mount = vfs.mount
+        umount = vfs.umount
+        VfsRom = vfs.VfsRom
+        VfsPosix = vfs.VfsPosix
+
+        def rom_ioctl(self, op, *args):
+            if op == 1:
+                return 1
+            if args and args[0] != 0:
+                return -19
+            if op == 2:
+                return memoryview(_rom)
+            if op == 3:
+                off, n = (args[1], args[2]) if len(args) > 2 else (0, args[1])
+                for i in range(off, min(off + n, len(_rom))):
+                    _rom[i] = 0xff
+                return 4
+            if op == 4:
+                _rom[args[1]:args[1] + len(args[2])] = args[2]
+                return 0
+            if op == 5:
+                import binascii, _simrom
+                _simrom.save(binascii.hexlify(_rom).decode())
+                return 0
+            if op == 6:
+                return len(_rom)
+            return -22
+    sys.modules['vfs'] = _Vfs()
+    if _rom[:3] == b'\\xd2\\xcd\\x31':
+        vfs.mount(vfs.VfsRom(_rom), '/rom')
+    del _Vfs
 del sys, vfs, os, machine, _BoardFS
 `;
 
@@ -200,12 +243,21 @@ async function runRepl() {
   }
 
   async function boot(quiet) {
-    const m = await loadMicroPython({
-      stdout: (b) => onOut(b), stderr: (b) => onOut(b), linebuffer: false, romfs: romfsImage(),
-    });
+    const m = await loadMicroPython({ stdout: (b) => onOut(b), stderr: (b) => onOut(b), linebuffer: false });
     copyIn(m, boardDir, "/board");
     copyIn(m, halDir, "/sim");
     m.registerJsModule("simio", { read: () => "", write: () => {} });   // no UART in REPL mode
+    const rom = romfsImage();
+    if (rom !== undefined) {
+      m.FS.mkdir("/simrom");
+      m.FS.writeFile("/simrom/romfs.img", rom);
+    }
+    m.registerJsModule("_simrom", {
+      save: (hex) => {
+        fs.mkdirSync(path.join(boardDir, SIM_DIR), { recursive: true });
+        fs.writeFileSync(path.join(boardDir, SIM_DIR, "romfs.img"), Buffer.from(String(hex), "hex"));
+      },
+    });
     m.runPython(BOOT_PY);
     mp = m;
     if (quiet) {
