@@ -254,7 +254,23 @@ class App:
         return self.reply(ftype, seq, json.dumps(obj, separators=(",", ":")).encode())
 
     def on_hello(self, seq, payload):
-        return self.reply_json(proto.HELLO, seq, self.info())
+        info = self.info()
+        data = json.dumps(info, separators=(",", ":")).encode()
+        if len(data) > proto.MAX_PAYLOAD and info["model"] is not None:
+            # A large tool schema: INFO says so, and SCHEMA hands it out in pieces.
+            info["model"]["schema"] = None
+            info["model"]["schema_truncated"] = True
+            data = json.dumps(info, separators=(",", ":")).encode()
+        return self.reply(proto.HELLO, seq, data)
+
+    def on_schema(self, seq, payload):
+        if self.model is None:
+            return self.error(seq, proto.E_NO_MODEL, self.model_error or "no model")
+        if len(payload) != 4:
+            return self.error(seq, proto.E_REQUEST, "SCHEMA needs an offset u32")
+        off = struct.unpack_from("<I", payload, 0)[0]
+        data = json.dumps(self.model.schema_summary(), separators=(",", ":")).encode()
+        return self.reply(proto.SCHEMA, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
 
     def on_ping(self, seq, payload):
         return self.reply(proto.PING, seq, payload)
@@ -448,6 +464,7 @@ class App:
         proto.PING: on_ping,
         proto.STATS: on_stats,
         proto.QUERY: on_query,
+        proto.SCHEMA: on_schema,
         proto.MODEL_BEGIN: on_model_begin,
         proto.MODEL_CHUNK: on_model_chunk,
         proto.MODEL_COMMIT: on_model_commit,

@@ -22,6 +22,7 @@ HELLO = 0x01        # reply: INFO (JSON)
 PING = 0x02         # reply: PONG, payload echoed
 QUERY = 0x03        # payload: UTF-8 request text; reply: JSON {"calls": [...], "ms": .., "tokens_in": .., "tokens_out": ..}
 STATS = 0x04        # reply: JSON counters
+SCHEMA = 0x05       # payload: offset u32; reply: total u32 | the model's schema summary (JSON) from offset
 MODEL_BEGIN = 0x10  # payload: size u32 | sha256[32] [| auth]; reply: offset u32 (where to continue)
 MODEL_CHUNK = 0x11  # payload: offset u32 | data; reply: next offset u32
 MODEL_COMMIT = 0x12 # payload: [auth]; reply: JSON {"id", "sha256", "bytes"} of the model now serving

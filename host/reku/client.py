@@ -248,7 +248,23 @@ class Client:
         return time.perf_counter() - t0
 
     def info(self):
-        return self.hello()
+        """The board's INFO; a tool schema too large for one frame is fetched with SCHEMA."""
+        info = self.hello()
+        model = info.get("model")
+        if model and model.get("schema_truncated"):
+            model["schema"] = self.schema()
+            del model["schema_truncated"]
+        return info
+
+    def schema(self):
+        """The model's schema summary {function: [parameter, ...]}, read in pieces."""
+        data = b""
+        while True:
+            r = self.request(proto.SCHEMA, struct.pack("<I", len(data)))
+            total = struct.unpack_from("<I", r)[0]
+            data += r[4:]
+            if len(data) >= total or len(r) == 4:
+                return json.loads(data[:total])
 
     def stats(self):
         return json.loads(self.request(proto.STATS))
