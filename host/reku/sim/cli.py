@@ -17,16 +17,19 @@ def configure(p):
     p.add_argument("--repl", action="store_true",
                    help="expose MicroPython's REPL on the pty, like a board's USB serial (for mpremote and "
                         "reku deploy/doctor); main.py is not started; with --state the filesystem is kept")
+    p.add_argument("--romfs", type=int, metavar="KB",
+                   help="give the board a ROMFS partition of KB KiB (kept with --state; MicroPython runtime)")
     p.add_argument("--bare", action="store_true",
                    help="start from an empty filesystem (as a freshly flashed board) instead of the firmware")
 
 
 def run(args):
     runtime = args.runtime
-    if args.repl and runtime == "auto":
+    if (args.repl or args.romfs) and runtime == "auto":
         runtime = "micropython"
     vb = VirtualBoard(runtime=runtime, board=args.board, model=args.model, state_dir=args.state,
-                      link=args.link, log=None if args.quiet else sys.stderr, repl=args.repl, bare=args.bare)
+                      link=args.link, log=None if args.quiet else sys.stderr, repl=args.repl, bare=args.bare,
+                      romfs_kb=args.romfs)
     vb.start()
     print("virtual board %s (%s%s) on %s" % (args.board, vb.runtime, ", REPL" if args.repl else "", vb.port),
           flush=True)
