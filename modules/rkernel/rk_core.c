@@ -11,12 +11,6 @@
 /* No library calls: the dynamic native module (natmod) links no libc. Loops that gcc would turn into
  * memset calls are built with -fno-tree-loop-distribute-patterns there. */
 
-#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__) && !defined(RK_NO_ASM)
-#define RK_M0_ASM 1
-#else
-#define RK_M0_ASM 0
-#endif
-
 #if UINTPTR_MAX > 0xffffffffu
 #define RK_WIDE 1
 #else
@@ -35,9 +29,13 @@
 
 #if RK_M0_ASM
 
-/* t[0..242] for one group. r0 = t, r1..r3 = x0..x2, stack: x3, x4. The table is walked in index order:
- * the innermost digit d0 gives three entries (base - x0, base, base + x0) stored with one stm. */
-void rk_tl_build_m0(int32_t *t, int x0, int x1, int x2, int x3, int x4);
+/* ARMv6-M. A table word holds the entries of two groups: low half = T_a[b] + 32768 (unsigned, so no borrow
+ * reaches the high half), high half = T_b[b] (signed). Both are generated at once by the same additions on
+ * packed words X_k = x_k + x'_k * 65536, which halves the table cost; the lookup reads a half with
+ * ldrh/ldrsh at the same instruction count, and the 32768 biases are subtracted at the end. */
+
+/* r0 = t, r1..r3 = x0..x2, stack: x3, x4, bias. The table is walked in index order: the innermost digit
+ * d0 gives three entries (base - x0, base, base + x0) stored with one stm. */
 __asm__(
     "  .text\n"
     "  .syntax unified\n"
@@ -64,7 +62,8 @@ __asm__(
     "  adds r1, r2, r3\n"
     "  adds r1, r1, r6\n"
     "  adds r1, r1, r7\n"
-    "  rsbs r2, r1, #0\n"            /* r2 = base = -(x1 + x2 + x3 + x4) */
+    "  ldr r2, [sp, #44]\n"
+    "  subs r2, r2, r1\n"            /* r2 = base = bias - (x1 + x2 + x3 + x4) */
     "  lsls r6, r5, #1\n"
     "  subs r6, r3, r6\n"            /* r6 = x2 - 2*x1: next d2 */
     "  movs r1, #81\n"
@@ -94,10 +93,11 @@ __asm__(
     "  pop {r4, r5, r6, r7, pc}\n"
     "  .size rk_tl_build_m0, .-rk_tl_build_m0\n");
 
-/* Four rows at a time over one chunk of 8 groups: y[r..r+3] += sum_k T_k[w[row, k]] for the 4-row blocks
- * from y to yend. r0 = p (row 0's first byte of the chunk, minus skip), r1 = G, r2 = y, r3 = yend;
- * stack: tab, skip. A short chunk (8 - skip groups) enters the unrolled steps at step `skip`. */
-void rk_tl_rows4_m0(const uint8_t *p, int G, int32_t *y, int32_t *yend, const int32_t *tab, int skip);
+/* Four rows at a time over one chunk of 16 groups (8 paired tables): y[r..r+3] += sum_k T_k[w[row, k]] for
+ * the 4-row blocks from y to yend. r0 = p (row 0's first byte of the chunk, minus skip), r1 = G, r2 = y,
+ * r3 = yend; stack: tab, entry (byte offset of the first unrolled step to run: a short chunk of 16 - skip
+ * groups starts at step skip, with p moved back by skip so the load offsets still match). */
+void rk_tl_rows4_m0(const uint8_t *p, int G, int32_t *y, int32_t *yend, const int32_t *tab, int entry);
 __asm__(
     "  .text\n"
     "  .syntax unified\n"
@@ -109,17 +109,16 @@ __asm__(
     "  push {r4, r5, r6, r7, lr}\n"
     "  mov r4, r8\n  mov r5, r9\n  mov r6, r10\n  mov r7, r11\n"
     "  push {r4, r5, r6, r7}\n"
-    "  sub sp, #8\n"
+    "  sub sp, #12\n"
     "  str r3, [sp, #0]\n"           /* yend */
-    "  ldr r4, [sp, #44]\n"
+    "  ldr r4, [sp, #48]\n"
     "  str r4, [sp, #4]\n"           /* tab */
-    "  ldr r5, [sp, #48]\n"          /* skip */
-    "  movs r6, #34\n"               /* bytes per unrolled step (17 16-bit instructions) */
-    "  muls r5, r6\n"
+    "  lsls r5, r1, #2\n"
+    "  str r5, [sp, #8]\n"           /* 4G: next block of rows */
+    "  ldr r5, [sp, #52]\n"          /* entry offset */
     "  adr r6, 3f\n"
     "  adds r6, r6, r5\n"
-    "  mov lr, r6\n"                 /* lr = entry step */
-    "  lsls r6, r1, #2\n"            /* r6 = 4G: next block of rows */
+    "  mov lr, r6\n"                 /* lr = first step to run */
     "  mov r7, r2\n"                 /* r7 = y */
     "  mov r5, r1\n"
     "  adds r1, r0, r5\n"
@@ -134,38 +133,98 @@ __asm__(
     "  ldr r5, [r7, #8]\n  mov r10, r5\n"
     "  ldr r5, [r7, #12]\n  mov r11, r5\n"
     "  ldr r4, [sp, #4]\n"
+    "  adds r6, r4, #2\n"            /* r4 = low halves (even steps), r6 = high halves (odd steps) */
     "  mov pc, lr\n"
     "  .balign 4\n"
     "3:\n"
-#define RK_ROW(p, k, acc) "  ldrb r5, [" p ", #" k "]\n  lsls r5, r5, #2\n  ldr r5, [r4, r5]\n  add " acc ", r5\n"
-#define RK_STEP(k) RK_ROW("r0", k, "r8") RK_ROW("r1", k, "r9") RK_ROW("r2", k, "r10") RK_ROW("r3", k, "r11") \
-    "  add r4, r12\n"
-    RK_STEP("0") RK_STEP("1") RK_STEP("2") RK_STEP("3") RK_STEP("4") RK_STEP("5") RK_STEP("6") RK_STEP("7")
-#undef RK_STEP
+#define RK_ROW(p, k, ld, t, acc) \
+    "  ldrb r5, [" p ", #" k "]\n  lsls r5, r5, #2\n  " ld " r5, [" t ", r5]\n  add " acc ", r5\n"
+#define RK_EVEN(k) RK_ROW("r0", k, "ldrh", "r4", "r8") RK_ROW("r1", k, "ldrh", "r4", "r9") \
+    RK_ROW("r2", k, "ldrh", "r4", "r10") RK_ROW("r3", k, "ldrh", "r4", "r11")
+#define RK_ODD(k) RK_ROW("r0", k, "ldrsh", "r6", "r8") RK_ROW("r1", k, "ldrsh", "r6", "r9") \
+    RK_ROW("r2", k, "ldrsh", "r6", "r10") RK_ROW("r3", k, "ldrsh", "r6", "r11") "  add r4, r12\n  add r6, r12\n"
+    RK_EVEN("0") RK_ODD("1") RK_EVEN("2") RK_ODD("3") RK_EVEN("4") RK_ODD("5") RK_EVEN("6") RK_ODD("7")
+    RK_EVEN("8") RK_ODD("9") RK_EVEN("10") RK_ODD("11") RK_EVEN("12") RK_ODD("13") RK_EVEN("14") RK_ODD("15")
+#undef RK_EVEN
+#undef RK_ODD
 #undef RK_ROW
     "  mov r5, r8\n  str r5, [r7, #0]\n"
     "  mov r5, r9\n  str r5, [r7, #4]\n"
     "  mov r5, r10\n  str r5, [r7, #8]\n"
     "  mov r5, r11\n  str r5, [r7, #12]\n"
     "  adds r7, #16\n"
-    "  adds r0, r0, r6\n  adds r1, r1, r6\n  adds r2, r2, r6\n  adds r3, r3, r6\n"
+    "  ldr r5, [sp, #8]\n"
+    "  adds r0, r0, r5\n  adds r1, r1, r5\n  adds r2, r2, r5\n  adds r3, r3, r5\n"
     "  ldr r5, [sp, #0]\n"
     "  cmp r7, r5\n"
     "  beq 4f\n"
     "  b 2b\n"
     "4:\n"
-    "  add sp, #8\n"
+    "  add sp, #12\n"
     "  pop {r4, r5, r6, r7}\n"
     "  mov r8, r4\n  mov r9, r5\n  mov r10, r6\n  mov r11, r7\n"
     "  pop {r4, r5, r6, r7, pc}\n"
     "  .size rk_tl_rows4_m0, .-rk_tl_rows4_m0\n");
 
-#if RK_TL_CHUNK != 8
-#error "the ARMv6-M lookup loop is unrolled for RK_TL_CHUNK == 8"
-#endif
+/* Byte offset of unrolled step k: even steps are 16 instructions, odd steps 18. */
+#define RK_STEP_OFF(k) (((k) >> 1) * 68 + ((k) & 1) * 32)
+#define RK_BIAS 32768
 
 void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
-    rk_tl_build_m0(t, x0, x1, x2, x3, x4);
+    rk_tl_build_m0(t, x0, x1, x2, x3, x4, 0);
+}
+
+/* Input i of x, 0 past the end or before the start of a group list. */
+static int rk_xat(const int8_t *x, int C, int i) {
+    return i >= 0 && i < C ? x[i] : 0;
+}
+
+void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+    const int G = rk_row_bytes(C);
+    const int R4 = R & ~3;
+    int32_t nlow = 0;          /* low-half (biased) lookups per row in the assembly rows */
+    int g0, r;
+    for (r = 0; r < R; r++) {
+        y[r] = 0;
+    }
+    for (g0 = 0; g0 < G; g0 += RK_TL_CHUNK) {
+        const int ng = G - g0 < RK_TL_CHUNK ? G - g0 : RK_TL_CHUNK;
+        const int skip = RK_TL_CHUNK - ng;
+        const int j0 = skip >> 1;
+        int j;
+        /* paired table j holds steps k = 2*(j0 + j) (low) and k + 1 (high); step k is group g0 + k - skip */
+        for (j = 0; j < RK_TL_TABLES - j0; j++) {
+            int c0 = 5 * (g0 + 2 * (j0 + j) - skip);
+            int c1 = c0 + 5;
+            uint32_t X[5];
+            int i;
+            for (i = 0; i < 5; i++) {
+                int a = c0 >= 5 * g0 ? rk_xat(x, C, c0 + i) : 0;
+                int b = rk_xat(x, C, c1 + i);
+                X[i] = (uint32_t)a + ((uint32_t)b << 16);
+            }
+            rk_tl_build_m0(scratch + j * RK_TL_STRIDE, (int)X[0], (int)X[1], (int)X[2], (int)X[3], (int)X[4],
+                RK_BIAS);
+        }
+        if (R4 > 0) {
+            rk_tl_rows4_m0(w + g0 - skip, G, y, y + R4, scratch, RK_STEP_OFF(skip));
+            nlow += RK_TL_TABLES - ((skip + 1) >> 1);
+        }
+        for (r = R4; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * G + g0 - skip;
+            const uint16_t *t16 = (const uint16_t *)scratch;
+            int32_t a = y[r];
+            int k;
+            for (k = skip; k < RK_TL_CHUNK; k++) {
+                uint16_t v = t16[((k >> 1) - j0) * (2 * RK_TL_STRIDE) + 2 * p[k] + (k & 1)];
+                a += (k & 1) ? (int32_t)(int16_t)v : (int32_t)v - RK_BIAS;
+            }
+            y[r] = a;
+        }
+    }
+    for (r = 0; r < R4; r++) {
+        y[r] -= nlow * RK_BIAS;
+    }
 }
 
 #else
@@ -196,6 +255,8 @@ void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
 }
 
 #endif
+
+#if !RK_M0_ASM
 
 #if RK_WIDE
 /* 8 weight bytes in one load (little-endian hosts: x86-64, aarch64; assembled bytewise elsewhere). */
@@ -261,7 +322,7 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
     }
     for (g0 = 0; g0 < G; g0 += RK_TL_CHUNK) {
         int ng = G - g0 < RK_TL_CHUNK ? G - g0 : RK_TL_CHUNK;
-        int k, r0 = 0;
+        int k;
         for (k = 0; k < ng; k++) {
             int c = 5 * (g0 + k);
             int32_t *t = scratch + k * RK_TL_STRIDE;
@@ -275,16 +336,11 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
                 rk_tl_build(t, v[0], v[1], v[2], v[3], v[4]);
             }
         }
-#if RK_M0_ASM
-        r0 = R & ~3;
-        if (r0 > 0) {
-            int skip = RK_TL_CHUNK - ng;
-            rk_tl_rows4_m0(w + g0 - skip, G, y, y + r0, scratch, skip);
-        }
-#endif
-        rk_tl_rows(w, G, g0, ng, r0, R, scratch, y);
+        rk_tl_rows(w, G, g0, ng, 0, R, scratch, y);
     }
 }
+
+#endif
 
 /* ---------------------------------------------------------------------------------------------------
  * Activation quantization. Quotients of magnitudes (C's / truncates, Python's // floors).
@@ -302,24 +358,37 @@ static int32_t rk_amax(const int32_t *h, int n) {
     return amax;
 }
 
-/* (num // amax) when the quotient is below 128: 7 compare-subtract steps instead of a library division
- * (Cortex-M0 has no divide instruction). num = |h|*k + amax/2 with |h| <= amax < 2**24, k <= 127. */
-static uint32_t rk_qdiv(uint32_t num, uint32_t amax) {
-    uint32_t q = 0;
-    int bit;
-    for (bit = 6; bit >= 0; bit--) {
-        uint32_t s = amax << bit;
-        if (num >= s) {
-            num -= s;
-            q |= 1u << bit;
+/* Quotients q = (m*k + amax/2) // amax for 0 <= m <= amax, k <= 127: one division per vector (the
+ * reciprocal R = (k << 25) // amax), then per value q_est = (m*R) >> 25, which is q, q-1 or q-2 (m*R < 2**32
+ * since m <= amax), and an exact correction with the remainder. Cortex-M0 has no divide instruction. */
+typedef struct {
+    uint32_t amax, half, k, R;
+} rk_qdiv_t;
+
+static void rk_qdiv_init(rk_qdiv_t *d, int32_t amax, uint32_t k) {
+    d->amax = (uint32_t)amax;
+    d->half = (uint32_t)amax >> 1;
+    d->k = k;
+    d->R = (uint32_t)amax < (1u << 24) ? (k << 25) / (uint32_t)amax : 0;
+}
+
+static inline uint32_t rk_qdiv(const rk_qdiv_t *d, uint32_t m) {
+    if (d->R) {
+        uint32_t q = (m * d->R) >> 25;
+        uint32_t r = m * d->k + d->half - q * d->amax;
+        while (r >= d->amax) {
+            r -= d->amax;
+            q++;
         }
+        return q;
     }
-    return q;
+    /* amax >= 2**24 (outside the models' range): exact 64-bit division */
+    return (uint32_t)(((uint64_t)m * d->k + d->half) / d->amax);
 }
 
 int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
     int32_t amax = rk_amax(h, n);
-    uint32_t half = (uint32_t)amax >> 1;
+    rk_qdiv_t d;
     int j;
     if (amax == 0) {
         for (j = 0; j < n; j++) {
@@ -327,9 +396,10 @@ int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
         }
         return 0;
     }
+    rk_qdiv_init(&d, amax, 127);
     for (j = 0; j < n; j++) {
         int32_t v = h[j];
-        int32_t q = (int32_t)rk_qdiv((uint32_t)(v < 0 ? -v : v) * 127u + half, (uint32_t)amax);
+        int32_t q = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
         x[j] = (int8_t)(v < 0 ? -q : q);
     }
     return amax;
@@ -341,7 +411,7 @@ int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
 
 int32_t rk_quant_fp4(const int32_t *h, int n, int8_t *x) {
     int32_t amax = rk_amax(h, n);
-    uint32_t half = (uint32_t)amax >> 1;
+    rk_qdiv_t d;
     int b0, j;
     if (amax == 0) {
         for (j = 0; j < n; j++) {
@@ -349,13 +419,14 @@ int32_t rk_quant_fp4(const int32_t *h, int n, int8_t *x) {
         }
         return 0;
     }
+    rk_qdiv_init(&d, amax, 96);
     for (b0 = 0; b0 < n; b0 += 8) {
         int e = b0 + 8 < n ? b0 + 8 : n;
         int32_t bm = 0;
         int s, rnd;
         for (j = b0; j < e; j++) {
             int32_t v = h[j];
-            int32_t q = (int32_t)rk_qdiv((uint32_t)(v < 0 ? -v : v) * 96u + half, (uint32_t)amax);
+            int32_t q = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
             x[j] = (int8_t)(v < 0 ? -q : q);
             if (q > bm) {
                 bm = q;
@@ -389,24 +460,41 @@ void rk_shift(const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *ou
     }
 }
 
-static int32_t rk_clamp(int64_t v, int32_t lo, int32_t hi) {
+#if defined(__GNUC__)
+#define RK_NOINLINE __attribute__((noinline))
+#else
+#define RK_NOINLINE
+#endif
+
+static inline int32_t rk_clamp(int32_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* clamp((a*M + 2**(S-1)) >> S) in 64 bits (a library multiply on Cortex-M0: kept out of the fast loop). */
+static RK_NOINLINE int32_t rk_requant64(int32_t a, int32_t M, int S, int32_t lo, int32_t hi) {
+    int64_t v = ((int64_t)a * M + ((int64_t)1 << (S - 1))) >> S;
     return v < lo ? lo : v > hi ? hi : (int32_t)v;
 }
 
 void rk_requant(int32_t *y, int n, int32_t M, int S, int32_t lo, int32_t hi) {
-    /* In the models |y| < 2**16 and 0 < M < 2**14: the product then fits 32 bits (no 64-bit multiply, which
-     * is a library call on Cortex-M0); anything else takes the 64-bit path. */
-    const int small = M > -(1 << 14) && M < (1 << 14) && S <= 30;
     int i;
     if (S < 1 || S > 62) {
         return;
     }
-    for (i = 0; i < n; i++) {
-        int32_t a = y[i];
-        if (small && a > -(1 << 16) && a < (1 << 16)) {
-            y[i] = rk_clamp((a * M + (1 << (S - 1))) >> S, lo, hi);
-        } else {
-            y[i] = rk_clamp(((int64_t)a * M + ((int64_t)1 << (S - 1))) >> S, lo, hi);
+    if (M > -(1 << 14) && M < (1 << 14) && S <= 30) {
+        /* the models: |y| < 2**16 and |M| < 2**14, so y*M + 2**(S-1) fits 32 bits */
+        const int32_t rnd = (int32_t)1 << (S - 1);
+        for (i = 0; i < n; i++) {
+            int32_t a = y[i];
+            if ((uint32_t)(a + 0xFFFF) <= 0x1FFFEu) {
+                y[i] = rk_clamp((a * M + rnd) >> S, lo, hi);
+            } else {
+                y[i] = rk_requant64(a, M, S, lo, hi);
+            }
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            y[i] = rk_requant64(y[i], M, S, lo, hi);
         }
     }
 }
@@ -446,11 +534,14 @@ void rk_embed(const int8_t *e, int n, int32_t M, int S, int32_t *h) {
     if (S < 1 || S > 62) {
         return;
     }
-    for (i = 0; i < n; i++) {
-        if (M > -(1 << 23) && M < (1 << 23) && S <= 30) {
-            h[i] = (e[i] * M + (1 << (S - 1))) >> S;
-        } else {
-            h[i] = (int32_t)(((int64_t)e[i] * M + ((int64_t)1 << (S - 1))) >> S);
+    if (M > -(1 << 23) && M < (1 << 23) && S <= 30) {
+        const int32_t rnd = (int32_t)1 << (S - 1);
+        for (i = 0; i < n; i++) {
+            h[i] = (e[i] * M + rnd) >> S;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            h[i] = rk_requant64(e[i], M, S, INT32_MIN, INT32_MAX);
         }
     }
 }

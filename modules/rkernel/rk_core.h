@@ -20,8 +20,21 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__) && !defined(RK_NO_ASM)
+/* Cortex-M0/M0+ (RP2040): assembly loops over tables that hold two groups per word (see rk_core.c). */
+#define RK_M0_ASM 1
+#else
+#define RK_M0_ASM 0
+#endif
+
 /* Groups of 5 columns whose lookup tables are built together: tmv works through the columns in chunks of
- * RK_TL_CHUNK groups, so its scratch memory is fixed. 8 on 32-bit targets (7.8 KB), 32 on 64-bit hosts. */
+ * RK_TL_CHUNK groups, so its scratch memory is fixed: 7808 bytes on microcontrollers (8 int32 tables, or 16
+ * paired int16 tables on Cortex-M0), 31 KB on 64-bit hosts (32 tables). */
+#if RK_M0_ASM
+#undef RK_TL_CHUNK
+#define RK_TL_CHUNK 16
+#define RK_TL_TABLES (RK_TL_CHUNK / 2)
+#else
 #ifndef RK_TL_CHUNK
 #if UINTPTR_MAX > 0xffffffffu
 #define RK_TL_CHUNK 32
@@ -29,10 +42,12 @@ extern "C" {
 #define RK_TL_CHUNK 8
 #endif
 #endif
-/* One group's table: 243 int32 partial sums, stored with a stride of 244 entries (976 bytes). */
+#define RK_TL_TABLES RK_TL_CHUNK
+#endif
+/* One table: 243 32-bit entries, stored with a stride of 244 (976 bytes). */
 #define RK_TL_STRIDE 244
 /* Scratch bytes rk_tmv needs (any matrix shape). */
-#define RK_TMV_SCRATCH_BYTES (RK_TL_CHUNK * RK_TL_STRIDE * 4)
+#define RK_TMV_SCRATCH_BYTES (RK_TL_TABLES * RK_TL_STRIDE * 4)
 
 /* Bytes per packed row, ceil(C/5), for 0 <= C <= 65535 (a multiply: Cortex-M0 has no divider). */
 static inline int rk_row_bytes(int C) {
@@ -53,6 +68,11 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
 
 /* One group's table: t[b] = sum_k (digit_k(b) - 1) * x_k for b = 0..242 (t has room for 244 entries). */
 void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4);
+
+#if RK_M0_ASM
+/* Generic table generator (Thumb-1): t[b] = bias + sum_k (digit_k(b) - 1) * x_k modulo 2**32, b = 0..242. */
+void rk_tl_build_m0(int32_t *t, int x0, int x1, int x2, int x3, int x4, int bias);
+#endif
 
 /* amax = max |h[j]| over n; x[j] = sgn(h) * ((|h|*127 + amax/2) // amax), 0 when amax == 0. Returns amax.
  * |h| < 2**24. */
