@@ -236,3 +236,44 @@ def test_profile_romfs_without_partition_falls_back_to_the_filesystem(bare_board
     assert s["romfs"] is None and "no ROMFS partition" in out.getvalue()
     with dp.Board(bare_board.port) as b:
         assert b.hashes(["model.rku"])["model.rku"] == sha(MODEL.read_bytes())
+
+
+HEAP_PY = """
+import gc, json
+from rkfw import app
+p = json.load(open('board.json'))
+def held(path):
+    gc.collect()
+    a0 = gc.mem_alloc()
+    a = app.App(p, {})
+    ok = a.load_model((path,))
+    gc.collect()
+    n = gc.mem_alloc() - a0
+    assert ok and a.model_path == path, a.model_error
+    a = None
+    return n
+held('/rom/model.rku')
+held('fs.rku')
+print(repr((held('/rom/model.rku'), held('fs.rku'))))
+"""
+
+
+def test_romfs_keeps_the_weights_out_of_the_heap(tmp_path):
+    """The gain of ROMFS, measured on MicroPython: heap held by model + engine from /rom vs from the
+    filesystem (imports done first). Figures are printed for docs/custom-firmware.md (pytest -s)."""
+    require_runtime("micropython")
+    import json
+    profile = json.loads((paths.BOARDS / "pico.json").read_text())
+    profile.update(name="pico-romfs", romfs=True)
+    pfile = tmp_path / "pico-romfs.json"
+    pfile.write_text(json.dumps(profile))
+    with VirtualBoard(runtime="micropython", state_dir=tmp_path / "fs", repl=True, bare=True, romfs_kb=128) as vb:
+        dp.deploy(vb.port, str(pfile), out=io.StringIO(), reset=False)
+        with dp.Board(vb.port) as b:
+            b.write_verified("fs.rku", MODEL.read_bytes())
+            rom, ram = b.eval_lines(HEAP_PY, timeout=120)
+    size = MODEL.stat().st_size
+    print("\nheap held by model + engine: from ROMFS %d bytes, from the filesystem %d bytes, "
+          "difference %d bytes, model file %d bytes" % (rom, ram, ram - rom, size))
+    # Reading the file puts all its bytes in the heap; mapping it costs a file object and a memoryview.
+    assert ram - rom >= size - 256
