@@ -96,8 +96,6 @@ def micropython_bin(chip, target_offset=None):
 def flash_after(ops, data, size):
     """Simulated flash after the plan's write operations: 0xFF, then each write at its address."""
     mem = bytearray(b"\xFF" * size)
-    if any(op["op"] == "erase_flash" for op in ops):
-        mem[:] = b"\xFF" * size
     for op in ops:
         if op["op"] == "write_flash":
             mem[op["addr"]:op["addr"] + len(data)] = data
