@@ -367,6 +367,11 @@ def resolve_model(model, explicit):
     return path
 
 
+def model_label(data):
+    from rkfw import rku
+    return rku.load(data).model_id or "(no id)"
+
+
 def native_mpy_arch(data):
     """(mpy major, sub, arch name) from a .mpy header."""
     if len(data) < 4 or data[0:1] != b"M":
@@ -519,7 +524,7 @@ def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy
             pr.line("note: the profile says ROMFS but this board's firmware has no ROMFS partition "
                     "(stock image?): the model goes on the filesystem (docs/custom-firmware.md)")
         if model_data is not None and not use_romfs:
-            items.append(Item(MODEL_PATH, model_data, "model %s" % Path(model_path).name))   # last: see below
+            items.append(Item(MODEL_PATH, model_data, "model %s" % model_label(model_data)))   # last: see below
 
         # Which files differ: one round trip for all of them.
         before = b.hashes([it.path for it in items])
