@@ -122,8 +122,6 @@ class I2c:
                 self._status(0, proto.ST_READY | proto.ST_BOOT)
                 if self.ready is not None:
                     self.ready.value(1)
-            if ctrl & proto.CTRL_FLUSH:
-                mem[proto.I2C_REQUEST:proto.I2C_MEM] = self.fill
         end = mem.find(b"\x00", proto.I2C_REQUEST, proto.I2C_MEM)
         if end < 0:
             if mem[proto.I2C_MEM - 1] == proto.I2C_FILL:

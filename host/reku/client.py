@@ -329,6 +329,9 @@ class Client:
         """Reset the board (machine.reset()). It answers first, then restarts."""
         self.request(proto.RESET)
         self.board = None           # new boot: new auth nonce, possibly new firmware
+        wait = getattr(self.link, "after_reset", None)
+        if wait is not None:
+            wait()
 
     def config(self, changes=None, **kw):
         """Read (no arguments) or change the board's reku.json; a key set to None is removed. Returns

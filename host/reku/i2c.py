@@ -212,6 +212,20 @@ class I2CLink:
             time.sleep(min(wait, left))
             wait = min(wait * 2, self.max_poll_s)
 
+    def after_reset(self, timeout=30.0):
+        """Wait until the board is back after a reset (it does not answer its address while booting;
+        it sets ST_BOOT once it serves again)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.status()[0] & proto.ST_BOOT:
+                    self.last_id = None
+                    return True
+            except BusError:
+                pass
+            time.sleep(0.05)
+        return False
+
     def close(self):
         self.bus.close()
 

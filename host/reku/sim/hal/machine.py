@@ -140,6 +140,7 @@ class _BusWire:
 
     def __init__(self):
         self.buf = bytearray()
+        self.thread = None
 
     def feed(self, data):
         for b in data:
@@ -174,13 +175,25 @@ class _BusWire:
             self.feed(_wire_read(4096))
 
     def serve_forever(self):
-        while True:                         # CPython: a thread, like the I2C peripheral's interrupt
+        import select
+        self.stopping = False
+        while not (self.stopping and not self.buf):     # CPython: a thread, like the peripheral's IRQ
+            r, _w, _x = select.select([_FD], [], [], 0.02)
+            if not r:
+                continue
             try:
                 data = _wire_read(4096)
             except OSError:
                 _time.sleep(0.01)
                 continue
             self.feed(data)
+
+    def stop(self):
+        """Stop reading the wire between transactions (before a reset: what is unread stays for the
+        next boot, as a bus transaction during a reset would be retried)."""
+        self.stopping = True
+        if self.thread is not None:
+            self.thread.join(2)
 
 
 class _Irq:
@@ -220,7 +233,8 @@ class I2CTarget:
             _bus = _BusWire()
             if not _MP:
                 import threading
-                threading.Thread(target=_bus.serve_forever, daemon=True).start()
+                _bus.thread = threading.Thread(target=_bus.serve_forever, daemon=True)
+                _bus.thread.start()
 
     def deinit(self):
         _targets.pop(self.addr, None)
@@ -311,6 +325,8 @@ def reset():
     """A hard reset: the CPython board starts its process again (same wire, same files); the MicroPython
     board raises SystemExit, on which the Node runner boots a fresh interpreter on the same files."""
     if not _MP:
+        if _bus is not None:
+            _bus.stop()
         sys.stdout.flush()
         argv = [sys.executable, "-I", "-S", "-u", sys.argv[0], _BOARD_DIR, sys.argv[2]]
         os.execv(sys.executable, argv)
