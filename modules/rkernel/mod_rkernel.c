@@ -6,9 +6,11 @@
  *   copy(src, dst)  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
  *   embed(e, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
  * Buffers: weights/bytes any buffer (bytes, bytearray, memoryview into a ROMFS file, array); int8 vectors
- * array('b') (or any 1-byte buffer); int32 vectors array('i'). tmv needs SCRATCH_BYTES of scratch for its
- * lookup tables: pass a preallocated bytearray(rkernel.SCRATCH_BYTES) as 6th argument to avoid one heap
- * allocation per call. */
+ * array('b') (or any 1-byte buffer); int32 vectors array('i').
+ * tmv's lookup tables need RK_TMV_SCRATCH_BYTES (7808 on microcontrollers) of scratch, allocated once: in
+ * the natmod as static BSS (RAM taken at import), in firmware on the GC heap at the first tmv call after
+ * import (kept by a root pointer, dropped again by __init__ at the first import after a soft reset).
+ * An explicit bytearray(rkernel.SCRATCH_BYTES) can be passed as 6th argument instead. */
 #if MICROPY_ENABLE_DYNRUNTIME
 #include "py/dynruntime.h"
 #else
@@ -50,6 +52,30 @@ static void rkm_need(size_t have, size_t need) {
     }
 }
 
+#if MICROPY_ENABLE_DYNRUNTIME
+/* natmod BSS must not be static (tools/mpy_ld.py) */
+int32_t rkm_scratch_bss[RK_TMV_SCRATCH_BYTES / 4];
+static int32_t *rkm_scratch(void) {
+    return rkm_scratch_bss;
+}
+#elif MICROPY_MODULE_BUILTIN_INIT
+MP_REGISTER_ROOT_POINTER(void *rkernel_scratch);
+static int32_t *rkm_scratch(void) {
+    if (MP_STATE_VM(rkernel_scratch) == NULL) {
+        MP_STATE_VM(rkernel_scratch) = m_new(int32_t, RK_TMV_SCRATCH_BYTES / 4);
+    }
+    return MP_STATE_VM(rkernel_scratch);
+}
+/* Runs at the first import after each soft reset (the heap was reset: forget the old block). */
+static mp_obj_t rkm_init(void) {
+    MP_STATE_VM(rkernel_scratch) = NULL;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(rkm_init_obj, rkm_init);
+#else
+#define RKM_SCRATCH_PER_CALL 1
+#endif
+
 /* tmv(w, R, C, x, y[, scratch]) */
 static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t w, x, y, s;
@@ -69,12 +95,12 @@ static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
         scratch = (int32_t *)(((uintptr_t)s.buf + 3) & ~(uintptr_t)3);
         rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
     } else {
-        scratch = m_malloc(RK_TMV_SCRATCH_BYTES);
+        #ifdef RKM_SCRATCH_PER_CALL
+        scratch = m_new(int32_t, RK_TMV_SCRATCH_BYTES / 4);
         rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
-        #if MICROPY_ENABLE_DYNRUNTIME
-        m_free(scratch);
-        #else
         m_del(int32_t, scratch, RK_TMV_SCRATCH_BYTES / 4);
+        #else
+        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, rkm_scratch());
         #endif
     }
     return mp_const_none;
@@ -243,6 +269,9 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
 
 static const mp_rom_map_elem_t rkm_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_rkernel) },
+    #if MICROPY_MODULE_BUILTIN_INIT
+    { MP_ROM_QSTR(MP_QSTR___init__), MP_ROM_PTR(&rkm_init_obj) },
+    #endif
     { MP_ROM_QSTR(MP_QSTR_tmv), MP_ROM_PTR(&rkm_tmv_obj) },
     { MP_ROM_QSTR(MP_QSTR_quant_i8), MP_ROM_PTR(&rkm_quant_i8_obj) },
     { MP_ROM_QSTR(MP_QSTR_quant_fp4), MP_ROM_PTR(&rkm_quant_fp4_obj) },

@@ -229,30 +229,56 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
 
 #else
 
-/* Portable build: the 27 sums of digits d0..d2 (L), then 9 copies shifted by the d3, d4 sums. Writing 28
+#if RK_WIDE
+/* 64-bit hosts: the 27 sums of digits d0..d2 (L), then 9 copies shifted by the d3, d4 sums. Writing 28
  * entries per copy (the last is overwritten by the next copy, or lands in the 244th slot) keeps the inner
- * loop a fixed-length vectorizable add. */
+ * loop a fixed-length add that gcc vectorizes. */
 void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
     int32_t L[28];
-    int32_t h;
-    int i, j;
-    for (i = 0; i < 9; i++) {
-        /* i = d1 + 3*d2 */
-        int32_t b = (int32_t)((i % 3) - 1) * x1 + (int32_t)((i / 3) - 1) * x2;
-        L[3 * i] = b - x0;
-        L[3 * i + 1] = b;
-        L[3 * i + 2] = b + x0;
+    int32_t h3, h4;
+    int i, d1, d2, d3, d4;
+    int32_t b2 = -x1 - x2;
+    i = 0;
+    for (d2 = 0; d2 < 3; d2++, b2 += x2) {
+        int32_t b = b2;
+        for (d1 = 0; d1 < 3; d1++, b += x1, i += 3) {
+            L[i] = b - x0;
+            L[i + 1] = b;
+            L[i + 2] = b + x0;
+        }
     }
     L[27] = 0;
-    h = -x3 - x4;
-    for (j = 0; j < 9; j++) {
-        int32_t *o = t + 27 * j;
-        for (i = 0; i < 28; i++) {
-            o[i] = L[i] + h;
+    h4 = -x3 - x4;
+    for (d4 = 0; d4 < 3; d4++, h4 += x4) {
+        h3 = h4;
+        for (d3 = 0; d3 < 3; d3++, h3 += x3, t += 27) {
+            for (i = 0; i < 28; i++) {
+                t[i] = L[i] + h3;
+            }
         }
-        h += (j % 3 == 2) ? x4 - 2 * x3 : x3;
     }
 }
+#else
+/* 32-bit targets: entries generated in index order, no loads (odometer over d4, d3, d2; d1, d0 unrolled). */
+void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
+    int32_t b4 = -(x1 + x2 + x3 + x4);
+    int d4, d3, d2;
+    for (d4 = 0; d4 < 3; d4++, b4 += x4) {
+        int32_t b3 = b4;
+        for (d3 = 0; d3 < 3; d3++, b3 += x3) {
+            int32_t b2 = b3;
+            for (d2 = 0; d2 < 3; d2++, b2 += x2, t += 9) {
+                int32_t b1 = b2;
+                t[0] = b1 - x0; t[1] = b1; t[2] = b1 + x0;
+                b1 += x1;
+                t[3] = b1 - x0; t[4] = b1; t[5] = b1 + x0;
+                b1 += x1;
+                t[6] = b1 - x0; t[7] = b1; t[8] = b1 + x0;
+            }
+        }
+    }
+}
+#endif
 
 #endif
 
