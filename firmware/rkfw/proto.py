@@ -121,7 +121,7 @@ I2C_REQUEST = I2C_REPLY + MAX_WIRE      # request window (write): one wire frame
 I2C_MEM = I2C_REQUEST + MAX_WIRE        # bytes of register space
 ST_READY = 0x01             # a reply is waiting (READY pin low while set)
 ST_BUSY = 0x02              # a request was taken and is being served
-ST_BOOT = 0x04              # set at boot, cleared by the first CTRL_ACK: tells the controller of a reset
+ST_BOOT = 0x04              # set at boot, cleared when the first request is taken: tells of a reset
 CTRL_ACK = 0x01             # the controller has read the reply: clear ST_READY and release the READY pin
 I2C_FILL = 0xFF             # the empty request window is filled with this (COBS frames carry no 0x00)
 

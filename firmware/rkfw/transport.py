@@ -119,7 +119,7 @@ class I2c:
         if ctrl:
             mem[proto.I2C_CTRL] = 0
             if ctrl & proto.CTRL_ACK:
-                self._status(0, proto.ST_READY | proto.ST_BOOT)
+                self._status(0, proto.ST_READY)
                 if self.ready is not None:
                     self.ready.value(1)
         end = mem.find(b"\x00", proto.I2C_REQUEST, proto.I2C_MEM)
@@ -131,7 +131,7 @@ class I2c:
         else:
             data = mem[proto.I2C_REQUEST:end + 1]
         mem[proto.I2C_REQUEST:proto.I2C_MEM] = self.fill
-        self._status(proto.ST_BUSY, proto.ST_READY)
+        self._status(proto.ST_BUSY, proto.ST_READY | proto.ST_BOOT)
         if self.ready is not None:
             self.ready.value(1)
         return data

@@ -198,6 +198,7 @@ class I2CLink:
                 st, rid, n = self.status()
                 if st & proto.ST_BOOT:
                     self.last_id = None             # the board restarted: its reply counter did too
+                    # (ST_BOOT lasts until the board takes a request, so it never comes with ST_READY)
                 if st & proto.ST_READY and rid != self.last_id and 0 < n <= proto.MAX_WIRE:
                     data = bytearray()
                     while len(data) < n:
