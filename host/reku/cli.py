@@ -14,7 +14,7 @@ COMMANDS = {
     "sim": ("reku.sim.cli", "run the firmware as a virtual board with its UART on a pty", 2),
     "query": ("reku.client_cli", "send a request to a board and print the calls as JSON", 5),
     "info": ("reku.client_cli", "print what a board reports about itself and its model", 5),
-    "upload": (None, "upload a model to a board over the protocol", 5),
+    "upload": ("reku.client_cli", "upload a model to a board over the protocol (--port or --i2c)", 5),
     "train": ("reku.model.cli", "train a model for a skill", 3),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set", 3),
     "quantize": (None, "post-training ternary quantization of a float checkpoint", 8),

@@ -1,15 +1,41 @@
-"""`reku query` and `reku info`: talk to a board (real or virtual) over its serial port."""
+"""`reku query`, `reku info` and `reku upload`: talk to a board (real or virtual) over UART/USB serial
+(--port) or I2C (--i2c BUS:ADDR)."""
 
 import json
 import sys
+import time
+from pathlib import Path
 
+from . import paths
 from .client import Client
+from .errors import RekuError
 
 
 def _link_args(p):
-    p.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyACM0, or the pty of reku sim)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--port", help="serial port of the board (e.g. /dev/ttyACM0, or the pty of reku sim)")
+    g.add_argument("--i2c", metavar="BUS:ADDR",
+                   help="I2C instead: BUS is N for /dev/i2c-N (or a device path, or sim:PTY for a virtual "
+                        "board), ADDR its address, e.g. 1:0x42")
     p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--ready-pin", type=int, metavar="GPIO",
+                   help="with --i2c: host GPIO wired to the board's READY pin (sysfs number), instead of polling")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
+    p.add_argument("--key", metavar="FILE", help="HMAC key file, for boards deployed with --key")
+
+
+def open_client(args):
+    key = None
+    if getattr(args, "key", None):
+        try:
+            key = Path(args.key).read_bytes()
+        except OSError as e:
+            raise RekuError("cannot read key file %s: %s" % (args.key, e.strerror)) from None
+    if args.i2c:
+        from .i2c import parse_target
+        bus, addr = parse_target(args.i2c)
+        return Client.i2c(bus, addr, ready_pin=args.ready_pin, timeout=args.timeout, key=key)
+    return Client.serial(args.port, args.baud, timeout=args.timeout, key=key)
 
 
 def configure_query(p):
@@ -19,7 +45,7 @@ def configure_query(p):
 
 
 def run_query(args):
-    with Client.serial(args.port, args.baud, timeout=args.timeout) as board:
+    with open_client(args) as board:
         r = board.query(args.text)
     out = {"calls": [c.to_dict() for c in r.calls]}
     if args.verbose:
@@ -33,8 +59,52 @@ def configure_info(p):
 
 
 def run_info(args):
-    with Client.serial(args.port, args.baud, timeout=args.timeout) as board:
+    with open_client(args) as board:
         info = board.info()
     json.dump(info, sys.stdout, indent=2)
     print()
+    return 0
+
+
+def configure_upload(p):
+    _link_args(p)
+    p.add_argument("model", help="the .rku file (or a bundled skill's name, e.g. home)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place: [#####.....]  45%  17.0/37.8 KB  12.3 KB/s"""
+
+    def __init__(self, stream=sys.stderr, width=30):
+        self.stream = stream
+        self.width = width
+        self.t0 = time.monotonic()
+        self.last = -1.0
+
+    def __call__(self, done, total):
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        fill = int(frac * self.width)
+        rate = done / max(now - self.t0, 1e-6) / 1000
+        self.stream.write("\r[%s%s] %3d%%  %.1f/%.1f KB  %.1f KB/s" % (
+            "#" * fill, "." * (self.width - fill), int(frac * 100), done / 1000, total / 1000, rate))
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def run_upload(args):
+    path = paths.model_path(args.model)
+    if not path.exists():
+        raise RekuError("model %s not found" % path)
+    with open_client(args) as board:
+        before = board.info()
+        old = (before.get("model") or {}).get("sha256")
+        r = board.upload_model(path, progress=None if args.quiet else ProgressBar())
+    print("uploaded %s (%d bytes) to %s: model %s, sha256 %s%s" % (
+        path, r["bytes"], args.port or args.i2c, r["id"], r["sha256"],
+        "" if old != r["sha256"] else " (the same model as before)"))
     return 0
