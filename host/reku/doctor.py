@@ -235,7 +235,11 @@ def _checks(rep, b, port, board, model, native, query):
         rep.add("FAIL", "engine", "running the engine on the board failed: %s" % e, deploy_hint)
         return
     if not res["ok"]:
-        rep.add("FAIL", "model load", res["error"], deploy_hint + " --model FILE.rku")
+        fix = deploy_hint + " --model FILE.rku"
+        if "RAM" in (res["error"] or ""):
+            fix = ("a smaller model, or firmware with a ROMFS partition so the weights stay in flash "
+                   "(docs/custom-firmware.md)")
+        rep.add("FAIL", "model load", res["error"], fix)
         return
     rep.add("OK", "model load", "%s from %s (%s kernels): firmware, model and engine hold %d bytes of heap, "
             "%d free" % (res["id"], res["path"], res["tier"], res["heap_used"], res["mem_free"]))
