@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from . import deploy as dp
-from . import paths
 from .errors import RekuError
 
 TEST_QUERY = "turn on the kitchen light"
