@@ -158,6 +158,7 @@ class I2CLink:
         self.last_id = None
         self.bytes_out = 0          # bus payload bytes (register addresses included), for the benchmarks
         self.bytes_in = 0
+        self.transactions = 0
         st, rid, _n = self.status()
         if self.regs(proto.I2C_MAGIC, 4) != b"reku":
             raise BusError("the device at %s is not a reku board (no 'reku' at register 0x%04x)"
@@ -168,12 +169,14 @@ class I2CLink:
     # ---- registers -------------------------------------------------------------------------------------
     def _write(self, data):
         self.bytes_out += len(data)
+        self.transactions += 1
         self.bus.write(data)
 
     def regs(self, reg, n):
         """n bytes from register `reg` (an address-only write, then a read)."""
         self._write(struct.pack(">H", reg))
         self.bytes_in += n
+        self.transactions += 1
         return self.bus.read(n)
 
     def status(self):
