@@ -182,9 +182,16 @@ static int rk_xat(const int8_t *x, int C, int i) {
 void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
     const int G = rk_row_bytes(C);
     const int R4 = R & ~3;
-    int32_t nlow = 0;          /* low-half (biased) lookups per row in the assembly rows */
+    int32_t nlow = 0;          /* biased low-half lookups per row of the assembly loop, over all chunks */
     int g0, r;
-    for (r = 0; r < R; r++) {
+    for (g0 = 0; g0 < G; g0 += RK_TL_CHUNK) {
+        const int ng = G - g0 < RK_TL_CHUNK ? G - g0 : RK_TL_CHUNK;
+        nlow += RK_TL_TABLES - ((RK_TL_CHUNK - ng + 1) >> 1);
+    }
+    for (r = 0; r < R4; r++) {
+        y[r] = -nlow * RK_BIAS;
+    }
+    for (; r < R; r++) {
         y[r] = 0;
     }
     for (g0 = 0; g0 < G; g0 += RK_TL_CHUNK) {
@@ -194,21 +201,25 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
         int j;
         /* paired table j holds steps k = 2*(j0 + j) (low) and k + 1 (high); step k is group g0 + k - skip */
         for (j = 0; j < RK_TL_TABLES - j0; j++) {
-            int c0 = 5 * (g0 + 2 * (j0 + j) - skip);
-            int c1 = c0 + 5;
+            const int c0 = 5 * (g0 + 2 * (j0 + j) - skip);
             uint32_t X[5];
             int i;
-            for (i = 0; i < 5; i++) {
-                int a = c0 >= 5 * g0 ? rk_xat(x, C, c0 + i) : 0;
-                int b = rk_xat(x, C, c1 + i);
-                X[i] = (uint32_t)a + ((uint32_t)b << 16);
+            if (c0 >= 5 * g0 && c0 + 10 <= C) {
+                const int8_t *a = x + c0;
+                for (i = 0; i < 5; i++) {
+                    X[i] = (uint32_t)(int32_t)a[i] + ((uint32_t)(int32_t)a[i + 5] << 16);
+                }
+            } else {
+                for (i = 0; i < 5; i++) {
+                    int lo = c0 >= 5 * g0 ? rk_xat(x, C, c0 + i) : 0;
+                    X[i] = (uint32_t)lo + ((uint32_t)rk_xat(x, C, c0 + 5 + i) << 16);
+                }
             }
             rk_tl_build_m0(scratch + j * RK_TL_STRIDE, (int)X[0], (int)X[1], (int)X[2], (int)X[3], (int)X[4],
                 RK_BIAS);
         }
         if (R4 > 0) {
             rk_tl_rows4_m0(w + g0 - skip, G, y, y + R4, scratch, RK_STEP_OFF(skip));
-            nlow += RK_TL_TABLES - ((skip + 1) >> 1);
         }
         for (r = R4; r < R; r++) {
             const uint8_t *p = w + (size_t)r * G + g0 - skip;
@@ -221,9 +232,6 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
             }
             y[r] = a;
         }
-    }
-    for (r = 0; r < R4; r++) {
-        y[r] -= nlow * RK_BIAS;
     }
 }
 
