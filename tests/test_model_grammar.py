@@ -133,3 +133,29 @@ def test_target_steps_rejects_impossible_calls():
     for calls in bad:
         with pytest.raises(ValueError):
             infer.target_steps(g, calls, "play some jazz", tok)
+
+
+def test_integers_can_be_copied_from_digit_runs_in_range():
+    schema, vocab = compile_schema(ODD)
+    g = infer.Grammar(schema, vocab)
+    tok = infer.Tokenizer(ALPHABET)
+    text = "go -250 then 37 or 38 or 1234567890123"
+    g.reset(text, tok)
+    assert g.next() == infer.K_TOKEN
+    g.feed(infer.FN0 + 0)                       # move(dx, fast?)
+    assert g.next() == infer.K_TOKEN and infer.NUM_COPY in g.allow[:g.n_allow]
+    g.feed(infer.NUM_COPY)
+    assert g.next() == infer.K_NUM
+    pos = g.positions()
+    assert [text[p:p + 3] for p in pos] == ["250", "37 "]      # 38 and the 13-digit run are out of range
+    g.feed(pos[0])
+    assert g.next() == infer.K_TOKEN
+    g.feed(infer.ABSENT)
+    g.feed(infer.END) if g.next() == infer.K_TOKEN else None
+    assert g.calls() == [{"name": "move", "arguments": {"dx": -250}}]
+    # no digits in range: no copy token
+    g.reset("go 99", tok)
+    g.next()
+    g.feed(infer.FN0 + 0)
+    g.next()
+    assert infer.NUM_COPY not in g.allow[:g.n_allow]

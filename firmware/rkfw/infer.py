@@ -16,15 +16,18 @@ FALSE = 5
 NUM_END = 6
 DIG0 = 7
 MINUS = 17
-FN0 = 18
+NUM_COPY = 18    # the integer is a run of digits of the request, chosen by the pointer
+FN0 = 19
 FIXED = ("<nocall>", "<end>", "<present>", "<absent>", "<true>", "<false>", "<numend>",
-         "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "-")
+         "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "-", "<copy>")
 
 # Grammar step kinds
 K_TOKEN = 0
 K_START = 1     # pointer: first character of a copied string
 K_STOP = 2      # pointer: one past its last character
 K_DONE = 3
+K_NUM = 4       # pointer: first digit of a run of digits copied as an integer
+MAX_RUN = 9     # longest digit run that can be copied
 
 # Parameter states
 _S_CALL = 0      # expecting NOCALL/FN (first call) or END/FN (after a call)
@@ -114,6 +117,7 @@ class Grammar:
         self.text = ""
         self.starts = []
         self.stops = []
+        self.runs = []
         self.reset("")
 
     # ---- string spans -------------------------------------------------------------------------------
@@ -124,6 +128,21 @@ class Grammar:
         isw = [tok.is_word(c) for c in text]
         self.starts = [i for i in range(n) if isw[i] and (i == 0 or not isw[i - 1])]
         self.stops = [i + 1 for i in range(n) if isw[i] and (i + 1 == n or not isw[i + 1])]
+        self.runs = []          # (position, value) of each run of digits
+        i = 0
+        while i < n:
+            if "0" <= text[i] <= "9":
+                j = i
+                while j < n and "0" <= text[j] <= "9":
+                    j += 1
+                if j - i <= MAX_RUN:
+                    v = int(text[i:j])
+                    if i > 0 and text[i - 1] == "-" and (i < 2 or not isw[i - 2]):
+                        v = -v
+                    self.runs.append((i, v))
+                i = j
+            else:
+                i += 1
 
     def reset(self, text=None, tok=None):
         if text is not None and tok is not None:
@@ -140,6 +159,7 @@ class Grammar:
         self.val = 0
         self.nd = 0
         self.span0 = -1
+        self.copying = False
 
     # ---- stepping -----------------------------------------------------------------------------------
     def _param(self):
@@ -181,8 +201,15 @@ class Grammar:
             return K_TOKEN
         if kind == "i":
             lo, hi = _int_range(p[3], p[4])
-            if self.nd == 0 and not self.neg and lo < 0:
-                self._add(MINUS)
+            if self.copying:
+                return K_NUM
+            if self.nd == 0 and not self.neg:
+                for pos, v in self.runs:
+                    if lo <= v <= hi:
+                        self._add(NUM_COPY)
+                        break
+                if lo < 0:
+                    self._add(MINUS)
             if self.nd > 0:
                 v = -self.val if self.neg else self.val
                 if lo <= v <= hi:
@@ -195,7 +222,11 @@ class Grammar:
         return K_START if self.span0 < 0 else K_STOP
 
     def positions(self):
-        """Permitted positions of a pointer step (call after next() returned K_START or K_STOP)."""
+        """Permitted positions of a pointer step (call after next() returned K_START, K_STOP or K_NUM)."""
+        if self.copying:
+            p = self._param()
+            lo, hi = _int_range(p[3], p[4])
+            return [pos for pos, v in self.runs if lo <= v <= hi]
         if self.span0 < 0:
             return self.starts
         s = self.span0
@@ -227,6 +258,7 @@ class Grammar:
             self.val = 0
             self.nd = 0
             self.span0 = -1
+            self.copying = False
             return
         self._calls.append({"name": self.fns[self.fn][0], "arguments": self.args})
         self.ncalls += 1
@@ -253,6 +285,7 @@ class Grammar:
                 self.val = 0
                 self.nd = 0
                 self.span0 = -1
+                self.copying = False
             return
         kind = p[1]
         if kind == "e":
@@ -260,7 +293,14 @@ class Grammar:
         elif kind == "b":
             self._finish_param(t == TRUE)
         elif kind == "i":
-            if t == MINUS:
+            if self.copying:
+                for pos, v in self.runs:
+                    if pos == t:
+                        self._finish_param(v)
+                        break
+            elif t == NUM_COPY:
+                self.copying = True
+            elif t == MINUS:
                 self.neg = True
             elif t == NUM_END:
                 self._finish_param(-self.val if self.neg else self.val)
@@ -315,6 +355,11 @@ def target_steps(grammar, calls, text, tok):
                 wanted.append(TRUE if v else FALSE)
             elif kind == "i":
                 v = int(v)
+                copy = [pos for pos, rv in grammar.runs if rv == v]
+                if copy:
+                    wanted.append(NUM_COPY)
+                    wanted.append(("num", copy[0]))
+                    continue
                 if v < 0:
                     wanted.append(MINUS)
                 for ch in str(abs(v)):
@@ -332,10 +377,10 @@ def target_steps(grammar, calls, text, tok):
     steps = []
     for w in wanted:
         if isinstance(w, tuple):
-            for pos in (w[1], w[2]):
+            for pos in w[1:]:
                 kind = grammar.next()
                 allowed = tuple(grammar.positions())
-                if kind not in (K_START, K_STOP) or pos not in allowed:
+                if kind not in (K_START, K_STOP, K_NUM) or pos not in allowed:
                     raise ValueError("span %r not allowed in %r" % (w, text))
                 steps.append((kind, pos, allowed))
                 grammar.feed(pos)
@@ -349,6 +394,12 @@ def target_steps(grammar, calls, text, tok):
     if grammar.next() != K_DONE:
         raise ValueError("grammar did not finish for %r" % text)
     return steps
+
+
+def fed_id(kind, pos, ids):
+    """The input id fed back after a pointer step: the character at a start (or first digit of a number),
+    the last copied character at a stop."""
+    return ids[pos - 1] if kind == K_STOP else ids[pos]
 
 
 def find_span(text, value, tok):
@@ -520,8 +571,7 @@ class Engine:
                     if self.scores[p] > bs:
                         best, bs = p, self.scores[p]
                 g.feed(best)
-                # the copied character is fed back: first char at a start, last char at a stop
-                feed_id = ids[best] if kind == K_START else ids[best - 1]
+                feed_id = fed_id(kind, best, ids)
             n_out += 1
             self.step(feed_id)
         return g.calls(), {"tokens_in": n + 1, "tokens_out": n_out}

@@ -226,6 +226,6 @@ class Reference:
                 best = min(pos, key=lambda p: (-scores[p], p))
                 trace.append(("ptr", best, scores.copy()))
                 g.feed(best)
-                fid = int(ids[best]) if kind == infer.K_START else int(ids[best - 1])
+                fid = int(infer.fed_id(kind, best, ids))
             self.step(fid)
         return g.calls(), trace

@@ -47,7 +47,7 @@ class Encoded:
                     fed = n_in + choice
                 else:
                     ps.append((pos, choice, allowed))
-                    fed = ids[choice] if kind == infer.K_START else ids[choice - 1]
+                    fed = infer.fed_id(kind, choice, ids)
                 if i + 1 < len(steps):
                     seq.append(fed)
             self.seqs.append(seq)
