@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RK = ROOT / "modules" / "rkernel"
 CC = "arm-none-eabi-gcc"
-CFLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections"]
+CFLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+          "-fno-tree-loop-distribute-patterns"]      # as the natmod build: no memset/memcpy calls
 FLASH = 0x10000000        # RP2040 XIP flash base (code)
 RAM = 0x20000000          # RP2040 SRAM base
 RAM_SIZE = 264 * 1024
@@ -44,7 +45,7 @@ def toolchain():
     """Path of arm-none-eabi-gcc, or ToolchainMissing with the Debian packages to install."""
     p = shutil.which(CC)
     if not p:
-        raise ToolchainMissing("%s not found: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" % CC)
+        raise ToolchainMissing("%s not found: apt-get install gcc-arm-none-eabi" % CC)
     return p
 
 
@@ -78,7 +79,7 @@ class Image:
         binf = out / ("kernels%s.bin" % tag)
         flags = CFLAGS + [opt] + (["-DRK_NO_ASM"] if no_asm else [])
         _run([CC] + flags + ["-I", str(RK), str(RK / "rk_core.c"), str(RK / "rk_baseline.c"),
-                             "-nostartfiles", "-specs=nano.specs", "-Wl,-e,rk_tmv",
+                             "-nostdlib", "-Wl,-e,rk_tmv",
                              "-Wl,-Ttext=0x%x" % FLASH,
                              "-Wl,-Tbss=0x%x" % RAM, "-o", str(elf), "-lgcc"])
         _run(["arm-none-eabi-objcopy", "-O", "binary", "--only-section=.text", "--only-section=.rodata",

@@ -1,7 +1,7 @@
 """The native core compiled for Cortex-M0+ (armv6m, arm-none-eabi-gcc) and run on unicorn's Cortex-M0 model:
 code size within budget, Thumb-2 refused by the emulated CPU, and the same integers as the numpy reference,
 for the assembly path (RP2040) and for the portable C path (what armv7m, xtensa and RISC-V builds run).
-Needs the Debian packages gcc-arm-none-eabi and libnewlib-arm-none-eabi (.ci/run installs them)."""
+Needs the Debian package gcc-arm-none-eabi (no C library: the kernels and the harness link only libgcc)."""
 import sys
 
 import numpy as np
