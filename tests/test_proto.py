@@ -108,3 +108,81 @@ def test_decoder_never_raises_on_garbage(data):
     events = proto.Decoder().feed(data + b"\x00")
     for ev in events:
         assert isinstance(ev, (proto.ProtocolError, tuple))
+
+
+# ---- test vectors of docs/protocol.md ---------------------------------------------------------------------
+
+def test_documented_test_vectors():
+    assert binascii.crc32(b"123456789") == 0xCBF43926
+    assert proto.encode(proto.PING, 0x0102, b"hi").hex(" ") == "06 01 02 02 01 02 07 68 69 bd b6 fc 7d 00"
+    assert proto.encode(proto.QUERY, 7, b"lock the front door").hex(" ") == (
+        "04 01 03 07 02 13 18 6c 6f 63 6b 20 74 68 65 20 66 72 6f 6e 74 20 64 6f 6f 72 ce 1d ab b8 00")
+    assert proto.encode(proto.ERROR, 0x0102, proto.error_payload(proto.E_NO_MODEL, "no model")).hex(" ") == (
+        "06 01 ff 02 01 09 0e 09 6e 6f 20 6d 6f 64 65 6c d3 4f 33 d3 00")
+
+
+def test_i2c_register_map_is_consistent():
+    assert proto.I2C_REPLY >= proto.I2C_MAGIC + 4
+    assert proto.I2C_REQUEST == proto.I2C_REPLY + proto.MAX_WIRE and proto.I2C_MEM == proto.I2C_REQUEST + proto.MAX_WIRE
+    assert proto.I2C_MEM <= 0x10000                       # 16-bit register addresses
+    assert (proto.I2C_REPLY, proto.I2C_REQUEST, proto.I2C_MEM) == (0x0010, 0x0420, 0x0830)   # docs/i2c.md
+
+
+@given(st.binary(max_size=100), st.binary(max_size=300), st.integers(0, 255), st.integers(0, 2**32 - 1))
+def test_auth_trailer(key, payload, ftype, counter):
+    import hmac
+    nonce = bytes(range(8))
+    signed = proto.add_auth(key, nonce, ftype, counter, payload)
+    assert signed[:len(payload)] == payload and len(signed) == len(payload) + proto.AUTH_TRAILER
+    assert struct.unpack_from("<I", signed, len(payload))[0] == counter
+    msg = proto.AUTH_LABEL + nonce + struct.pack("<BI", ftype, counter) + payload
+    assert signed[-32:] == hmac.new(key, msg, "sha256").digest()
+    flipped = signed[:-1] + bytes([signed[-1] ^ 1])
+    assert proto.same_bytes(signed, bytes(signed)) and not proto.same_bytes(signed, flipped)
+    assert not proto.same_bytes(signed, signed[:-1])
+
+
+def test_every_frame_of_version_1_starts_with_a_code_byte_then_0x01():
+    """What UsbStdio relies on to tell a Ctrl-C from a frame: a frame's second byte is the version."""
+    for seq in (0, 1, 0x100, 0x0D0D, 0x0303, 0xFFFF):
+        for t in (proto.QUERY, proto.PING, 3, 13):
+            w = proto.encode(t, seq, b"\x03\x03")
+            assert w[1] == 0x01
+
+
+class _FakeStdin:
+    def __init__(self, data):
+        import os
+        self.r, w = os.pipe()
+        os.write(w, data)
+        os.close(w)
+
+    def fileno(self):
+        return self.r
+
+    def readinto(self, buf):
+        import os
+        d = os.read(self.r, len(buf))
+        buf[:len(d)] = d
+        return len(d)
+
+
+def _usb_events(data):
+    import io
+    from rkfw import transport
+    t = transport.UsbStdio(stdin=_FakeStdin(data), stdout=io.BytesIO())
+    events = []
+    for _ in range(len(data)):
+        b = t.read()
+        if b:
+            events += t.decoder.feed(b)
+    return events
+
+
+def test_usb_link_passes_0x03_inside_frames_and_breaks_on_ctrl_c_between_frames():
+    import pytest
+    frames = b"\x00" + proto.encode(proto.QUERY, 0x0303, b"\x03\x03 lights") + proto.encode(proto.PING, 0x100, b"\x03")
+    assert _usb_events(frames) == [(proto.QUERY, 0x0303, b"\x03\x03 lights"), (proto.PING, 0x100, b"\x03")]
+    for brk in (b"\r\x03", b"\x03\x03"):
+        with pytest.raises(KeyboardInterrupt):
+            _usb_events(proto.encode(proto.PING, 1, b"x") + brk)

@@ -41,25 +41,44 @@ class Uart:
 
 
 class UsbStdio:
-    """USB serial through the REPL's stdin/stdout. A Ctrl-C from the host (0x03) leaves the serve loop
-    with KeyboardInterrupt, which brings back the REPL for maintenance (mpremote works as usual)."""
+    """USB serial through the REPL's stdin/stdout. MicroPython's Ctrl-C interrupt is switched off while
+    serving (frames carry 0x03 bytes: the QUERY type is 0x03); instead "\r\x03" (what mpremote sends) or
+    "\x03\x03" (Ctrl-C twice in a terminal) between frames raises KeyboardInterrupt, which leaves the serve
+    loop and brings back the REPL for maintenance. No frame can start that way: a frame's second byte is
+    its version, 0x01."""
 
-    def __init__(self):
+    def __init__(self, stdin=None, stdout=None):
         import select
         self.name = "usb"
+        stdin = stdin or sys.stdin
         self.poll = select.poll()
-        self.poll.register(sys.stdin, select.POLLIN)
-        self.stdin = sys.stdin.buffer
-        self.stdout = sys.stdout.buffer
+        self.poll.register(stdin, select.POLLIN)
+        self.stdin = getattr(stdin, "buffer", stdin)
+        self.stdout = stdout or sys.stdout.buffer
         self.decoder = proto.Decoder()
         self.one = bytearray(1)
         self.last = None
+        self._kbd(-1)
+
+    def _kbd(self, ch):
+        try:
+            import micropython
+            micropython.kbd_intr(ch)
+        except (ImportError, AttributeError):
+            pass
 
     def read(self):
         if not self.poll.poll(0):
             return None
         n = self.stdin.readinto(self.one)
-        return self.one if n else None
+        if not n:
+            return None
+        d = self.decoder
+        if self.one[0] == 3 and d.n == 1 and d.buf[0] in (3, 13):
+            d.reset()
+            self._kbd(3)
+            raise KeyboardInterrupt
+        return self.one
 
     def write(self, data):
         self.stdout.write(data)
