@@ -33,3 +33,7 @@ $(NODE_OK): package.json package-lock.json
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info host/*.egg-info
+
+# The long fuzz run of the board's frame handler (a short one is part of `make test`).
+fuzz: $(PY_OK) $(NODE_OK)
+	REKU_FUZZ_N=100000 REKU_FUZZ_N_MP=20000 $(BIN)/python -m pytest -q tests/test_fuzz.py

@@ -102,39 +102,6 @@ _targets = {}           # addr7 -> I2CTarget
 _bus = None
 
 
-def _cobs_encode(data):
-    out = bytearray()
-    block = bytearray()
-    for b in data:
-        if b == 0:
-            out.append(len(block) + 1)
-            out.extend(block)
-            block = bytearray()
-        else:
-            block.append(b)
-            if len(block) == 254:
-                out.append(255)
-                out.extend(block)
-                block = bytearray()
-    out.append(len(block) + 1)
-    out.extend(block)
-    return bytes(out)
-
-
-def _cobs_decode(data):
-    out = bytearray()
-    i = 0
-    n = len(data)
-    while i < n:
-        code = data[i]
-        i += 1
-        out.extend(data[i:i + code - 1])
-        i += code - 1
-        if code < 255 and i < n:
-            out.append(0)
-    return out
-
-
 class _BusWire:
     """Reads bus transactions from the wire and plays them on the targets."""
 
@@ -147,9 +114,15 @@ class _BusWire:
             if b:
                 self.buf.append(b)
             elif self.buf:
-                frame = _cobs_decode(self.buf)
+                # The bus wire is framed with the firmware's own COBS (imported here, not at module load:
+                # a bare board in REPL mode has no rkfw yet and still imports machine).
+                from rkfw import proto
+                try:
+                    reply = self.transact(proto.cobs_decode(self.buf))
+                except proto.ProtocolError:
+                    reply = b"\x02"
                 self.buf = bytearray()
-                _wire_write(_cobs_encode(self.transact(frame)) + b"\x00")
+                _wire_write(proto.cobs_encode(reply) + b"\x00")
 
     def transact(self, f):
         if len(f) < 2:
