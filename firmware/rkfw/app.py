@@ -571,7 +571,10 @@ def reset():
 
 
 def main():
-    profile = _read_json("board.json")
+    from rkfw import boards
+    # A profile that does not validate stops the boot with a one-line reason on the REPL: without it the
+    # board cannot know its pins. `reku deploy` and `reku doctor` validate it with the same reader.
+    profile = boards.load("board.json")
     config = _read_json(CONFIG_FILE)
     app = App(profile, config)
     app.load_model()
