@@ -206,3 +206,23 @@ def test_simulated_target_memory_mode_rules(hal):
     p.value(0)
     assert bus.pin(7) == 0
     bus.close()
+
+
+def test_sim_cli_i2c_switch_serves_the_bus(tmp_path):
+    """`reku sim --i2c` turns the pty into the I2C bus; `reku query --i2c sim:PTY:ADDR` gets a call over it."""
+    import subprocess
+    import sys
+    import time
+    link = str(tmp_path / "bus")
+    sim = subprocess.Popen([sys.executable, "-m", "reku.cli", "sim", "--runtime", "cpython", "--i2c", "--quiet",
+                            "--link", link], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [sim.stdout.readline() for _ in range(3)]
+        assert "--i2c sim:%s:0x42" % link in lines[2], lines
+        r = subprocess.run([sys.executable, "-m", "reku.cli", "query", "--i2c", "sim:%s:0x42" % link,
+                            "lock the front door"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert '"calls"' in r.stdout
+    finally:
+        sim.terminate()
+        sim.wait(10)

@@ -1,6 +1,7 @@
 """The virtual board: the unchanged firmware/ tree running on MicroPython (official WebAssembly build under
 Node) or CPython, its UART exposed as a pseudo-terminal that any serial client can open."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -73,10 +74,11 @@ class VirtualBoard:
     reset and on stop(), so that a later VirtualBoard(state_dir=same) boots what was put there.
     `bare=True` starts from an empty filesystem instead of populating it with the firmware.
     `romfs_kb=N` gives the board a ROMFS partition of N KiB (kept in state_dir/.reku-sim/romfs.img; writable
-    with `mpremote romfs deploy` in REPL mode, mounted at /rom in both modes when it holds a ROMFS image)."""
+    with `mpremote romfs deploy` in REPL mode, mounted at /rom in both modes when it holds a ROMFS image).
+    `config={...}` writes the board's reku.json (e.g. {"transports": ["i2c"]}: the pty is then the I2C bus)."""
 
     def __init__(self, runtime="auto", board="pico", model="home", state_dir=None, link=None,
-                 log=None, boot_timeout=60.0, repl=False, bare=False, romfs_kb=None):
+                 log=None, boot_timeout=60.0, repl=False, bare=False, romfs_kb=None, config=None):
         if runtime == "auto":
             runtime = available_runtimes()[0]
         if runtime not in ("micropython", "cpython"):
@@ -90,6 +92,7 @@ class VirtualBoard:
         if romfs_kb is not None and runtime != "micropython":
             raise RekuError("a ROMFS partition needs the MicroPython runtime of the virtual board")
         self.repl = repl
+        self.config = config
         self.bare = bare
         self.romfs_kb = romfs_kb
         self.runtime = runtime
@@ -116,6 +119,8 @@ class VirtualBoard:
         elif not (board_dir / "main.py").exists():
             populate(board_dir, self.board, self.model)
         self.board_dir = board_dir
+        if self.config is not None:
+            (board_dir / "reku.json").write_text(json.dumps(self.config))
         rom = board_dir / SIM_DIR / "romfs.img"
         if self.romfs_kb is not None and not rom.exists():
             rom.parent.mkdir(exist_ok=True)

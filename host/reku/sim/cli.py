@@ -19,6 +19,9 @@ def configure(p):
                         "reku deploy/doctor); main.py is not started; with --state the filesystem is kept")
     p.add_argument("--romfs", type=int, metavar="KB",
                    help="give the board a ROMFS partition of KB KiB (kept with --state; MicroPython runtime)")
+    p.add_argument("--i2c", action="store_true",
+                   help="serve the I2C target instead of the UART: the pty is then the simulated I2C bus "
+                        "(talk to it with --i2c sim:PTY:0x42, see docs/i2c.md)")
     p.add_argument("--bare", action="store_true",
                    help="start from an empty filesystem (as a freshly flashed board) instead of the firmware")
 
@@ -29,7 +32,7 @@ def run(args):
         runtime = "micropython"
     vb = VirtualBoard(runtime=runtime, board=args.board, model=args.model, state_dir=args.state,
                       link=args.link, log=None if args.quiet else sys.stderr, repl=args.repl, bare=args.bare,
-                      romfs_kb=args.romfs)
+                      romfs_kb=args.romfs, config={"transports": ["i2c"]} if args.i2c else None)
     vb.start()
     print("virtual board %s (%s%s) on %s" % (args.board, vb.runtime, ", REPL" if args.repl else "", vb.port),
           flush=True)
@@ -38,6 +41,9 @@ def run(args):
     if args.repl:
         print("try: mpremote connect %s fs ls   or   reku deploy --board %s --port %s   (Ctrl-C stops the board)"
               % (vb.port, args.board, vb.port), flush=True)
+    elif args.i2c:
+        print("try: reku query --i2c sim:%s:0x%02x \"turn on the kitchen light\"   (Ctrl-C stops the board)"
+              % (args.link or vb.port, vb_address(vb)), flush=True)
     else:
         print("try: reku query --port %s \"turn on the kitchen light\"   (Ctrl-C stops the board)" % vb.port,
               flush=True)
@@ -50,6 +56,11 @@ def run(args):
         return 0
     finally:
         vb.stop()
+
+
+def vb_address(vb):
+    from rkfw import boards
+    return boards.load(str(vb.board_dir / "board.json"))["i2c"]["address"]
 
 
 __all__ = ["configure", "run", "available_runtimes"]
