@@ -159,3 +159,23 @@ def test_integers_can_be_copied_from_digit_runs_in_range():
     g.feed(infer.FN0 + 0)
     g.next()
     assert infer.NUM_COPY not in g.allow[:g.n_allow]
+
+
+@pytest.mark.parametrize("text,values", [
+    ("set it to twenty five percent", [25]),
+    ("a hundred and five minutes", [105]),
+    ("one hundred twenty", [120]),
+    ("forty-two and 17 and seven", [42, 17, 7]),
+    ("nine hundred and ninety nine", [999]),
+    ("a dog and a cat", []),
+    ("zero", [0]),
+    ("wake me at 7:05", [7, 5]),
+])
+def test_numbers_in_the_request(text, values):
+    from reku.model.data import number_words
+    g = infer.Grammar({"fns": []}, [])
+    g.set_text(text, infer.Tokenizer(ALPHABET))
+    assert [v for _, v in g.runs] == values
+    for n in range(0, 1000, 7):       # the generator's number words are all read back
+        g.set_text("x " + number_words(n) + " y", infer.Tokenizer(ALPHABET))
+        assert [v for _, v in g.runs] == [n]

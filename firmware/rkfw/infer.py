@@ -21,6 +21,11 @@ FN0 = 19
 FIXED = ("<nocall>", "<end>", "<present>", "<absent>", "<true>", "<false>", "<numend>",
          "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "-", "<copy>")
 
+def zeros(typecode, n):
+    """A zeroed array without a temporary list (array from raw bytes: same on MicroPython and CPython)."""
+    return array(typecode, bytes(n * {"b": 1, "B": 1, "h": 2, "H": 2, "i": 4}[typecode]))
+
+
 # Grammar step kinds
 K_TOKEN = 0
 K_START = 1     # pointer: first character of a copied string
@@ -112,7 +117,7 @@ class Grammar:
         self.fns = schema["fns"]
         self.max_calls = schema.get("max_calls", 2)
         self.vocab = vocab
-        self.allow = array("H", [0] * len(vocab))
+        self.allow = zeros("H", len(vocab))
         self.n_allow = 0
         self.text = ""
         self.starts = []
@@ -128,7 +133,7 @@ class Grammar:
         isw = [tok.is_word(c) for c in text]
         self.starts = [i for i in range(n) if isw[i] and (i == 0 or not isw[i - 1])]
         self.stops = [i + 1 for i in range(n) if isw[i] and (i + 1 == n or not isw[i + 1])]
-        self.runs = []          # (position, value) of each run of digits
+        self.runs = []          # (position, value) of each number: a run of digits or English number words
         i = 0
         while i < n:
             if "0" <= text[i] <= "9":
@@ -143,6 +148,20 @@ class Grammar:
                 i = j
             else:
                 i += 1
+        words = []
+        for k in range(len(self.starts)):
+            a = self.starts[k]
+            b = self.stops[k] if k < len(self.stops) else n
+            words.append((a, text[a:b].lower()))
+        k = 0
+        while k < len(words):
+            v, used = number_words(words, k)
+            if used:
+                self.runs.append((words[k][0], v))
+                k += used
+            else:
+                k += 1
+        self.runs.sort()
 
     def reset(self, text=None, tok=None):
         if text is not None and tok is not None:
@@ -396,6 +415,48 @@ def target_steps(grammar, calls, text, tok):
     return steps
 
 
+_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+
+
+def _below100(words, k):
+    """(value, words used) of 'seven', 'seventeen', 'forty', 'forty two' at words[k], or (0, 0)."""
+    if k >= len(words):
+        return 0, 0
+    w = words[k][1]
+    if w in _UNITS:
+        return _UNITS.index(w), 1
+    if w in _TENS and w:
+        v = 10 * _TENS.index(w)
+        if k + 1 < len(words):
+            u = words[k + 1][1]
+            if u in _UNITS and 0 < _UNITS.index(u) < 10:
+                return v + _UNITS.index(u), 2
+        return v, 1
+    return 0, 0
+
+
+def number_words(words, k):
+    """(value, words used) of an English number written in words starting at words[k] (word = (pos, text)):
+    up to 'nine hundred and ninety nine', 'a hundred'; (0, 0) when none starts there."""
+    v, used = _below100(words, k)
+    if used == 0 and words[k][1] == "a":
+        v, used = 1, 1
+    elif used != 1 or not 0 < v < 10:
+        return v, used
+    if k + 1 >= len(words) or words[k + 1][1] != "hundred":
+        return (0, 0) if words[k][1] == "a" else (v, used)
+    h = v * 100
+    j = k + 2
+    if j < len(words) and words[j][1] == "and":
+        v2, u2 = _below100(words, j + 1)
+        if u2:
+            return h + v2, j + 1 + u2 - k
+    v2, u2 = _below100(words, j)
+    return h + v2, j + u2 - k
+
+
 def fed_id(kind, pos, ids):
     """The input id fed back after a pointer step: the character at a start (or first digit of a number),
     the last copied character at a stop."""
@@ -450,24 +511,24 @@ class Engine:
         self.pk = T("ptr_k")
         self.pq = T("ptr_q")
         # preallocated state and scratch
-        self.h = array("i", [0] * d)
-        self.x = array("b", [0] * d)
-        self.xs = array("b", [0] * d)
-        self.r = array("i", [0] * d)
-        self.kk = array("i", [0] * d)
-        self.v = array("i", [0] * d)
-        self.o = array("i", [0] * d)
-        self.hf = array("i", [0] * f)
-        self.xf = array("b", [0] * f)
-        self.prev = [array("b", [0] * d) for _ in range(self.L)]
-        self.prevc = [array("b", [0] * d) for _ in range(self.L)]
-        self.state = [array("i", [0] * d) for _ in range(self.L)]
-        self.logits = array("i", [0] * self.O)
-        self.K = array("b", [0] * ((self.max_in + 1) * dk))
-        self.q32 = array("i", [0] * dk)
-        self.q8 = array("b", [0] * dk)
-        self.scores = array("i", [0] * (self.max_in + 1))
-        self.ids = array("H", [0] * self.max_in)
+        self.h = zeros("i", d)
+        self.x = zeros("b", d)
+        self.xs = zeros("b", d)
+        self.r = zeros("i", d)
+        self.kk = zeros("i", d)
+        self.v = zeros("i", d)
+        self.o = zeros("i", d)
+        self.hf = zeros("i", f)
+        self.xf = zeros("b", f)
+        self.prev = [zeros("b", d) for _ in range(self.L)]
+        self.prevc = [zeros("b", d) for _ in range(self.L)]
+        self.state = [zeros("i", d) for _ in range(self.L)]
+        self.logits = zeros("i", self.O)
+        self.K = zeros("b", ((self.max_in + 1) * dk))
+        self.q32 = zeros("i", dk)
+        self.q8 = zeros("b", dk)
+        self.scores = zeros("i", (self.max_in + 1))
+        self.ids = zeros("H", self.max_in)
 
     def _reset(self):
         for i in range(self.L):

@@ -21,19 +21,32 @@ function copyIn(src, dst) {
 copyIn(fwDir, "/fw");
 mp.FS.writeFile("/model.rku", fs.readFileSync(modelFile));
 mp.FS.writeFile("/queries.json", fs.readFileSync(queriesFile));
+// heap_model: bytes allocated by the runtime + model + engine after loading (gc.mem_alloc after a collect);
+// heap_query: bytes allocated during one query with the collector disabled (an upper bound of its peak).
 const code = `
 import sys, json, gc
 sys.path.insert(0, '/fw')
+gc.collect()
+base = gc.mem_alloc()
 from rkfw import rku, infer
 f = open('/model.rku', 'rb'); buf = f.read(); f.close()
 m = rku.load(buf)
 e = infer.Engine(m)
+gc.collect()
+heap_model = gc.mem_alloc()
 qs = json.load(open('/queries.json'))
 for q in qs:
     try:
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
         calls, st = e.run(q)
-        print(json.dumps({"calls": calls, "stats": st, "tier": e.tier, "sha": m.sha256}))
+        used = gc.mem_alloc() - a0
+        gc.enable()
+        print(json.dumps({"calls": calls, "stats": st, "tier": e.tier, "sha": m.sha256, "heap_base": base,
+                          "heap_model": heap_model, "heap_query": used}))
     except Exception as ex:
+        gc.enable()
         print(json.dumps({"error": "%s: %s" % (type(ex).__name__, ex)}))
 `;
 try {

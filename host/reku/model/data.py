@@ -23,6 +23,20 @@ GENERIC_NEGATIVES = [
     "asdf jkl", "i love you", "what can you do", "play a game with me", "flip a coin", "roll a dice",
     "what's the stock price of apple", "how do you say thanks in french", "recommend a movie",
     "find a recipe for lasagna", "who is the president", "what is photosynthesis", "set up a meeting with sam",
+    "how are you today", "what's up", "are you a robot", "can you hear me", "repeat that", "say that again",
+    "what did you say", "i'm bored", "you're funny", "that's wrong", "no", "yes", "maybe later", "stop talking",
+    "how do i change a tire", "what's the speed of light", "how many legs does a spider have", "who painted the mona lisa",
+    "convert 10 miles to kilometers", "what's 7 plus 12", "how much is 20 euros in dollars", "what's the square root of 81",
+    "tell me a fun fact", "give me a compliment", "what's trending today", "post this on twitter", "take a selfie",
+    "navigate to the nearest gas station", "how long is the drive to work", "find a dentist near me", "order sushi",
+    "schedule a haircut for friday", "what time does the bank open", "what's my account balance", "pay the electricity bill",
+    "track my package", "renew my library books", "how do you make pancakes", "what's a good name for a dog",
+    "spell the word restaurant", "what rhymes with orange", "teach me spanish", "what's the best laptop",
+    "who won the world cup in 2018", "how many people live in tokyo", "what's the tallest building in the world",
+    "is pluto a planet", "what causes earthquakes", "how do airplanes fly", "what's the boiling point of water",
+    "send flowers to my mom", "buy tickets for the concert", "what movies are playing tonight", "rate this restaurant",
+    "open the calculator", "turn on airplane mode", "charge my phone", "update my apps", "delete my last email",
+    "what's the moon phase tonight", "when is the next full moon", "how many calories in an apple",
 ]
 
 FILL_PRE = ["please ", "hey, ", "could you ", "can you ", "would you ", "i want to ", "i'd like you to ",
@@ -44,11 +58,17 @@ def number_words(n):
 
 
 def _param_of(ex, skill, name):
-    """The schema of the parameter whose argument is the placeholder {name}, and the function it is in."""
+    """The schema of the parameter whose argument is the placeholder {name}, and the function it is in.
+    In a no-call example, any parameter of that name (its values make near-miss negatives)."""
     for c in ex["calls"]:
         for k, v in c.get("arguments", {}).items():
             if v == "{%s}" % name:
                 return skill.params(c["name"]).get(k), c["name"]
+    if not ex["calls"]:
+        for fn in skill.fns:
+            p = skill.params(fn).get(name)
+            if p is not None:
+                return p, fn
     return None, None
 
 
@@ -86,8 +106,10 @@ def expand(ex, skill, rng):
             v = _int_value(rng, int(p["minimum"]), int(p["maximum"]))
             if before.endswith(":"):
                 s = "%02d" % v
-            elif rng.random() < 0.25 and v <= 100:
+            elif rng.random() < 0.3 and v <= 100:
                 s = number_words(v)
+                if v == 100 and rng.random() < 0.5:
+                    s = "a hundred"
             else:
                 s = str(v)
         elif p["type"] == "boolean":
@@ -153,9 +175,9 @@ def noise(text, rng, strings, level=1.0):
         text = rng.choice(FILL_PRE) + text
     if rng.random() < 0.2 * level:
         text = text + rng.choice(FILL_POST)
-    if rng.random() < 0.2 * level:
+    if rng.random() < 0.15 * level:
         text = typo(text, rng, strings)
-    if rng.random() < 0.05 * level:
+    if rng.random() < 0.03 * level:
         text = typo(text, rng, strings)
     r = rng.random()
     if r < 0.15 * level:
@@ -183,7 +205,9 @@ def generate(skill, n, seed=0, negatives=0.15, compounds=0.1, noise_level=1.0):
     while len(out) < n:
         r = rng.random()
         if r < negatives:
-            text = noise(rng.choice(negs), rng, [], noise_level)
+            neg = rng.choice(negs)
+            text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
+            text = noise(text, rng, strings, noise_level)
             out.append({"query": text, "calls": []})
             continue
         ex = rng.choice(groups[rng.choice(names)])
