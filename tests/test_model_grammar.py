@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from reku import paths
 from reku.model import data
+from reku.model import steps as targets
 from reku.model.evaluate import validate_call
 from reku.model.reference import Reference
 from reku.model.skill import compile_schema, load_skill
@@ -103,7 +104,7 @@ def test_target_steps_round_trip_on_generated_data():
     tok = infer.Tokenizer(ALPHABET)
     exs = data.generate(sk, 400, seed=5)
     for ex in exs:
-        steps = infer.target_steps(g, ex["calls"], ex["query"], tok)
+        steps = targets.target_steps(g, ex["calls"], ex["query"], tok)
         g.reset(ex["query"], tok)
         for kind, choice, allowed in steps:
             assert g.next() == kind and choice in allowed
@@ -132,7 +133,7 @@ def test_target_steps_rejects_impossible_calls():
     ]
     for calls in bad:
         with pytest.raises(ValueError):
-            infer.target_steps(g, calls, "play some jazz", tok)
+            targets.target_steps(g, calls, "play some jazz", tok)
 
 
 def test_integers_can_be_copied_from_digit_runs_in_range():

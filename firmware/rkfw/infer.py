@@ -21,9 +21,12 @@ FN0 = 19
 FIXED = ("<nocall>", "<end>", "<present>", "<absent>", "<true>", "<false>", "<numend>",
          "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "-", "<copy>")
 
+_SIZES = {"b": 1, "B": 1, "h": 2, "H": 2, "i": 4}
+
+
 def zeros(typecode, n):
-    """A zeroed array without a temporary list (array from raw bytes: same on MicroPython and CPython)."""
-    return array(typecode, bytes(n * {"b": 1, "B": 1, "h": 2, "H": 2, "i": 4}[typecode]))
+    """A zeroed array built from raw bytes (no temporary list; same on MicroPython and CPython)."""
+    return array(typecode, bytes(n * _SIZES[typecode]))
 
 
 # Grammar step kinds
@@ -337,84 +340,6 @@ class Grammar:
         return self._calls
 
 
-def target_steps(grammar, calls, text, tok):
-    """The step sequence that produces `calls` for `text`: list of (kind, choice, allowed) with allowed a
-    tuple of tokens or positions. Raises ValueError when the calls cannot be produced (bad value, a string
-    that is not a span of whole words of the text)."""
-    vocab_index = {}
-    for i, v in enumerate(grammar.vocab):
-        vocab_index[v] = i
-    fn_index = {}
-    for i, fn in enumerate(grammar.fns):
-        fn_index[fn[0]] = i
-    grammar.reset(text, tok)
-    wanted = []
-    for c in calls:
-        if c["name"] not in fn_index:
-            raise ValueError("unknown function %s" % c["name"])
-        fi = fn_index[c["name"]]
-        wanted.append(FN0 + fi)
-        args = c.get("arguments", {})
-        for p in grammar.fns[fi][1]:
-            name, kind, req = p[0], p[1], p[2]
-            if name not in args:
-                if req:
-                    raise ValueError("%s: missing required %s" % (c["name"], name))
-                wanted.append(ABSENT)
-                continue
-            v = args[name]
-            if not req:
-                wanted.append(PRESENT)
-            if kind == "e":
-                t = vocab_index.get("v:" + str(v))
-                if t is None or t not in p[3]:
-                    raise ValueError("%s: %s=%r not in enum" % (c["name"], name, v))
-                wanted.append(t)
-            elif kind == "b":
-                wanted.append(TRUE if v else FALSE)
-            elif kind == "i":
-                v = int(v)
-                copy = [pos for pos, rv in grammar.runs if rv == v]
-                if copy:
-                    wanted.append(NUM_COPY)
-                    wanted.append(("num", copy[0]))
-                    continue
-                if v < 0:
-                    wanted.append(MINUS)
-                for ch in str(abs(v)):
-                    wanted.append(DIG0 + ord(ch) - 48)
-                wanted.append(NUM_END)
-            else:
-                span = find_span(text, str(v), tok)
-                if span is None:
-                    raise ValueError("%s: %s=%r is not a span of %r" % (c["name"], name, v, text))
-                wanted.append(("span", span[0], span[1]))
-        for unknown in args:
-            if unknown not in [p[0] for p in grammar.fns[fi][1]]:
-                raise ValueError("%s: unknown parameter %s" % (c["name"], unknown))
-    wanted.append(END if calls else NOCALL)
-    steps = []
-    for w in wanted:
-        if isinstance(w, tuple):
-            for pos in w[1:]:
-                kind = grammar.next()
-                allowed = tuple(grammar.positions())
-                if kind not in (K_START, K_STOP, K_NUM) or pos not in allowed:
-                    raise ValueError("span %r not allowed in %r" % (w, text))
-                steps.append((kind, pos, allowed))
-                grammar.feed(pos)
-            continue
-        kind = grammar.next()
-        allowed = tuple(grammar.allow[:grammar.n_allow])
-        if kind != K_TOKEN or w not in allowed:
-            raise ValueError("token %s not allowed here (%r)" % (grammar.vocab[w], text))
-        steps.append((kind, w, allowed))
-        grammar.feed(w)
-    if grammar.next() != K_DONE:
-        raise ValueError("grammar did not finish for %r" % text)
-    return steps
-
-
 _UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
 _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
@@ -461,22 +386,6 @@ def fed_id(kind, pos, ids):
     """The input id fed back after a pointer step: the character at a start (or first digit of a number),
     the last copied character at a stop."""
     return ids[pos - 1] if kind == K_STOP else ids[pos]
-
-
-def find_span(text, value, tok):
-    """(start, stop) of value in text (case-insensitive) on word boundaries, or None."""
-    t = text.lower()
-    v = value.lower().strip()
-    if not v:
-        return None
-    i = t.find(v)
-    while i >= 0:
-        j = i + len(v)
-        if ((i == 0 or not tok.is_word(t[i - 1])) and tok.is_word(t[i])
-                and tok.is_word(t[j - 1]) and (j == len(t) or not tok.is_word(t[j]))):
-            return i, j
-        i = t.find(v, i + 1)
-    return None
 
 
 class Engine:

@@ -47,7 +47,7 @@ class Model:
         self.vocab = meta["vocab"]
         self.schema = meta["schema"]
         self.tensors = {}
-        for name, t in meta["tensors"].items():
+        for name, t in meta.pop("tensors").items():      # the table is dropped once the views exist
             dtype, shape, off, nbytes, M, S, alpha = t
             self.tensors[name] = Tensor(name, dtype, shape, buf[off:off + nbytes], M, S, alpha)
 
@@ -92,7 +92,7 @@ def load(buf):
     if got != crc:
         raise RkuError("checksum mismatch (stored %08x, computed %08x)" % (crc, got))
     try:
-        meta = json.loads(str(bytes(buf[HEADER:HEADER + meta_len]), "utf-8"))
+        meta = json.loads(bytes(buf[HEADER:HEADER + meta_len]))
     except (ValueError, UnicodeError) as e:
         raise RkuError("metadata is not valid JSON: %s" % e)
     for key in ("arch", "tokenizer", "vocab", "schema", "tensors"):

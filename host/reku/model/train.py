@@ -14,6 +14,7 @@ from rkfw import infer, rku
 
 from . import data as datagen
 from . import rkufile
+from . import steps as targets
 from .qat import Net
 from .skill import compile_schema
 from .tokenizer import ALPHABET
@@ -33,7 +34,7 @@ class Encoded:
             ids = [0] * len(text)
             n = tok.encode(text, ids)
             try:
-                steps = infer.target_steps(grammar, ex["calls"], text, tok)
+                steps = targets.target_steps(grammar, ex["calls"], text, tok)
             except ValueError as e:
                 self.skipped.append((ex["query"], str(e)))
                 continue
