@@ -126,3 +126,12 @@ def test_dot_rows():
     out = array("i", [0] * 9)
     PY.dot_rows(array("b", Kt.reshape(-1).tolist()), 9, 40, array("b", q.tolist()), out)
     assert list(out) == list(Kt @ q)
+
+
+def test_embed_ternary_row():
+    rng = np.random.default_rng(3)
+    E = rng.integers(-1, 2, size=(4, 40))
+    w = ref.pack_ternary(E)
+    out = array("i", [0] * 40)
+    PY.embed_t(w, 2 * 8, 40, 12345, 17, out)
+    assert list(out) == list(ref.embed(E[2], 12345, 17))

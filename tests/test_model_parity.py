@@ -24,6 +24,7 @@ MODELS = {
     "i8-1layer": dict(seed=1, d=40, f=80, layers=1),
     "fp4-i8-2layer": dict(seed=2, d=40, f=80, layers=2, acts=["fp4", "i8"]),
     "wide-hot": dict(seed=3, d=80, f=120, layers=1, gain=4.0),
+    "ternary-emb": dict(seed=4, d=40, f=80, layers=2, emb="t"),
 }
 
 
@@ -85,6 +86,7 @@ def run_micropython(blob, queries, tmp_path):
 
 def test_micropython_matches_reference(tmp_path):
     blob = random_model(TOOLS, **MODELS["fp4-i8-2layer"])
+    blob_t = random_model(TOOLS, **MODELS["ternary-emb"])
     m = rku.load(blob)
     r = Reference(m)
     got = run_micropython(blob, QUERIES, tmp_path)
@@ -94,6 +96,9 @@ def test_micropython_matches_reference(tmp_path):
         assert g["tier"] == "python"
         assert g["sha"] == m.sha256
         assert g["calls"] == r.run(q)[0], q
+    rt = Reference(rku.load(blob_t))
+    for q, g in zip(QUERIES, run_micropython(blob_t, QUERIES, tmp_path)):
+        assert g["calls"] == rt.run(q)[0], q
 
 
 def test_micropython_bundled_model(tmp_path):

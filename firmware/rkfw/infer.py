@@ -407,6 +407,7 @@ class Engine:
         self.grammar = Grammar(model.schema, model.vocab)
         T = model.tensor
         self.emb = T("emb")
+        self.emb_t = self.emb.dtype == "t"
         self.sig = T("sig").data
         self.layers = []
         for i in range(self.L):
@@ -453,7 +454,10 @@ class Engine:
         d, f = self.d, self.f
         h, x, xs, r, kk, v, o = self.h, self.x, self.xs, self.r, self.kk, self.v, self.o
         e = self.emb
-        k.embed(e.data, tid * d, d, e.M, e.S, h)
+        if self.emb_t:
+            k.embed_t(e.data, tid * (d // 5), d, e.M, e.S, h)
+        else:
+            k.embed(e.data, tid * d, d, e.M, e.S, h)
         A = _kernels.A_LIM
         for i in range(self.L):
             mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]

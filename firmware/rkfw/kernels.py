@@ -197,6 +197,26 @@ def embed(e, off, n, M, S, h):
         h[i] = (a * M + rnd) >> S
 
 
+def embed_t(w, off, n, M, S, h):
+    """h[i] = (W[i] * M + 2**(S-1)) >> S: one row of a ternary embedding table (n//5 bytes from byte off)."""
+    rnd = 1 << (S - 1)
+    vals = ((-M + rnd) >> S, rnd >> S, (M + rnd) >> S)
+    T0 = _T0
+    T1 = _T1
+    T2 = _T2
+    T3 = _T3
+    T4 = _T4
+    i = 0
+    for g in range(off, off + n // 5):
+        b = w[g]
+        h[i] = vals[T0[b]]
+        h[i + 1] = vals[T1[b]]
+        h[i + 2] = vals[T2[b]]
+        h[i + 3] = vals[T3[b]]
+        h[i + 4] = vals[T4[b]]
+        i += 5
+
+
 def dot_rows(K, n, dk, q, out):
     """out[j] = sum_c K[j*dk+c] * q[c] for j < n; K and q int8 (array('b'))."""
     o = 0
@@ -233,7 +253,8 @@ def _select():
     g["TIER"] = "viper"
 
 
-NAMES = ("tmv", "quant_i8", "quant_fp4", "shift", "copy", "requant", "wkv", "square", "add", "embed", "dot_rows")
+NAMES = ("tmv", "quant_i8", "quant_fp4", "shift", "copy", "requant", "wkv", "square", "add", "embed", "embed_t",
+         "dot_rows")
 
 
 class Tier:
@@ -246,7 +267,8 @@ class Tier:
 
 
 PYTHON = {"tmv": tmv, "quant_i8": quant_i8, "quant_fp4": quant_fp4, "shift": shift, "copy": copy,
-          "requant": requant, "wkv": wkv, "square": square, "add": add, "embed": embed, "dot_rows": dot_rows}
+          "requant": requant, "wkv": wkv, "square": square, "add": add, "embed": embed, "embed_t": embed_t,
+          "dot_rows": dot_rows}
 
 PYTHON = Tier("python", PYTHON)
 _select()

@@ -197,7 +197,7 @@ def run_inspect(args):
     print("  functions         %d (%d output tokens)" % (res["functions"], res["vocab_out"]))
     print("  ternary params    %d  (%.3f bits/weight incl. scales)" % (res["ternary_params"],
                                                                          res["bits_per_ternary_weight"]))
-    print("  other params      %d  (int8 embedding, uint8 mu/decay/bonus, sigmoid LUT)" % res["other_params"])
+    print("  other params      %d  (uint8 mu/decay/bonus, sigmoid LUT, int8 embedding if any)" % res["other_params"])
     print("  RAM at inference  %d bytes buffers; ~%d with the model read into RAM, ~%d mapped from flash"
           % (res["ram_buffers_bytes"], res["ram_model_in_ram_bytes"], res["ram_model_in_flash_bytes"]))
     if res["boards"]:

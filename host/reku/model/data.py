@@ -39,6 +39,22 @@ GENERIC_NEGATIVES = [
     "what's the moon phase tonight", "when is the next full moon", "how many calories in an apple",
 ]
 
+# Common words outside any home-automation vocabulary: random strings of them are negatives too
+# ("requests" in unknown words must give no call rather than the nearest function).
+COMMON = ("the a my your his her our their this that some any every what who why how when where which is are was "
+          "be have has do does did can could would should will may might must tell me about give show find make "
+          "take get send write read call ask buy sell order book pay learn teach explain define describe "
+          "compare translate spell count name list remember forget think know want need like love hate "
+          "friend family mother father sister brother john mary boss teacher doctor dog cat bird horse fish "
+          "car bus train plane bike road city country world river mountain ocean sky sun moon star rain snow "
+          "book story poem letter email message phone computer internet website app game show news "
+          "money bank price cost shop store market food bread cheese apple pizza coffee tea milk sugar salt "
+          "school work office meeting project report plan idea question answer problem reason example "
+          "history science math art sport football tennis chess weather spring summer autumn winter "
+          "monday tuesday friday weekend afternoon today tomorrow yesterday week year "
+          "big small new old good bad happy sad funny strange quick slow early late long short far near "
+          "running late lost found broken fixed ready busy free tired hungry thirsty sick healthy "
+          "serendipity philosophy democracy economy galaxy dinosaur volcano pyramid algorithm").split()
 FILL_PRE = ["please ", "hey, ", "could you ", "can you ", "would you ", "i want to ", "i'd like you to ",
             "ok ", "hey reku, ", "quick, ", "go ahead and ", "um, "]
 FILL_POST = [" please", " thanks", " now", " for me", " thank you", " right now", ", thanks"]
@@ -189,7 +205,12 @@ def noise(text, rng, strings, level=1.0):
     return text
 
 
-def generate(skill, n, seed=0, negatives=0.15, compounds=0.1, noise_level=1.0):
+def random_negative(rng):
+    """A request made of common words that are not commands ("define serendipity", "tell john about ...")."""
+    return " ".join(rng.choice(COMMON) for _ in range(rng.randint(1, 7)))
+
+
+def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
     rng = random.Random(seed)
     groups = {}
@@ -205,7 +226,7 @@ def generate(skill, n, seed=0, negatives=0.15, compounds=0.1, noise_level=1.0):
     while len(out) < n:
         r = rng.random()
         if r < negatives:
-            neg = rng.choice(negs)
+            neg = random_negative(rng) if rng.random() < 0.2 else rng.choice(negs)
             text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
             text = noise(text, rng, strings, noise_level)
             out.append({"query": text, "calls": []})

@@ -101,8 +101,9 @@ class TLinear(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, n_in, n_out, d=40, f=80, layers=1, dk=40, acts=None):
+    def __init__(self, n_in, n_out, d=40, f=80, layers=1, dk=40, acts=None, emb="t"):
         super().__init__()
+        self.emb_kind = emb          # "t": ternary embedding table (1.6 bits), "i8": int8
         self.n_in, self.n_out, self.d, self.f, self.L, self.dk = n_in, n_out, d, f, layers, dk
         self.acts = list(acts or ["i8"] * layers)
         self.emb = nn.Parameter(torch.randn(n_in + n_out, d) * 0.5)
@@ -132,6 +133,9 @@ class Net(nn.Module):
         return [m for m in self.modules() if isinstance(m, TLinear)]
 
     def embed_q(self):
+        if self.emb_kind == "t":
+            a = self.emb.abs().mean().clamp_min(1e-8)
+            return ste(self.emb, torch.clamp(torch.round(self.emb / a), -1, 1) * a)
         amax = self.emb.abs().max().clamp_min(1e-6)
         s = amax / 127.0
         return ste(self.emb, torch.round(self.emb / s) * s)
@@ -183,11 +187,17 @@ class Net(nn.Module):
     def export_tensors(self):
         out = []
         with torch.no_grad():
-            amax = float(self.emb.abs().max())
-            s = amax / 127.0
-            E = np.clip(np.round(self.emb.numpy() / s), -127, 127).astype(np.int8)
-            M, S = rkufile.requant_params(s * 256.0)
-            out.append(("emb", "i8", E.shape, E.tobytes(), M, S, s))
+            if self.emb_kind == "t":
+                a = float(self.emb.abs().mean())
+                E = np.clip(np.round(self.emb.numpy() / a), -1, 1).astype(np.int64)
+                M, S = rkufile.requant_params(a * 256.0)
+                out.append(("emb", "t", E.shape, ref.pack_ternary(E), M, S, a))
+            else:
+                amax = float(self.emb.abs().max())
+                s = amax / 127.0
+                E = np.clip(np.round(self.emb.numpy() / s), -127, 127).astype(np.int8)
+                M, S = rkufile.requant_params(s * 256.0)
+                out.append(("emb", "i8", E.shape, E.tobytes(), M, S, s))
             out.append(("sig", "u8", (256,), sig_lut().tobytes(), 0, 0, 0.0))
 
             def grid(p):
@@ -208,5 +218,5 @@ class Net(nn.Module):
         return out
 
     def arch(self, max_in):
-        return {"type": "rwkv-tm-cm-ptr", "d": self.d, "f": self.f, "layers": self.L, "dk": self.dk,
+        return {"type": "rwkv-tm-cm-ptr", "emb": self.emb_kind, "d": self.d, "f": self.f, "layers": self.L, "dk": self.dk,
                 "max_in": max_in, "acts": self.acts, "n_in": self.n_in, "n_out": self.n_out}

@@ -13,7 +13,7 @@ Pieces (names match rkfw.kernels):
                                 s'  = clip(((s*w) >> 8) + kv, -S_LIM, S_LIM)
   square(k)                     (k*k) >> 12
   add(h, y)                     clip(h + y, -H_LIM, H_LIM)
-  embed(E_row, M, S)            (E_row*M + (1 << (S-1))) >> S      (E int8)
+  embed(E_row, M, S)            (E_row*M + (1 << (S-1))) >> S      (E int8, or ternary: embed_t)
   dot_rows(K, q)                K @ q (int8 rows)
 
 One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
@@ -137,7 +137,10 @@ class Reference:
             return unpack_ternary(t.data, *t.shape), t.M, t.S
 
         e = model.tensor("emb")
-        self.E = np.frombuffer(bytes(e.data), dtype=np.int8).astype(np.int64).reshape(e.shape)
+        if e.dtype == "t":
+            self.E = unpack_ternary(e.data, *e.shape)
+        else:
+            self.E = np.frombuffer(bytes(e.data), dtype=np.int8).astype(np.int64).reshape(e.shape)
         self.EM, self.ES = e.M, e.S
         self.sig = u8("sig")
         self.layers = []

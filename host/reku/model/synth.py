@@ -14,7 +14,7 @@ MAX_IN = 96
 
 
 def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0, max_in=MAX_IN, alphabet=ALPHABET,
-                 model_id=None):
+                 model_id=None, emb="i8"):
     """.rku bytes of a model with random ternary weights for `tools` (a tools.json list)."""
     rng = np.random.default_rng(seed)
     schema, vocab = compile_schema(tools)
@@ -32,9 +32,14 @@ def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0
     def u8(name, n, lo=0, hi=256):
         T.append((name, "u8", (n,), rng.integers(lo, hi, size=n).astype(np.uint8).tobytes(), 0, 0, 0.0))
 
-    E = rng.integers(-127, 128, size=(n_in + O, d)).astype(np.int8)
-    M, S = rkufile.requant_params(256.0 / 127.0)
-    T.append(("emb", "i8", E.shape, E.tobytes(), M, S, 1 / 127.0))
+    if emb == "t":
+        E = rng.integers(-1, 2, size=(n_in + O, d))
+        M, S = rkufile.requant_params(256.0 * 0.7)
+        T.append(("emb", "t", E.shape, pack_ternary(E), M, S, 0.7))
+    else:
+        E = rng.integers(-127, 128, size=(n_in + O, d)).astype(np.int8)
+        M, S = rkufile.requant_params(256.0 / 127.0)
+        T.append(("emb", "i8", E.shape, E.tobytes(), M, S, 1 / 127.0))
     T.append(("sig", "u8", (256,), sig_lut().tobytes(), 0, 0, 0.0))
     for i in range(layers):
         p = "l%d." % i

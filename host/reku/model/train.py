@@ -129,8 +129,8 @@ SIZES = {          # name: (d, f, layers)
 
 
 def estimate_bytes(n_in, n_out, d, f, layers, dk=40, meta=6000):
-    tern = layers * (4 * d * d + 2 * d * f) + n_out * d + 2 * dk * d
-    return tern // 5 + (n_in + n_out) * d + layers * 6 * d + 256 + meta
+    tern = layers * (4 * d * d + 2 * d * f) + n_out * d + 2 * dk * d + (n_in + n_out) * d
+    return tern // 5 + layers * 6 * d + 256 + meta
 
 
 def size_for_budget(n_in, n_out, budget_bytes):
