@@ -188,12 +188,18 @@ def check_step_pieces(nat, rng):
         PY.add(h2, yy)
         same(h1, h2, "add")
         emb = bytes([rng.int(0, 255) for _ in range(3 * size + 5)])
+        embt = bytes([rng.int(0, 242) for _ in range(size // 5 + 3)])
         for M, S in ((8641, 11), (16383, 14), (1 << 24, 30), ((1 << 31) - 1, 45)):
             e1 = array("i", [0] * size)
             e2 = array("i", [0] * size)
             nat.embed(emb, size + 3, size, M, S, e1)
             PY.embed(emb, size + 3, size, M, S, e2)
             same(e1, e2, "embed M=%d S=%d" % (M, S))
+            t1 = array("i", [7] * size)
+            t2 = array("i", [7] * size)
+            nat.embed_t(embt, 3, size, M, S, t1)
+            PY.embed_t(embt, 3, size, M, S, t2)
+            same(t1, t2, "embed_t M=%d S=%d" % (M, S))
         dk = 40
         Kb = array("b", [rng.int(-127, 127) for _ in range(size * dk)])
         q = array("b", [rng.int(-127, 127) for _ in range(dk)])

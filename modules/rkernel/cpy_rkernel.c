@@ -316,6 +316,33 @@ static PyObject *py_add(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* embed_t(w, off, n, M, S, h): one ternary embedding row (n/5 bytes from byte off) into Q8. */
+static PyObject *py_embed_t(PyObject *self, PyObject *args) {
+    PyObject *ow, *oh;
+    Py_ssize_t off;
+    int n, S;
+    long M;
+    rk_bufs b = {.n = 0};
+    void *w, *h;
+    Py_ssize_t nw, nh;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OniliO", &ow, &off, &n, &M, &S, &oh)) {
+        return NULL;
+    }
+    if (S < 1 || S > 62 || M < INT32_MIN || M > INT32_MAX || n < 0 || off < 0) {
+        PyErr_SetString(PyExc_ValueError, "embed_t: bad off, n, M or S");
+        return NULL;
+    }
+    if ((nw = rk_get(&b, ow, 1, 0, "embed_t", &w)) < 0 || (nh = rk_get(&b, oh, 4, 1, "embed_t", &h)) < 0
+        || rk_need(nw, off + n / 5, "embed_t w") < 0 || rk_need(nh, n / 5 * 5, "embed_t h") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_embed_t((const uint8_t *)w + off, n, (int32_t)M, S, h);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
 /* embed(e, off, n, M, S, h): h[i] = (int8(e[off+i])*M + 2**(S-1)) >> S. */
 static PyObject *py_embed(PyObject *self, PyObject *args) {
     PyObject *oe, *oh;
@@ -401,6 +428,7 @@ static PyMethodDef rk_methods[] = {
     {"wkv", py_wkv, METH_VARARGS, "wkv(r, k, v, s, w, u, sig, out): time-mixing recurrence, s in place."},
     {"square", py_square, METH_VARARGS, "square(k, n): k = (k*k) >> 8."},
     {"add", py_add, METH_VARARGS, "add(h, y): h = clamp(h + y, +-H_LIM)."},
+    {"embed_t", py_embed_t, METH_VARARGS, "embed_t(w, off, n, M, S, h): one ternary embedding row into Q8."},
     {"embed", py_embed, METH_VARARGS, "embed(e, off, n, M, S, h): one int8 embedding row into Q8."},
     {"dot_rows", py_dot_rows, METH_VARARGS, "dot_rows(K, n, dk, q, out): out[j] = K[j] . q (int8)."},
     {"tl_build", py_tl_build, METH_VARARGS, "tl_build(x5, t): lookup table of one group of 5 inputs."},

@@ -4,7 +4,7 @@
  * Same functions and arguments as firmware/rkfw/kernels.py, which imports this module when present:
  *   tmv(w, R, C, x, y[, scratch])  quant_i8(h, x) -> amax  quant_fp4(h, x) -> amax  shift(x, prev, mu, out)
  *   copy(src, dst)  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
- *   embed(e, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
+ *   embed(e, off, n, M, S, h)  embed_t(w, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
  * Buffers: weights/bytes any buffer (bytes, bytearray, memoryview into a ROMFS file, array); int8 vectors
  * array('b') (or any 1-byte buffer); int32 vectors array('i').
  * tmv's lookup tables need RK_TMV_SCRATCH_BYTES (7808 on microcontrollers) of scratch, allocated once: in
@@ -229,6 +229,23 @@ static mp_obj_t rkm_embed(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_embed_obj, 6, 6, rkm_embed);
 
+/* embed_t(w, off, n, M, S, h) */
+static mp_obj_t rkm_embed_t(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t w, h;
+    mp_int_t off = mp_obj_get_int(args[1]);
+    mp_int_t n = mp_obj_get_int(args[2]);
+    mp_int_t S = mp_obj_get_int(args[4]);
+    (void)n_args;
+    if (off < 0 || n < 0 || S < 1 || S > 62) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.embed_t: bad off, n or S"));
+    }
+    rkm_need(rkm_buf(args[0], &w, MP_BUFFER_READ, 1), (size_t)(off + n / 5));
+    rkm_need(rkm_buf(args[5], &h, MP_BUFFER_WRITE, 4), (size_t)(n / 5 * 5));
+    rk_embed_t((const uint8_t *)w.buf + off, (int)n, (int32_t)mp_obj_get_int(args[3]), (int)S, h.buf);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_embed_t_obj, 6, 6, rkm_embed_t);
+
 /* dot_rows(K, n, dk, q, out) */
 static mp_obj_t rkm_dot_rows(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t K, q, out;
@@ -260,6 +277,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_square, MP_OBJ_FROM_PTR(&rkm_square_obj));
     mp_store_global(MP_QSTR_add, MP_OBJ_FROM_PTR(&rkm_add_obj));
     mp_store_global(MP_QSTR_embed, MP_OBJ_FROM_PTR(&rkm_embed_obj));
+    mp_store_global(MP_QSTR_embed_t, MP_OBJ_FROM_PTR(&rkm_embed_t_obj));
     mp_store_global(MP_QSTR_dot_rows, MP_OBJ_FROM_PTR(&rkm_dot_rows_obj));
     mp_store_global(MP_QSTR_SCRATCH_BYTES, MP_OBJ_NEW_SMALL_INT(RK_TMV_SCRATCH_BYTES + 3));
     MP_DYNRUNTIME_INIT_EXIT
@@ -282,6 +300,7 @@ static const mp_rom_map_elem_t rkm_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_square), MP_ROM_PTR(&rkm_square_obj) },
     { MP_ROM_QSTR(MP_QSTR_add), MP_ROM_PTR(&rkm_add_obj) },
     { MP_ROM_QSTR(MP_QSTR_embed), MP_ROM_PTR(&rkm_embed_obj) },
+    { MP_ROM_QSTR(MP_QSTR_embed_t), MP_ROM_PTR(&rkm_embed_t_obj) },
     { MP_ROM_QSTR(MP_QSTR_dot_rows), MP_ROM_PTR(&rkm_dot_rows_obj) },
     { MP_ROM_QSTR(MP_QSTR_SCRATCH_BYTES), MP_ROM_INT(RK_TMV_SCRATCH_BYTES + 3) },
 };

@@ -580,6 +580,27 @@ void rk_embed(const int8_t *e, int n, int32_t M, int S, int32_t *h) {
     }
 }
 
+void rk_embed_t(const uint8_t *w, int n, int32_t M, int S, int32_t *h) {
+    int32_t vals[3];
+    int g, k;
+    if (S < 1 || S > 62) {
+        return;
+    }
+    {
+        const int64_t rnd = (int64_t)1 << (S - 1);
+        vals[0] = (int32_t)((-(int64_t)M + rnd) >> S);
+        vals[1] = (int32_t)(rnd >> S);
+        vals[2] = (int32_t)(((int64_t)M + rnd) >> S);
+    }
+    for (g = 0; g < n / 5; g++) {
+        unsigned b = w[g];
+        for (k = 0; k < 5; k++) {
+            *h++ = vals[b % 3];
+            b /= 3;
+        }
+    }
+}
+
 void rk_dot_rows(const int8_t *K, int n, int dk, const int8_t *q, int32_t *out) {
     int j, c;
     for (j = 0; j < n; j++) {

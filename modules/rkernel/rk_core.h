@@ -104,6 +104,10 @@ void rk_add(int32_t *h, const int32_t *y, int n);
 /* h[i] = (e[i]*M + 2**(S-1)) >> S for int8 e (one embedding row). */
 void rk_embed(const int8_t *e, int n, int32_t M, int S, int32_t *h);
 
+/* One row of a ternary embedding table: n/5 packed bytes (5 trits each, base 3, first trit least
+ * significant; trit t means weight t-1) into h[i] = (W[i]*M + 2**(S-1)) >> S. */
+void rk_embed_t(const uint8_t *w, int n, int32_t M, int S, int32_t *h);
+
 /* out[j] = sum_c K[j*dk + c] * q[c] for j < n (int8 K, q). */
 void rk_dot_rows(const int8_t *K, int n, int dk, const int8_t *q, int32_t *out);
 
