@@ -15,17 +15,21 @@ function copyIn(src, dst) {
   for (const name of fs.readdirSync(src)) {
     const s = path.join(src, name), d = dst + "/" + name;
     if (fs.statSync(s).isDirectory()) { if (name !== "__pycache__") copyIn(s, d); }
-    else if (name.endsWith(".py")) mp.FS.writeFile(d, fs.readFileSync(s));
+    else if (name.endsWith(".py") || name.endsWith(".mpy")) mp.FS.writeFile(d, fs.readFileSync(s));
   }
 }
 copyIn(fwDir, "/fw");
 mp.FS.writeFile("/model.rku", fs.readFileSync(modelFile));
 mp.FS.writeFile("/queries.json", fs.readFileSync(queriesFile));
+// FIRMWARE_DIR may hold .mpy files (mpy-cross) instead of sources. REKU_IMPORT_APP=1 imports the firmware
+// app modules first, so heap_base counts them.
 // heap_model: bytes allocated by the runtime + model + engine after loading (gc.mem_alloc after a collect);
 // heap_query: bytes allocated during one query with the collector disabled (an upper bound of its peak).
+const importApp = process.env.REKU_IMPORT_APP ? "from rkfw import app, proto, transport, port, boards" : "";
 const code = `
 import sys, json, gc
 sys.path.insert(0, '/fw')
+${importApp}
 gc.collect()
 base = gc.mem_alloc()
 from rkfw import rku, infer

@@ -11,7 +11,17 @@ DEFAULT_BUDGET_KB = 128
 
 
 # ---- board profiles --------------------------------------------------------------------------------------
-MODEL_HEAP_SHARE = 0.624      # without ROMFS the model is read into RAM: it may take 5/8 of the heap at boot
+# Heap accounting, measured on MicroPython 1.29 (WebAssembly build, 32-bit like the boards) with the firmware
+# compiled by mpy-cross (docs/model.md, "Memory"): bytes of the firmware app modules, of the model runtime's code
+# (rku, infer, kernels), per byte of metadata JSON once parsed, per byte of engine buffers (allocation slack
+# included), and the allocations of one query.
+APP_HEAP = 48 * 1024
+RUNTIME_CODE = 19 * 1024
+META_FACTOR = 5.5
+BUFFER_FACTOR = 2.5
+QUERY_HEAP = 6 * 1024
+HEAP_TARGET_SHARE = 0.78      # keep the peak under 78% of the heap at boot (Pico: 160 KB of 205 KB)
+FILE_LIMIT = 128 * 1024
 
 
 def board_profiles():
@@ -25,14 +35,16 @@ def board_profiles():
     return out
 
 
-def board_budget(profile):
-    """(model file budget in bytes, heap at boot in bytes) of a board profile. Without ROMFS the file is
-    read into RAM and may use MODEL_HEAP_SHARE of the heap; with ROMFS it stays in flash (half the
-    filesystem)."""
+def board_budget(profile, overhead=None):
+    """(model file budget in bytes, heap at boot in bytes) of a board profile. Without ROMFS the file is read
+    into RAM: it gets what is left of HEAP_TARGET_SHARE of the heap after the firmware and the model runtime
+    (`overhead`, default: a medium model's metadata and buffers); with ROMFS it stays in flash."""
     heap = profile["heap_kb"] * 1024
+    if overhead is None:
+        overhead = APP_HEAP + RUNTIME_CODE + META_FACTOR * 4000 + BUFFER_FACTOR * 11000 + QUERY_HEAP
     if profile.get("romfs"):
-        return profile["fs_kb"] * 1024 // 2, heap
-    return int(heap * MODEL_HEAP_SHARE), heap
+        return min(FILE_LIMIT, profile["fs_kb"] * 1024 // 2), heap
+    return max(0, min(FILE_LIMIT, int(heap * HEAP_TARGET_SHARE - overhead))), heap
 
 
 # ---- train -------------------------------------------------------------------------------------------------
@@ -165,20 +177,21 @@ def inspect_model(model, nbytes):
     scale_bytes = 4 * len(tern)        # the per-tensor scale the kernels use: M (< 2**14) and S (<= 30)
     other = {t.name: t.numel() for t in model.tensors.values() if t.dtype != "t"}
     bufs = inference_ram(model)
-    meta_len = len(json.dumps(model.meta))
+    meta_len = len(json.dumps(model.meta)) + 45 * len(model.tensors)
     res = {"model_id": model.model_id, "sha256": model.sha256, "file_bytes": nbytes, "arch": model.arch,
            "functions": len(model.schema["fns"]), "vocab_out": len(model.vocab),
            "ternary_params": n_tern, "other_params": sum(other.values()),
            "bits_per_ternary_weight": 8.0 * (tern_bytes + scale_bytes) / max(1, n_tern),
-           "ram_buffers_bytes": bufs,
-           "ram_model_in_ram_bytes": nbytes + bufs + 3 * meta_len,
-           "ram_model_in_flash_bytes": bufs + 3 * meta_len,
-           "boards": {}}
+           "ram_buffers_bytes": bufs}
+    runtime = int(APP_HEAP + RUNTIME_CODE + META_FACTOR * meta_len + BUFFER_FACTOR * bufs + QUERY_HEAP)
+    res["peak_heap_model_in_ram"] = runtime + nbytes
+    res["peak_heap_model_in_flash"] = runtime
+    res["boards"] = {}
     for name, prof in board_profiles().items():
         budget, heap = board_budget(prof)
-        need = res["ram_model_in_flash_bytes"] if prof.get("romfs") else res["ram_model_in_ram_bytes"]
-        res["boards"][name] = {"fits": bool(nbytes <= budget and need <= heap), "budget_bytes": budget,
-                               "heap_bytes": heap, "ram_needed": need}
+        need = res["peak_heap_model_in_flash"] if prof.get("romfs") else res["peak_heap_model_in_ram"]
+        res["boards"][name] = {"fits": bool(nbytes <= FILE_LIMIT and need <= heap * HEAP_TARGET_SHARE),
+                               "budget_bytes": budget, "heap_bytes": heap, "peak_heap": need}
     return res
 
 
@@ -198,12 +211,14 @@ def run_inspect(args):
     print("  ternary params    %d  (%.3f bits/weight incl. scales)" % (res["ternary_params"],
                                                                          res["bits_per_ternary_weight"]))
     print("  other params      %d  (uint8 mu/decay/bonus, sigmoid LUT, int8 embedding if any)" % res["other_params"])
-    print("  RAM at inference  %d bytes buffers; ~%d with the model read into RAM, ~%d mapped from flash"
-          % (res["ram_buffers_bytes"], res["ram_model_in_ram_bytes"], res["ram_model_in_flash_bytes"]))
+    print("  RAM at inference  %d bytes of engine buffers; peak heap with the firmware ~%d (model read into RAM),"
+          " ~%d (model in ROMFS)" % (res["ram_buffers_bytes"], res["peak_heap_model_in_ram"],
+                                     res["peak_heap_model_in_flash"]))
     if res["boards"]:
         for name, b in res["boards"].items():
-            print("  board %-16s %-12s file budget %7d, needs ~%6d of %6d bytes heap" % (
-                name, "fits" if b["fits"] else "DOES NOT FIT", b["budget_bytes"], b["ram_needed"], b["heap_bytes"]))
+            print("  board %-16s %-12s peak heap ~%6d of %6d (limit %d%%)" % (
+                name, "fits" if b["fits"] else "DOES NOT FIT", b["peak_heap"], b["heap_bytes"],
+                100 * HEAP_TARGET_SHARE))
     else:
         print("  boards            no board profiles in %s" % paths.BOARDS)
     return 0
