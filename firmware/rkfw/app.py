@@ -124,13 +124,14 @@ class App:
         self.model_error = "no model file"
         self.stats = {"frames": 0, "queries": 0, "errors": 0, "calls": 0, "no_calls": 0,
                       "last_ms": 0, "max_ms": 0, "duplicates": 0, "uploads": 0, "feedback": 0,
-                      "auth_refused": 0}
+                      "auth_refused": 0, "busy": 0}
         self.boot_ms = port.ticks_ms()
         self.last = None            # duplicate cache of the link-less caller (tests, fuzzing)
         self.upload = None          # [size, sha256, offset, file, hash] while a MODEL upload runs
         self.reset_pending = False
         self.buf = bytearray(512)
         self.transports = ()
+        self.status = None          # rkfw.status.Status on a board (main()): watchdog and LED
         self._init_auth()
         _remove(MODEL_PART)         # an upload cut by a reset or power loss: the old model stays
 
@@ -200,10 +201,42 @@ class App:
             except Exception as e:      # rku.RkuError and anything a bad file provokes
                 self.model_error = "%s: %s" % (path, e)
                 return False
+            engine.hook = self.between_steps
             self.model, self.engine, self.model_path, self.model_error = model, engine, path, None
             gc.collect()
+            self._show_model()
             return True
+        self._show_model()
         return False
+
+    def _show_model(self):
+        st = self.status
+        if st is not None:
+            from rkfw import status
+            st.set(status.IDLE if self.engine is not None else status.MODEL_ERROR)
+
+    def between_steps(self):
+        """The engine's hook, before every recurrent step: feed the watchdog, drive the LED, and answer a
+        request that arrives while an inference runs with E_BUSY (its sender resends after the reply it is
+        waiting for). Allocates nothing while the links are quiet."""
+        st = self.status
+        if st is not None:
+            st.feed()
+            st.tick()
+        for t in self.transports:
+            data = t.read()
+            if data:
+                for ev in t.decoder.feed(data):
+                    self.stats["frames"] += 1
+                    if isinstance(ev, proto.ProtocolError):
+                        self.stats["errors"] += 1
+                        out = proto.encode(proto.ERROR, ev.seq, proto.error_payload(ev.code, str(ev)))
+                    else:
+                        self.stats["busy"] += 1      # counted here, not in "errors"
+                        out = proto.encode(proto.ERROR, ev[1], proto.error_payload(
+                            proto.E_BUSY, "busy serving another request: send again after its reply"))
+                    t.write(out)
+                t.working()
 
     # ---- requests ----------------------------------------------------------------------------------
     def handle(self, event, link=None):
@@ -535,9 +568,11 @@ def _idle_wait():
         return lambda: port.sleep_ms(1)
 
 
-def serve(app, transports, wdt=None):
+def serve(app, transports):
+    """Serve the transports forever (until RESET, or KeyboardInterrupt from the USB link)."""
     app.transports = transports
     idle_wait = _idle_wait()
+    st = app.status
     while True:
         idle = True
         for t in transports:
@@ -546,9 +581,14 @@ def serve(app, transports, wdt=None):
                 if data:
                     idle = False
                     for ev in t.decoder.feed(data):
+                        errors = app.stats["errors"]
+                        if st is not None:
+                            st.busy()
                         out = app.handle(ev, t)
                         if out:
                             t.write(out)
+                        if st is not None:
+                            st.done(app.stats["errors"] != errors)
                     t.served()
             except MemoryError:
                 gc.collect()
@@ -559,8 +599,9 @@ def serve(app, transports, wdt=None):
             if app.reset_pending:
                 t.flush()
                 reset()
-        if wdt is not None:
-            wdt.feed()
+        if st is not None:
+            st.feed()
+            st.tick()
         if idle:
             idle_wait()
 
@@ -574,12 +615,27 @@ def main():
     from rkfw import boards
     # A profile that does not validate stops the boot with a one-line reason on the REPL: without it the
     # board cannot know its pins. `reku deploy` and `reku doctor` validate it with the same reader.
+    from rkfw import status
     profile = boards.load("board.json")
     config = _read_json(CONFIG_FILE)
+    st = status.Status(profile, config)     # LED: BOOTING until the board serves
     app = App(profile, config)
-    app.load_model()
+    app.status = st
+    app.load_model()                        # LED: IDLE, or MODEL_ERROR (INFO still answers)
     if app.model_error:
         print("reku: model not loaded:", app.model_error)
     transports = open_transports(profile, config)
-    print("reku %s serving on %s" % (FW_VERSION, ", ".join(t.name for t in transports)))
-    serve(app, transports)
+    if st.error:
+        print("reku:", st.error)
+    # Armed once the board serves: loading a large model may take longer than the timeout. From here on the
+    # serve loop feeds it, and so does every step of an inference (App.between_steps).
+    st.arm()
+    print("reku %s serving on %s%s" % (FW_VERSION, ", ".join(t.name for t in transports),
+                                       " (watchdog %d ms)" % st.wdt_ms if st.wdt is not None else ""))
+    try:
+        serve(app, transports)
+    except KeyboardInterrupt:
+        # Ctrl-C on the USB REPL: maintenance. A timer keeps feeding an armed watchdog; machine.reset()
+        # (or `mpremote reset`) serves again.
+        st.maintenance()
+        print("reku: stopped for maintenance; machine.reset() serves again")

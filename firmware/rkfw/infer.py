@@ -439,6 +439,9 @@ class Engine:
         self.q8 = zeros("b", dk)
         self.scores = zeros("i", (self.max_in + 1))
         self.ids = zeros("H", self.max_in)
+        # Called before every step (prefill and decode) when set: the app feeds its watchdog, drives the LED
+        # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
+        self.hook = None
 
     def _reset(self):
         for i in range(self.L):
@@ -450,9 +453,19 @@ class Engine:
 
     def step(self, tid):
         """Feed one input id (character, SEP, or n_in + output token); leaves the residual stream in h."""
+        if self.hook is not None:
+            self.hook()
         k = self.k
-        d, f = self.d, self.f
-        h, x, xs, r, kk, v, o = self.h, self.x, self.xs, self.r, self.kk, self.v, self.o
+        d = self.d
+        f = self.f
+        # one name per line: MicroPython builds a tuple (48 bytes per step) for a, b, c, d = w, x, y, z
+        h = self.h
+        x = self.x
+        xs = self.xs
+        r = self.r
+        kk = self.kk
+        v = self.v
+        o = self.o
         e = self.emb
         if self.emb_t:
             k.embed_t(e.data, tid * (d // 5), d, e.M, e.S, h)

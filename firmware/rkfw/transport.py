@@ -3,6 +3,7 @@
 #   write(frame)              (one reply frame)
 #   served()                  (called after the frames of one read() were handled)
 #   flush()                   (make sure the last reply left the board, before a reset)
+#   working()                 (an out-of-band reply (E_BUSY) was written while a request is still served)
 # and a `decoder` (proto.Decoder) and `last` (the duplicate cache, see App.handle).
 import sys
 import struct
@@ -33,6 +34,9 @@ class Uart:
     def served(self):
         pass
 
+    def working(self):
+        pass
+
     def flush(self):
         f = getattr(self.uart, "flush", None)     # waits until the TX FIFO is empty (rp2, esp32)
         if f is not None:
@@ -53,6 +57,7 @@ class UsbStdio:
         stdin = stdin or sys.stdin
         self.poll = select.poll()
         self.poll.register(stdin, select.POLLIN)
+        self.ipoll = getattr(self.poll, "ipoll", None)     # MicroPython: polls without allocating a list
         self.stdin = getattr(stdin, "buffer", stdin)
         self.stdout = stdout or sys.stdout.buffer
         self.decoder = proto.Decoder()
@@ -67,8 +72,15 @@ class UsbStdio:
         except (ImportError, AttributeError):
             pass
 
+    def _waiting(self):
+        if self.ipoll is None:
+            return bool(self.poll.poll(0))
+        for _ev in self.ipoll(0):
+            return True
+        return False
+
     def read(self):
-        if not self.poll.poll(0):
+        if not self._waiting():
             return None
         n = self.stdin.readinto(self.one)
         if not n:
@@ -84,6 +96,9 @@ class UsbStdio:
         self.stdout.write(data)
 
     def served(self):
+        pass
+
+    def working(self):
         pass
 
     def flush(self):
@@ -167,6 +182,9 @@ class I2c:
 
     def served(self):
         self._status(0, proto.ST_BUSY)     # a request that got no reply (e.g. an empty frame)
+
+    def working(self):
+        self._status(proto.ST_BUSY, 0)     # an E_BUSY reply went out; the request before it is still served
 
     def flush(self, timeout_ms=1000):
         """Before a reset: give the controller time to read the reply (it writes CTRL_ACK when done)."""

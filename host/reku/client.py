@@ -222,6 +222,11 @@ class Client:
                     code, msg = proto.parse_error(rpayload)
                     if code in (proto.E_CRC, proto.E_FRAME, proto.E_TOO_LONG):
                         return "request damaged on the wire: %s" % msg
+                    if code == proto.E_BUSY:
+                        # This seq reached the board while it was inferring: a resend of a request it is
+                        # still serving (its reply follows), or a request it dropped (resent at the deadline).
+                        problem = "board busy: %s" % msg
+                        continue
                     if code == proto.E_VERSION:
                         raise VersionMismatch("the board does not speak this host's frame version: %s" % msg)
                     raise board_error(code, msg)

@@ -127,8 +127,9 @@ class VirtualBoard:
             rom.write_bytes(b"\xff" * (self.romfs_kb * 1024))    # an erased flash partition
         master, slave = os.openpty()
         tty.setraw(slave)           # no echo, no line discipline: the pty carries raw bytes like a UART
-        if self.repl:
-            os.set_blocking(master, False)  # the Node side polls it, keeping its event loop free
+        if self.repl or self.runtime == "micropython":
+            # Node reads it without blocking: the REPL keeps its event loop free, UART.any() asks without waiting
+            os.set_blocking(master, False)
         self._master, self._slave = master, slave
         self.port = os.ttyname(slave)
         if self.link:

@@ -27,8 +27,33 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms) => Atomics.wait(sleeper, 0, 0, ms);
 const inbuf = Buffer.alloc(4096);
 
+// Bytes already taken off the wire by uartAvail() (the fd is non-blocking: `reku sim` sets O_NONBLOCK).
+let pending = Buffer.alloc(0);
+
+function uartAvail() {
+  if (pending.length < inbuf.length) {
+    try {
+      const got = fs.readSync(uartFd, inbuf, 0, inbuf.length - pending.length, null);
+      if (got > 0) pending = Buffer.concat([pending, inbuf.subarray(0, got)]);
+    } catch (e) {
+      if (e.code !== "EAGAIN" && e.code !== "EIO") throw e;
+    }
+  }
+  return pending.length;
+}
+
+function uartIdle() {
+  if (!uartAvail()) sleep(1);      // machine.idle(): wait about a millisecond for the next byte
+}
+
 function uartRead(n) {
   const want = Math.max(1, Math.min(Number(n) || 1, inbuf.length));
+  if (pending.length) {
+    const k = Math.min(want, pending.length);
+    const out = pending.toString("hex", 0, k);
+    pending = pending.subarray(k);
+    return out;
+  }
   for (;;) {
     try {
       const got = fs.readSync(uartFd, inbuf, 0, want, null);
@@ -246,7 +271,7 @@ async function runRepl() {
     const m = await loadMicroPython({ stdout: (b) => onOut(b), stderr: (b) => onOut(b), linebuffer: false });
     copyIn(m, boardDir, "/board");
     copyIn(m, halDir, "/sim");
-    m.registerJsModule("simio", { read: () => "", write: () => {} });   // no UART in REPL mode
+    m.registerJsModule("simio", { read: () => "", write: () => {}, avail: () => 0, idle: () => sleep(1) });   // no UART in REPL mode
     const rom = romfsImage();
     if (rom !== undefined) {
       m.FS.mkdir("/simrom");
@@ -376,7 +401,7 @@ if (!replMode) {
   // written back to BOARD_DIR and a fresh interpreter boots them, as a board would after a reset.
   for (;;) {
     const mp = await loadMicroPython({ stdout: log, stderr: log, linebuffer: true, romfs: romfsImage() });
-    mp.registerJsModule("simio", { read: uartRead, write: uartWrite });
+    mp.registerJsModule("simio", { read: uartRead, write: uartWrite, avail: uartAvail, idle: uartIdle });
     copyIn(mp, boardDir, "/board");
     copyIn(mp, halDir, "/sim");
     try {

@@ -18,6 +18,9 @@ if _MP:
 
     def _wire_write(data):
         simio.write(binascii.hexlify(data).decode())
+
+    def _wire_avail():
+        return simio.avail()                        # bytes waiting, without blocking
 else:
     import os
     import time as _time
@@ -31,6 +34,10 @@ else:
         view = memoryview(data)
         while view:
             view = view[os.write(_FD, view):]
+
+    def _wire_avail():
+        import select
+        return 4096 if select.select([_FD], [], [], 0)[0] else 0
 
 # Kept for code that used the old names.
 _uart_read = _wire_read
@@ -65,15 +72,15 @@ class Pin:
 
 
 class UART:
-    """A UART whose wire is the pty the simulator printed. read() blocks until a byte arrives, like a
-    board that has nothing else to do; any() therefore always invites a read (of what is there)."""
+    """A UART whose wire is the pty the simulator printed. any() says whether bytes are waiting (on CPython
+    4096 when some are: read() returns what is there), without blocking; read() blocks until one arrives."""
 
     def __init__(self, id, baudrate=115200, tx=None, rx=None, **kw):
         self.id = id
         self.baudrate = baudrate
 
     def any(self):
-        return 4096
+        return _wire_avail()
 
     def read(self, n=256):
         return _wire_read(n)
@@ -265,12 +272,30 @@ class I2CTarget:
         return bytes(out)
 
 
+def _now_ms():
+    if _MP:
+        import time
+        return time.ticks_ms()
+    return int(_time.monotonic() * 1000)
+
+
 class WDT:
+    """The watchdog: a real board resets when it is not fed within `timeout` ms. The virtual board does not
+    reset; it says on its console (stdout) that a real board would have, so that tests catch it."""
+
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
+        self.last = _now_ms()
+        self.feeds = 0
 
     def feed(self):
-        pass
+        now = _now_ms()
+        gap = (now - self.last) & 0x3FFFFFFF if _MP else now - self.last
+        if gap > self.timeout:
+            print("sim: watchdog: %d ms without a feed (timeout %d ms): a real board would reset here"
+                  % (gap, self.timeout))
+        self.last = now
+        self.feeds += 1
 
 
 def idle():
@@ -280,8 +305,7 @@ def idle():
         if _bus is not None:
             _bus.serve_once()
         else:
-            import time
-            time.sleep_ms(1)
+            simio.idle()
     else:
         _time.sleep(0.001)
 
