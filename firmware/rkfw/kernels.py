@@ -49,8 +49,8 @@ def tmv(w, R, C, x, y):
         o += G
 
 
-def quant_i8(h, x):
-    """x = round(h*127/amax) (half away from zero on magnitudes); returns amax."""
+def _amax(h, x):
+    """max |h[j]| over the len(x) first entries; when it is 0, x is zeroed (both quantizers return then)."""
     n = len(x)
     amax = 0
     for j in range(n):
@@ -62,6 +62,14 @@ def quant_i8(h, x):
     if amax == 0:
         for j in range(n):
             x[j] = 0
+    return amax
+
+
+def quant_i8(h, x):
+    """x = round(h*127/amax) (half away from zero on magnitudes); returns amax."""
+    n = len(x)
+    amax = _amax(h, x)
+    if amax == 0:
         return 0
     half = amax >> 1
     for j in range(n):
@@ -76,16 +84,8 @@ def quant_i8(h, x):
 def quant_fp4(h, x):
     """FP4 E2M1 values with a power-of-two scale per block of 8, as int8 (|x| <= 96); returns amax."""
     n = len(x)
-    amax = 0
-    for j in range(n):
-        a = h[j]
-        if a < 0:
-            a = -a
-        if a > amax:
-            amax = a
+    amax = _amax(h, x)
     if amax == 0:
-        for j in range(n):
-            x[j] = 0
         return 0
     half = amax >> 1
     tab = FP4TAB
