@@ -54,15 +54,18 @@ function uartRead(n) {
     pending = pending.subarray(k);
     return out;
   }
+  // The fd is non-blocking: wait with a back-off from 20 µs to 2 ms, so that a byte is picked up quickly (an
+  // I2C transaction is a few round trips) without spinning while the wire is quiet.
+  let wait = 0.02;
   for (;;) {
     try {
       const got = fs.readSync(uartFd, inbuf, 0, want, null);
       if (got > 0) return inbuf.toString("hex", 0, got);
-      sleep(5);
     } catch (e) {
-      if (e.code === "EAGAIN" || e.code === "EIO") { sleep(5); continue; }
-      throw e;
+      if (e.code !== "EAGAIN" && e.code !== "EIO") throw e;
     }
+    sleep(wait);
+    wait = Math.min(wait * 2, 2);
   }
 }
 
