@@ -19,3 +19,10 @@ def require_runtime(runtime):
 def runtime(request):
     require_runtime(request.param)
     return request.param
+
+
+@pytest.fixture
+def board(runtime):
+    """A virtual pico board with the bundled home model, on each runtime."""
+    with sim.VirtualBoard(runtime=runtime, model="home") as vb:
+        yield vb

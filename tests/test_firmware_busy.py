@@ -12,7 +12,6 @@ import serial
 
 from reku import paths
 from reku.client import Client
-from reku.sim import VirtualBoard
 from rkfw import proto
 
 from test_firmware_status import run_scenario
@@ -31,12 +30,6 @@ def _frames(port, want, timeout):
             assert not isinstance(ev, proto.ProtocolError), ev
             got[(ev[0], ev[1])] = ev[2]
     return got
-
-
-@pytest.fixture
-def board(runtime):
-    with VirtualBoard(runtime=runtime, model="home") as vb:
-        yield vb
 
 
 def test_request_mid_inference_gets_busy_then_the_query_reply(board):

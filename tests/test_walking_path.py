@@ -35,12 +35,6 @@ def assert_valid(call):
             assert isinstance(v, str)
 
 
-@pytest.fixture
-def board(runtime):
-    with VirtualBoard(runtime=runtime, model="home") as vb:
-        yield vb
-
-
 def test_query_in_call_out(board):
     with Client.serial(board.port, timeout=10) as c:
         info = c.info()
