@@ -83,6 +83,117 @@ def test_tmv_zero_copy_views_scratch_and_numpy_inputs():
     assert y2.dtype == np.int32 and (y2 == W @ x).all()
 
 
+HOST_PATHS = ["tmv_host", "prepared_c"] + (["prepared_avx2"] if N.host_simd() == "avx2" else [])
+
+
+def host_tmv(path, packed, R, C, x):
+    """y from one of the host fast path's entries (modules/rkernel/rk_host.c)."""
+    y = np.zeros(R, dtype=np.int32)
+    x = np.asarray(x).astype(np.int8)
+    if path == "tmv_host":
+        N.tmv_host(packed, R, C, x, y)
+    else:
+        N.tmv_prepared(N.tmv_prepare(packed, R, C), R, C, x, y, path == "prepared_avx2")
+    return y.astype(np.int64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 37), st.integers(1, 400), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from(["random", "max", "min", "zero", "alternate"]), st.sampled_from(["random", "+1", "-1", "0"]))
+def test_host_fast_path_matches_numpy_any_shape(R, C, seed, xmode, wmode):
+    rng = np.random.default_rng(seed)
+    W = {"random": rng.integers(-1, 2, size=(R, C)), "+1": np.ones((R, C), dtype=np.int64),
+         "-1": -np.ones((R, C), dtype=np.int64), "0": np.zeros((R, C), dtype=np.int64)}[wmode]
+    x = {"random": rng.integers(-128, 128, size=C), "max": np.full(C, 127), "min": np.full(C, -128),
+         "zero": np.zeros(C, dtype=np.int64), "alternate": np.where(np.arange(C) % 2, 127, -128)}[xmode]
+    packed = pack_any(W)
+    for path in HOST_PATHS:
+        assert (host_tmv(path, packed, R, C, x) == W @ x).all(), path
+
+
+@pytest.mark.parametrize("R,C", [(1, 1), (1, 5), (3, 7), (4, 127), (5, 128), (7, 129), (4, 255), (9, 256),
+                                 (13, 131), (80, 80), (160, 80), (80, 160), (2, 2047), (3, 65535)])
+def test_host_fast_path_shapes_and_extremes(R, C):
+    rng = np.random.default_rng(R * 1000 + C)
+    for W in (np.ones((R, C), dtype=np.int64), -np.ones((R, C), dtype=np.int64), rng.integers(-1, 2, size=(R, C))):
+        packed = pack_any(W)
+        for x in (np.full(C, -128), np.full(C, 127), rng.integers(-128, 128, size=C)):
+            want = W @ x
+            assert (c_tmv(W, x) == want).all()
+            for path in HOST_PATHS:
+                assert (host_tmv(path, packed, R, C, x) == want).all(), (path, x[0])
+
+
+def test_host_fast_path_empty_shapes():
+    for R, C in ((0, 0), (0, 7), (3, 0)):
+        for path in HOST_PATHS:
+            assert (host_tmv(path, b"\x00" * (R * ((C + 4) // 5)), R, C, np.zeros(C)) == 0).all()
+
+
+def test_host_prepare_layout():
+    """2 bits per weight, u = W + 1; bits 2k..2k+1 of byte i of chunk j hold column 128j + 32k + i."""
+    rng = np.random.default_rng(5)
+    R, C = 3, 300
+    W = rng.integers(-1, 2, size=(R, C))
+    p = np.frombuffer(N.tmv_prepare(pack_any(W), R, C), dtype=np.uint8).reshape(R, 3, 32)
+    for c in range(C):
+        assert ((p[:, c // 128, c % 32] >> (2 * ((c // 32) % 4))) & 3 == W[:, c] + 1).all()
+    for c in range(C, 384):                                                                 # padding u = 0
+        assert ((p[:, c // 128, c % 32] >> (2 * ((c // 32) % 4))) & 3 == 0).all()
+
+
+def test_host_fast_path_forced_portable_and_cache():
+    """simd(False) runs the portable rk_tmv (and empties the cache); only immutable weight buffers are cached,
+    so a bytearray edited between calls still gives the right answer."""
+    rng = np.random.default_rng(9)
+    R, C = 33, 205
+    W = rng.integers(-1, 2, size=(R, C))
+    x = rng.integers(-128, 128, size=C)
+    packed = pack_any(W)
+    best = native.simd()
+    try:
+        assert native.simd(False) == "portable"
+        assert N.host_cache() == (0, 0)
+        assert (native.tmv(packed, R, C, x) == W @ x).all()
+        assert N.host_cache() == (0, 0)
+        native.simd(True)
+        assert native.simd() == best
+        N.host_cache(True)
+        blob = bytearray(packed)
+        assert (native.tmv(blob, R, C, x) == W @ x).all()
+        assert (native.tmv(memoryview(blob).toreadonly(), R, C, x) == W @ x).all()
+        assert N.host_cache() == (0, 0)
+        blob[:] = pack_any(-W)
+        assert (native.tmv(blob, R, C, x) == -W @ x).all()
+        view = memoryview(b"\x07" + packed)[1:]
+        for _ in range(2):
+            assert (native.tmv(view, R, C, x) == W @ x).all()
+            assert (native.tmv(packed, R, C, x) == W @ x).all()
+        assert N.host_cache()[0] == (2 if best == "avx2" else 0)
+        with pytest.raises(ValueError):
+            N.tmv_host(packed[:-1], R, C, x.astype(np.int8), np.zeros(R, dtype=np.int32))
+        with pytest.raises(ValueError):
+            N.tmv_host(packed, R, C, x.astype(np.int8), np.zeros(R - 1, dtype=np.int32))
+        with pytest.raises(ValueError):
+            N.tmv_prepared(b"\x00" * 10, R, C, x.astype(np.int8), np.zeros(R, dtype=np.int32), False)
+    finally:
+        native.simd(True)
+        N.host_cache(True)
+
+
+def test_host_simd_env_var_forces_portable():
+    import os
+    import subprocess
+    env = dict(os.environ, REKU_NO_SIMD="1")
+    out = subprocess.run([sys.executable, "-c", "from reku import native; print(native.simd())"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "portable"
+
+
+def test_native_tier_uses_the_host_fast_path():
+    assert native.tier().tmv is N.tmv_host
+
+
 def test_tl_build_table():
     rng = np.random.default_rng(3)
     d = np.array([[(b // 3 ** k) % 3 - 1 for k in range(5)] for b in range(243)])

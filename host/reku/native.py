@@ -8,6 +8,11 @@
 
 The raw module (`native.raw()`) takes the firmware's buffer arguments unchanged (array('b'), array('i'),
 bytes, memoryview), exactly like `rkernel` on a board.
+
+On the host, tmv runs the extension's fast path `tmv_host` (modules/rkernel/rk_host.c): each immutable
+weight buffer (bytes, or a read-only view of bytes such as a loaded model's tensors) is repacked once to 2 bits
+per weight and multiplied with AVX2 when the CPU has it; anything else runs the portable rk_tmv, same results.
+`simd(False)` (or REKU_NO_SIMD=1 in the environment) forces the portable path. See docs/native.md.
 """
 
 import numpy as np
@@ -61,8 +66,14 @@ def tmv(packed, R, C, x, out=None):
     """y = W @ x for the packed ternary (R, C) matrix (bytes/uint8 array, .rku layout). Returns int32 (R,)."""
     y = np.empty(R, dtype=np.int32) if out is None else out
     w = packed if isinstance(packed, (bytes, bytearray, memoryview)) else np.ascontiguousarray(packed, np.uint8)
-    raw().tmv(w, R, C, _i8(x, C), y)
+    raw().tmv_host(w, R, C, _i8(x, C), y)
     return y
+
+
+def simd(on=None):
+    """The kernel tmv runs on this host: "avx2" or "portable"; simd(False) forces portable, simd(True) the
+    CPU's best."""
+    return raw().host_simd() if on is None else raw().host_simd(bool(on))
 
 
 def quant_i8(h):
@@ -85,4 +96,6 @@ def tier():
     """The C kernels as an rkfw.kernels.Tier, for rkfw.infer.Engine(model, native.tier())."""
     from rkfw import kernels
     m = raw()
-    return kernels.Tier("native", {name: getattr(m, name) for name in kernels.NAMES})
+    funcs = {name: getattr(m, name) for name in kernels.NAMES}
+    funcs["tmv"] = m.tmv_host          # same arguments and results as rk_tmv; the host fast path
+    return kernels.Tier("native", funcs)

@@ -87,6 +87,11 @@ def check_tmv(nat, rng):
             nat.tmv(memoryview(w), R, C, x, y3, bytearray(nat.SCRATCH_BYTES))
             same(y3, y2, "tmv %dx%d %s (memoryview, scratch)" % (R, C, mode))
             n += 2
+            if hasattr(nat, "tmv_host"):     # CPython extension only: the host fast path (rk_host.c)
+                y4 = array("i", [7] * R)
+                nat.tmv_host(w, R, C, x, y4)
+                same(y4, y2, "tmv_host %dx%d %s" % (R, C, mode))
+                n += 1
     return n
 
 

@@ -6,6 +6,7 @@
 
 #include "rk_baseline.h"
 #include "rk_core.h"
+#include "rk_host.h"
 
 #define NBUF 8
 
@@ -128,6 +129,224 @@ static PyObject *py_tmv_i8_scalar(PyObject *self, PyObject *args) {
 static PyObject *py_tmv_decode(PyObject *self, PyObject *args) {
     (void)self;
     return rk_mv(args, 1, rk_dec, "tmv_decode");
+}
+
+/* ---------------------------------------------------------------------------------------------------
+ * Host fast path (rk_host.c): the matrix repacked once to 2 bits per weight, AVX2 kernel chosen at run time.
+ * tmv_host(w, R, C, x, y) is what host inference uses (reku.native.tier()): it keeps the repacked copy of
+ * each immutable weight buffer it sees (bytes, or a read-only memoryview of bytes, such as the tensors of a
+ * model loaded from a file), keyed on that object (held by a strong reference, so the key stays valid and
+ * its bytes cannot change). Anything else, or with the fast path off, runs rk_tmv. The GIL stays held:
+ * the cache has no lock, and a call takes microseconds.
+ * ------------------------------------------------------------------------------------------------- */
+
+#define RK_HC_N 64
+#define RK_HC_MAX_BYTES ((size_t)256 << 20)
+
+typedef struct {
+    PyObject *key;
+    int R, C;
+    uint8_t *prep;
+    size_t nbytes;
+} rk_hc_entry;
+
+static rk_hc_entry rk_hc[RK_HC_N];
+static int rk_hc_n = 0;
+static size_t rk_hc_bytes = 0;
+static int rk_simd = -1;                 /* -1: not decided yet; 0: portable rk_tmv; 1: AVX2 */
+static int8_t rk_xpad[65536 + 160];     /* >= rk_host_xpad_bytes(65535); used with the GIL held */
+
+static void rk_hc_clear(void) {
+    while (rk_hc_n > 0) {
+        rk_hc_entry *e = &rk_hc[--rk_hc_n];
+        Py_DECREF(e->key);
+        PyMem_RawFree(e->prep);
+    }
+    rk_hc_bytes = 0;
+}
+
+static int rk_simd_on(void) {
+    if (rk_simd < 0) {
+        const char *env = getenv("REKU_NO_SIMD");
+        rk_simd = (env != NULL && env[0] != '\0' && env[0] != '0') ? 0 : rk_host_avx2();
+    }
+    return rk_simd;
+}
+
+/* Immutable bytes behind o: bytes itself, or a read-only memoryview whose exporter is bytes. */
+static int rk_immutable(PyObject *o) {
+    if (PyBytes_CheckExact(o)) {
+        return 1;
+    }
+    if (PyMemoryView_Check(o)) {
+        Py_buffer *v = PyMemoryView_GET_BUFFER(o);
+        return v->readonly && v->obj != NULL && PyBytes_CheckExact(v->obj) && PyBuffer_IsContiguous(v, 'C');
+    }
+    return 0;
+}
+
+/* The repacked matrix of (o, R, C), made and cached on first use; NULL when o is not cacheable, or on error
+ * (then with an exception set). */
+static const uint8_t *rk_hc_get(PyObject *o, int R, int C) {
+    int i;
+    Py_buffer v;
+    size_t nb;
+    uint8_t *prep;
+    for (i = 0; i < rk_hc_n; i++) {
+        if (rk_hc[i].key == o && rk_hc[i].R == R && rk_hc[i].C == C) {
+            return rk_hc[i].prep;
+        }
+    }
+    if (!rk_immutable(o)) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if (v.itemsize != 1 || rk_need(v.len, (Py_ssize_t)R * rk_row_bytes(C), "tmv_host") < 0) {
+        if (v.itemsize != 1) {
+            PyErr_SetString(PyExc_TypeError, "tmv_host: need 1-byte items");
+        }
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    nb = rk_host_prep_bytes(R, C);
+    if (nb > RK_HC_MAX_BYTES) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    if (rk_hc_n == RK_HC_N || rk_hc_bytes + nb > RK_HC_MAX_BYTES) {
+        rk_hc_clear();
+    }
+    prep = PyMem_RawMalloc(nb ? nb : 1);
+    if (prep == NULL) {
+        PyBuffer_Release(&v);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    rk_host_prepare(v.buf, R, C, prep);
+    PyBuffer_Release(&v);
+    Py_INCREF(o);
+    rk_hc[rk_hc_n].key = o;
+    rk_hc[rk_hc_n].R = R;
+    rk_hc[rk_hc_n].C = C;
+    rk_hc[rk_hc_n].prep = prep;
+    rk_hc[rk_hc_n].nbytes = nb;
+    rk_hc_n++;
+    rk_hc_bytes += nb;
+    return prep;
+}
+
+/* tmv_host(w, R, C, x, y): same arguments and result as tmv (without scratch); the host fast path. */
+static PyObject *py_tmv_host(PyObject *self, PyObject *args) {
+    PyObject *ow, *ox, *oy;
+    int R, C;
+    rk_bufs b = {.n = 0};
+    void *x, *y;
+    Py_ssize_t nx, ny;
+    const uint8_t *prep = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OiiOO", &ow, &R, &C, &ox, &oy) || rk_shape(R, C) < 0) {
+        return NULL;
+    }
+    if (rk_simd_on()) {
+        prep = rk_hc_get(ow, R, C);
+        if (prep == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (prep == NULL) {
+        return rk_mv(args, 1, NULL, "tmv_host");
+    }
+    if ((nx = rk_get(&b, ox, 1, 0, "tmv_host", &x)) < 0 || (ny = rk_get(&b, oy, 4, 1, "tmv_host", &y)) < 0
+        || rk_need(nx, C, "tmv_host") < 0 || rk_need(ny, R, "tmv_host") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_host_tmv(prep, R, C, x, y, rk_xpad, 1);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* tmv_prepare(w, R, C) -> bytes: the repacked (2 bits per weight) matrix rk_host.h describes. */
+static PyObject *py_tmv_prepare(PyObject *self, PyObject *args) {
+    PyObject *ow, *out;
+    int R, C;
+    rk_bufs b = {.n = 0};
+    void *w;
+    Py_ssize_t nw;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oii", &ow, &R, &C) || rk_shape(R, C) < 0) {
+        return NULL;
+    }
+    if ((nw = rk_get(&b, ow, 1, 0, "tmv_prepare", &w)) < 0
+        || rk_need(nw, (Py_ssize_t)R * rk_row_bytes(C), "tmv_prepare") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)rk_host_prep_bytes(R, C));
+    if (out != NULL) {
+        rk_host_prepare(w, R, C, (uint8_t *)PyBytes_AS_STRING(out));
+    }
+    rk_free(&b);
+    return out;
+}
+
+/* tmv_prepared(p, R, C, x, y, avx2): y = W @ x from the repacked p; avx2 = 0 runs the portable C version. */
+static PyObject *py_tmv_prepared(PyObject *self, PyObject *args) {
+    PyObject *op, *ox, *oy;
+    int R, C, avx2;
+    rk_bufs b = {.n = 0};
+    void *p, *x, *y;
+    Py_ssize_t np_, nx, ny;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OiiOOp", &op, &R, &C, &ox, &oy, &avx2) || rk_shape(R, C) < 0) {
+        return NULL;
+    }
+    if (avx2 && !rk_host_avx2()) {
+        PyErr_SetString(PyExc_RuntimeError, "tmv_prepared: this CPU (or build) has no AVX2 kernel");
+        return NULL;
+    }
+    if ((np_ = rk_get(&b, op, 1, 0, "tmv_prepared", &p)) < 0 || (nx = rk_get(&b, ox, 1, 0, "tmv_prepared", &x)) < 0
+        || (ny = rk_get(&b, oy, 4, 1, "tmv_prepared", &y)) < 0
+        || rk_need(np_, (Py_ssize_t)rk_host_prep_bytes(R, C), "tmv_prepared") < 0
+        || rk_need(nx, C, "tmv_prepared") < 0 || rk_need(ny, R, "tmv_prepared") < 0) {
+        rk_free(&b);
+        return NULL;
+    }
+    rk_host_tmv(p, R, C, x, y, rk_xpad, avx2);
+    rk_free(&b);
+    Py_RETURN_NONE;
+}
+
+/* host_simd([on]) -> name of the kernel tmv_host runs ("avx2" or "portable"); on = False forces the portable
+ * path, True restores the CPU's best (the env var REKU_NO_SIMD=1 sets the default to portable). */
+static PyObject *py_host_simd(PyObject *self, PyObject *args) {
+    int on = -1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|p", &on)) {
+        return NULL;
+    }
+    if (on >= 0) {
+        rk_simd = on ? rk_host_avx2() : 0;
+        if (!rk_simd) {
+            rk_hc_clear();
+        }
+    }
+    return PyUnicode_FromString(rk_simd_on() ? "avx2" : "portable");
+}
+
+/* host_cache() -> (entries, bytes) of tmv_host's repacked copies; host_cache(True) empties it first. */
+static PyObject *py_host_cache(PyObject *self, PyObject *args) {
+    int clear = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|p", &clear)) {
+        return NULL;
+    }
+    if (clear) {
+        rk_hc_clear();
+    }
+    return Py_BuildValue("(in)", rk_hc_n, (Py_ssize_t)rk_hc_bytes);
 }
 
 typedef int32_t (*rk_quant_fn)(const int32_t *, int, int8_t *);
@@ -434,6 +653,11 @@ static PyMethodDef rk_methods[] = {
     {"tl_build", py_tl_build, METH_VARARGS, "tl_build(x5, t): lookup table of one group of 5 inputs."},
     {"tmv_i8", py_tmv_i8, METH_VARARGS, "tmv_i8(w, R, C, x, y): baseline int8 kernel (w = R*C int8)."},
     {"tmv_i8_scalar", py_tmv_i8_scalar, METH_VARARGS, "tmv_i8_scalar(w, R, C, x, y): same, not vectorized."},
+    {"tmv_host", py_tmv_host, METH_VARARGS, "tmv_host(w, R, C, x, y): tmv on the host fast path (repacked, cached, AVX2)."},
+    {"tmv_prepare", py_tmv_prepare, METH_VARARGS, "tmv_prepare(w, R, C) -> bytes: the 2-bit host layout of W."},
+    {"tmv_prepared", py_tmv_prepared, METH_VARARGS, "tmv_prepared(p, R, C, x, y, avx2): tmv from tmv_prepare's p."},
+    {"host_simd", py_host_simd, METH_VARARGS, "host_simd([on]) -> 'avx2' or 'portable': tmv_host's kernel."},
+    {"host_cache", py_host_cache, METH_VARARGS, "host_cache([clear]) -> (entries, bytes) of tmv_host's cache."},
     {"tmv_decode", py_tmv_decode, METH_VARARGS, "tmv_decode(w, R, C, x, y): baseline, trit-by-trit decode."},
     {NULL, NULL, 0, NULL}
 };
