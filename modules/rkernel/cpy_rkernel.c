@@ -126,6 +126,22 @@ static PyObject *py_tmv_i8_scalar(PyObject *self, PyObject *args) {
     return rk_mv(args, 0, rk_i8s, "tmv_i8_scalar");
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+static void rk_i8a(const void *w, int R, int C, const int8_t *x, int32_t *y) {
+    rk_host_i8_avx2(w, R, C, x, y);
+}
+
+/* tmv_i8_avx2(w, R, C, x, y): benchmark reference, the int8 baseline's loop with AVX2 allowed. */
+static PyObject *py_tmv_i8_avx2(PyObject *self, PyObject *args) {
+    (void)self;
+    if (!rk_host_avx2()) {
+        PyErr_SetString(PyExc_RuntimeError, "tmv_i8_avx2: this CPU has no AVX2");
+        return NULL;
+    }
+    return rk_mv(args, 0, rk_i8a, "tmv_i8_avx2");
+}
+#endif
+
 static PyObject *py_tmv_decode(PyObject *self, PyObject *args) {
     (void)self;
     return rk_mv(args, 1, rk_dec, "tmv_decode");
@@ -658,6 +674,9 @@ static PyMethodDef rk_methods[] = {
     {"tmv_prepared", py_tmv_prepared, METH_VARARGS, "tmv_prepared(p, R, C, x, y, avx2): tmv from tmv_prepare's p."},
     {"host_simd", py_host_simd, METH_VARARGS, "host_simd([on]) -> 'avx2' or 'portable': tmv_host's kernel."},
     {"host_cache", py_host_cache, METH_VARARGS, "host_cache([clear]) -> (entries, bytes) of tmv_host's cache."},
+#if defined(__x86_64__) && defined(__GNUC__)
+    {"tmv_i8_avx2", py_tmv_i8_avx2, METH_VARARGS, "tmv_i8_avx2(w, R, C, x, y): int8 baseline with AVX2 allowed (reference)."},
+#endif
     {"tmv_decode", py_tmv_decode, METH_VARARGS, "tmv_decode(w, R, C, x, y): baseline, trit-by-trit decode."},
     {NULL, NULL, 0, NULL}
 };

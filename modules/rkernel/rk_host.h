@@ -36,6 +36,11 @@ int rk_host_avx2(void);
  * repacked matrix); avx2 = 1 needs rk_host_avx2(). */
 void rk_host_tmv(const uint8_t *p, int R, int C, const int8_t *x, int32_t *y, int8_t *xpad, int avx2);
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Benchmark reference only: rk_tmv_i8's loop compiled with AVX2 allowed (call only when rk_host_avx2()). */
+void rk_host_i8_avx2(const int8_t *w, int R, int C, const int8_t *x, int32_t *y);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
