@@ -108,7 +108,7 @@ class Recorder:
     SIZE = {"tmv": lambda a: (a[1], a[2]), "quant_i8": lambda a: (len(a[1]),), "quant_fp4": lambda a: (len(a[1]),),
             "shift": lambda a: (len(a[3]),), "copy": lambda a: (len(a[1]),), "requant": lambda a: (a[1],),
             "wkv": lambda a: (len(a[7]),), "square": lambda a: (a[1],), "add": lambda a: (len(a[0]),),
-            "embed": lambda a: (a[2],), "dot_rows": lambda a: (a[1], a[2])}
+            "embed": lambda a: (a[2],), "embed_t": lambda a: (a[2],), "dot_rows": lambda a: (a[1], a[2])}
 
     def __init__(self):
         self.calls = []
@@ -150,7 +150,8 @@ def m0_cost(m, name, size, rng, cache):
         a = [m.alloc(4 * k) for _ in range(8)]
         args = {"shift": (a[0], a[1], a[2], a[3], k), "requant": (a[0], k, 12345, 14, -2047, 2047),
                 "wkv": (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], k), "square": (a[0], k),
-                "add": (a[0], a[1], k), "embed": (a[0], k, 8641, 11, a[1])}[name]
+                "add": (a[0], a[1], k), "embed": (a[0], k, 8641, 11, a[1]),
+                "embed_t": (a[0], k, 8641, 11, a[1])}[name]
         _, n, c = m.call("rk_" + name, *args)
     cache[key] = (n, c)
     return n, c
