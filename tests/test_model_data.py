@@ -80,3 +80,21 @@ def test_skill_errors_are_clear(tmp_path):
     (tmp_path / "examples.jsonl").write_text('{"query": "go", "calls": [{"name": "g", "arguments": {}}]}\n')
     with pytest.raises(RekuError, match="line 1: unknown function 'g'"):
         load_skill(tmp_path)
+
+
+def test_generic_negatives_the_skill_claims_are_not_negatives():
+    """"call mom" is a generic negative, but a car skill with `call {name}` must learn it as a call: the
+    generator drops generic negatives that one of the skill's own templates would produce (placeholders
+    matched by type: enums by their surface forms, integers by digits or number words, strings by any words)."""
+    car = load_skill(paths.SKILLS / "car")
+    claimed = data.claims(car)
+    assert claimed("call mom") and claimed("Navigate to the nearest gas station.")
+    assert not claimed("what's the capital of france") and not claimed("open youtube")
+    exs = data.generate(car, 4000, seed=3)
+    assert not [e for e in exs if e["query"].lower().strip(" .,!?") == "call mom" and not e["calls"]]
+    assert [e for e in exs if not e["calls"]]           # negatives are still there
+    home = load_skill(HOME)
+    hc = data.claims(home)
+    assert hc("turn on the kitchen lights") or hc("turn the kitchen lights on")
+    assert not hc("turn on the toaster lights")   # an enum placeholder only matches its surface forms
+    assert not hc("call mom") and not hc("order a pizza")

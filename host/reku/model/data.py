@@ -205,9 +205,52 @@ def noise(text, rng, strings, level=1.0):
     return text
 
 
-def random_negative(rng):
-    """A request made of common words that are not commands ("define serendipity", "tell john about ...")."""
-    return " ".join(rng.choice(COMMON) for _ in range(rng.randint(1, 7)))
+def _norm(text):
+    return text.lower().strip(" .,!?")
+
+
+def claims(skill):
+    """A predicate: would one of the skill's own (call-making) examples produce this text? Placeholders match
+    any words. Generic negatives the skill claims ("call mom" in a skill with `call {name}`) are not negatives
+    for that skill."""
+    numwords = "(?:%s)" % "|".join(sorted(set(ONES + TENS[2:] + ["hundred", "a"]), key=len, reverse=True))
+    number = r"(?:[0-9]+|%s(?: %s)*)" % (numwords, numwords)
+    pats = []
+    for ex in skill.examples:
+        if not ex["calls"]:
+            continue
+        parts = PH.split(_norm(ex["query"]))
+        rx = []
+        for i, t in enumerate(parts):
+            if i % 2 == 0:
+                rx.append(re.escape(t))
+                continue
+            p, _ = _param_of(ex, skill, t)
+            if p is None:
+                rx.append(".+")
+            elif "enum" in p:
+                forms = set()
+                for v in p["enum"]:
+                    forms.add(v.replace("_", " "))
+                    forms.update(p.get("x-synonyms", {}).get(v, []))
+                rx.append("(?:%s)" % "|".join(re.escape(f.lower()) for f in sorted(forms, key=len, reverse=True)))
+            elif p["type"] in ("integer", "number"):
+                rx.append(number)
+            elif p["type"] == "boolean":
+                rx.append("(?:on|off)")
+            else:
+                rx.append(".+")
+        pats.append(re.compile("".join(rx)))
+    return lambda text: any(p.fullmatch(_norm(text)) for p in pats)
+
+
+def random_negative(rng, claimed=None):
+    """A request made of common words that are not commands ("define serendipity", "tell john about ..."),
+    redrawn while the skill claims it."""
+    while True:
+        text = " ".join(rng.choice(COMMON) for _ in range(rng.randint(1, 7)))
+        if claimed is None or not claimed(text):
+            return text
 
 
 def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0):
@@ -220,13 +263,14 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0):
             negs.append(ex["query"])
         else:
             groups.setdefault(ex["calls"][0]["name"], []).append(ex)
-    negs = negs + GENERIC_NEGATIVES
+    claimed = claims(skill)
+    negs = negs + [g for g in GENERIC_NEGATIVES if not claimed(g)]
     names = sorted(groups)
     out = []
     while len(out) < n:
         r = rng.random()
         if r < negatives:
-            neg = random_negative(rng) if rng.random() < 0.2 else rng.choice(negs)
+            neg = random_negative(rng, claimed) if rng.random() < 0.2 else rng.choice(negs)
             text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
             text = noise(text, rng, strings, noise_level)
             out.append({"query": text, "calls": []})
