@@ -47,9 +47,10 @@ def toy(tmp_path_factory):
 def test_train_eval_inspect(toy):
     out = toy / "m.rku"
     r = reku("train", "--skill", str(toy), "--out", str(out), "--size", "tiny", "--steps", "200",
-             "--examples", "1000", "--batch", "32", "--seed", "1")
+             "--examples", "1000", "--batch", "32", "--seed", "1", "--eval-every", "100")
     assert r.returncode == 0, r.stderr
     assert "loss" in r.stdout and "held-out" in r.stdout
+    assert r.stdout.count("held-out exact") == 2          # progress lines at steps 100 and 200
     assert out.exists() and out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = reku("eval", "--model", str(out), "--data", str(toy / "test.jsonl"), "--json")
     assert r.returncode == 0, r.stderr

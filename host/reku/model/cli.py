@@ -61,6 +61,7 @@ def configure_train(p):
     p.add_argument("--acts", help="activation precision per layer, e.g. i8,fp4 (default all int8)")
     p.add_argument("--examples", type=int, default=20000, help="generated training examples")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (best is kept)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--no-dampen", action="store_true", help="disable oscillation dampening")
     p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
@@ -95,7 +96,8 @@ def run_train(args):
         blob, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
-                           budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")))
+                           budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")),
+                           eval_every=args.eval_every)
     except ValueError as e:
         raise RekuError(str(e))
     if acts and len(acts) != info["layers"]:
