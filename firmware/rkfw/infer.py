@@ -382,6 +382,26 @@ def number_words(words, k):
     return h + v2, j + u2 - k
 
 
+def lr_scale(a, M, S):
+    """(m, s) of the dynamic requantisation of a low-rank correction (docs/format.md): m/2**s ~= a*M/2**S, with
+    a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's lr_u. Integers only; every
+    intermediate < 2**30 (m < 2**10, 1 <= s <= 30)."""
+    while a >= 1024:
+        a >>= 1
+        S -= 1
+    m = a * M
+    while m >= 1024:
+        m >>= 1
+        S -= 1
+    if S > 30:
+        m >>= S - 30
+        S = 30
+    while S < 1:
+        m <<= 1
+        S += 1
+    return m, S
+
+
 def fed_id(kind, pos, ids):
     """The input id fed back after a pointer step: the character at a start (or first digit of a number),
     the last copied character at a stop."""
@@ -420,6 +440,17 @@ class Engine:
         self.head = T("head")
         self.pk = T("ptr_k")
         self.pq = T("ptr_q")
+        # optional low-rank corrections "<name>.lr_u" (R x r) and "<name>.lr_v" (r x C), int8 (docs/format.md)
+        self.lr = {}
+        for name in model.tensors:
+            if name.endswith(".lr_u"):
+                base = name[:-5]
+                U = model.tensors[name]
+                V = T(base + ".lr_v")
+                r = V.shape[0]
+                self.lr[base] = (self._i8(U.data), self._i8(V.data), r, U.M, U.S, zeros("i", r), zeros("b", r))
+        if self.lr:
+            self.lr_c = zeros("i", max(d, f, self.O, dk))
         # preallocated state and scratch
         self.h = zeros("i", d)
         self.x = zeros("b", d)
@@ -442,6 +473,34 @@ class Engine:
         # Called before every step (prefill and decode) when set: the app feeds its watchdog, drives the LED
         # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
         self.hook = None
+
+    def _i8(self, data):
+        """int8 factor data as a buffer every tier reads as signed: the native and viper kernels read any
+        1-byte buffer as int8, the Python tier indexes it (CPython: a zero-copy signed view; MicroPython's
+        memoryview has no cast: a copy, made only for the Python tier)."""
+        try:
+            return data.cast("b")
+        except (AttributeError, TypeError, ValueError):
+            pass
+        if self.tier == "python":
+            return array("b", bytes(data))
+        return data
+
+    def _tmv(self, W, R, C, x, y):
+        """y = W @ x for a ternary tensor, plus its low-rank correction when the model has one."""
+        self.k.tmv(W.data, R, C, x, y)
+        lr = self.lr.get(W.name) if self.lr else None
+        if lr is not None:
+            k = self.k
+            U, V, r, M, S, z, zq = lr
+            k.dot_rows(V, r, C, x, z)
+            a = k.quant_i8(z, zq)
+            if a:
+                c = self.lr_c
+                k.dot_rows(U, R, r, zq, c)
+                m, s = lr_scale(a, M, S)
+                k.requant(c, R, m, s, -_kernels.H_LIM, _kernels.H_LIM)
+                k.add(y, c)
 
     def _reset(self):
         for i in range(self.L):
@@ -479,18 +538,18 @@ class Engine:
             # time mixing
             quant(h, x)
             k.shift(x, prev, mu_r, xs)
-            k.tmv(Wr.data, d, d, xs, r)
+            self._tmv(Wr, d, d, xs, r)
             k.requant(r, d, Wr.M, Wr.S, -A, A)
             k.shift(x, prev, mu_k, xs)
-            k.tmv(Wk.data, d, d, xs, kk)
+            self._tmv(Wk, d, d, xs, kk)
             k.requant(kk, d, Wk.M, Wk.S, -A, A)
             k.shift(x, prev, mu_v, xs)
-            k.tmv(Wv.data, d, d, xs, v)
+            self._tmv(Wv, d, d, xs, v)
             k.requant(v, d, Wv.M, Wv.S, -A, A)
             k.copy(x, prev)
             k.wkv(r, kk, v, self.state[i], w, u, self.sig, o)
             quant(o, x)
-            k.tmv(Wo.data, d, d, x, o)
+            self._tmv(Wo, d, d, x, o)
             k.requant(o, d, Wo.M, Wo.S, -_kernels.H_LIM, _kernels.H_LIM)
             k.add(h, o)
             # channel mixing
@@ -498,11 +557,11 @@ class Engine:
             quant(h, x)
             k.shift(x, prevc, cmu, xs)
             k.copy(x, prevc)
-            k.tmv(Ck.data, f, d, xs, self.hf)
+            self._tmv(Ck, f, d, xs, self.hf)
             k.requant(self.hf, f, Ck.M, Ck.S, 0, A)
             k.square(self.hf, f)
             quant(self.hf, self.xf)
-            k.tmv(Cv.data, d, f, self.xf, o)
+            self._tmv(Cv, d, f, self.xf, o)
             k.requant(o, d, Cv.M, Cv.S, -_kernels.H_LIM, _kernels.H_LIM)
             k.add(h, o)
 
@@ -511,7 +570,7 @@ class Engine:
         k = self.k
         d, dk = self.d, self.dk
         k.quant_i8(self.h, self.x)
-        k.tmv(self.pk.data, dk, d, self.x, self.q32)
+        self._tmv(self.pk, dk, d, self.x, self.q32)
         k.quant_i8(self.q32, self.q8)
         K, q8, o = self.K, self.q8, j * dk
         for c in range(dk):
@@ -540,7 +599,7 @@ class Engine:
                 break
             k.quant_i8(self.h, self.x)
             if kind == K_TOKEN:
-                k.tmv(self.head.data, self.O, d, self.x, self.logits)
+                self._tmv(self.head, self.O, d, self.x, self.logits)
                 best = pick(self.logits, g.allow, g.n_allow)
                 g.feed(best)
                 feed_id = tok.n_in + best
@@ -548,7 +607,7 @@ class Engine:
                     n_out += 1
                     break
             else:
-                k.tmv(self.pq.data, dk, d, self.x, self.q32)
+                self._tmv(self.pq, dk, d, self.x, self.q32)
                 k.quant_i8(self.q32, self.q8)
                 k.dot_rows(self.K, n + 1, dk, self.q8, self.scores)
                 pos = g.positions()

@@ -23,6 +23,10 @@ One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
   o, s_i = wkv(r, k, v, s_i, w, u, sig); h = add(h, requant(tmv(Wo, act(o)), -H_LIM, H_LIM))
   x = act(h); xc = shift(x, prevc_i, cmu); prevc_i = x
   g = square(requant(tmv(Ck, xc), 0, A)); h = add(h, requant(tmv(Cv, act(g)), -H_LIM, H_LIM))
+Low-rank correction (optional, per ternary tensor W of shape (R, C), tensors "W.lr_u" (R, r) and "W.lr_v" (r, C)
+int8, (M, S) on lr_u): every tmv(W, x) above is followed by
+  z = V @ x; zq, a = quant_i8(z); if a: y = add(y, requant(U @ zq, m, s, -H_LIM, H_LIM)), (m, s) = lr_scale(a, M, S)
+before whatever uses y (requant, quant_i8, argmax).
 Head: logits = tmv(head, quant_i8(h)). Pointer: key_j = quant_i8(tmv(ptr_k, quant_i8(h_j))) for input positions
 j = 0..n (n = SEP); at a pointer step scores = key @ quant_i8(tmv(ptr_q, quant_i8(h))).
 Decoding: rkfw.infer.Grammar (shared), argmax over allowed tokens/positions, ties to the lowest index.
@@ -60,6 +64,11 @@ def pack_ternary(W):
 
 def tmv(W, x):
     return W @ np.asarray(x, dtype=np.int64)
+
+
+def ttmv(t, x):
+    """tmv of a loaded ternary tensor (W, M, S, lr) followed by its low-rank correction, if any."""
+    return lowrank(tmv(t[0], x), x, t[3])
 
 
 def quant_i8(h):
@@ -112,6 +121,18 @@ def add(h, y):
     return np.clip(h + y, -H_LIM, H_LIM)
 
 
+def lowrank(y, x, lr):
+    """y + the low-rank correction (U, V, M, S) of the tensor applied to input x (see the docstring)."""
+    if lr is None:
+        return y
+    U, V, M, S = lr
+    zq, a = quant_i8(V @ np.asarray(x, dtype=np.int64))
+    if a == 0:
+        return y
+    m, s = infer.lr_scale(a, M, S)
+    return add(y, requant(U @ zq, m, s, -H_LIM, H_LIM))
+
+
 def embed(row, M, S):
     return (np.asarray(row, dtype=np.int64) * M + (1 << (S - 1))) >> S
 
@@ -132,9 +153,17 @@ class Reference:
         def u8(name):
             return np.frombuffer(bytes(model.tensor(name).data), dtype=np.uint8).astype(np.int64)
 
+        def i8(t):
+            return np.frombuffer(bytes(t.data), dtype=np.int8).astype(np.int64).reshape(t.shape)
+
         def tern(name):
+            """(W, M, S, low-rank correction or None) of a ternary tensor."""
             t = model.tensor(name)
-            return unpack_ternary(t.data, *t.shape), t.M, t.S
+            lr = None
+            if name + ".lr_u" in model.tensors:
+                u = model.tensor(name + ".lr_u")
+                lr = (i8(u), i8(model.tensor(name + ".lr_v")), u.M, u.S)
+            return unpack_ternary(t.data, *t.shape), t.M, t.S, lr
 
         e = model.tensor("emb")
         if e.dtype == "t":
@@ -151,9 +180,9 @@ class Reference:
                                     Wv=tern(p + "Wv"), Wo=tern(p + "Wo"), cmu=u8(p + "cmu"),
                                     Ck=tern(p + "Ck"), Cv=tern(p + "Cv"),
                                     act=quant_fp4 if self.acts[i] == "fp4" else quant_i8))
-        self.head = tern("head")[0]
-        self.pk = tern("ptr_k")[0]
-        self.pq = tern("ptr_q")[0]
+        self.head = tern("head")
+        self.pk = tern("ptr_k")
+        self.pq = tern("ptr_q")
 
     def reset(self):
         z = np.zeros(self.d, dtype=np.int64)
@@ -171,27 +200,22 @@ class Reference:
             xk = shift(x, self.prev[i], ly["mu_k"])
             xv = shift(x, self.prev[i], ly["mu_v"])
             self.prev[i] = x
-            W, M, S = ly["Wr"]
-            r = requant(tmv(W, xr), M, S, -A, A)
-            W, M, S = ly["Wk"]
-            k = requant(tmv(W, xk), M, S, -A, A)
-            W, M, S = ly["Wv"]
-            v = requant(tmv(W, xv), M, S, -A, A)
+            r = requant(ttmv(ly["Wr"], xr), *ly["Wr"][1:3], -A, A)
+            k = requant(ttmv(ly["Wk"], xk), *ly["Wk"][1:3], -A, A)
+            v = requant(ttmv(ly["Wv"], xv), *ly["Wv"][1:3], -A, A)
             o, self.state[i] = wkv(r, k, v, self.state[i], ly["w"], ly["u"], self.sig)
-            W, M, S = ly["Wo"]
-            h = add(h, requant(tmv(W, act(o)[0]), M, S, -H_LIM, H_LIM))
+            h = add(h, requant(ttmv(ly["Wo"], act(o)[0]), *ly["Wo"][1:3], -H_LIM, H_LIM))
             x, _ = act(h)
             xc = shift(x, self.prevc[i], ly["cmu"])
             self.prevc[i] = x
-            W, M, S = ly["Ck"]
-            g = square(requant(tmv(W, xc), M, S, 0, A))
-            W, M, S = ly["Cv"]
-            h = add(h, requant(tmv(W, act(g)[0]), M, S, -H_LIM, H_LIM))
+            g = square(requant(ttmv(ly["Ck"], xc), *ly["Ck"][1:3], 0, A))
+            xg = act(g)[0]
+            h = add(h, requant(ttmv(ly["Cv"], xg), *ly["Cv"][1:3], -H_LIM, H_LIM))
         self.h = h
         return h
 
     def key(self):
-        return quant_i8(tmv(self.pk, quant_i8(self.h)[0]))[0]
+        return quant_i8(ttmv(self.pk, quant_i8(self.h)[0]))[0]
 
     def run(self, text):
         tok = self.tok
@@ -214,7 +238,7 @@ class Reference:
                 break
             x, _ = quant_i8(self.h)
             if kind == infer.K_TOKEN:
-                logits = tmv(self.head, x)
+                logits = ttmv(self.head, x)
                 allow = list(g.allow[:g.n_allow])
                 best = min(allow, key=lambda t: (-logits[t], t))
                 trace.append(("tok", best, logits.copy()))
@@ -223,7 +247,7 @@ class Reference:
                     break
                 fid = tok.n_in + best
             else:
-                q, _ = quant_i8(tmv(self.pq, x))
+                q, _ = quant_i8(ttmv(self.pq, x))
                 scores = keys @ q
                 pos = list(g.positions())
                 best = min(pos, key=lambda p: (-scores[p], p))

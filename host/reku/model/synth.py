@@ -14,8 +14,9 @@ MAX_IN = 96
 
 
 def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0, max_in=MAX_IN, alphabet=ALPHABET,
-                 model_id=None, emb="i8"):
-    """.rku bytes of a model with random ternary weights for `tools` (a tools.json list)."""
+                 model_id=None, emb="i8", lowrank=0):
+    """.rku bytes of a model with random ternary weights for `tools` (a tools.json list). lowrank=r adds random
+    int8 low-rank corrections of rank r (docs/format.md) to every ternary tensor but the embedding."""
     rng = np.random.default_rng(seed)
     schema, vocab = compile_schema(tools)
     n_in = len(alphabet) + 2
@@ -28,6 +29,14 @@ def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0
         alpha = 1.0 / math.sqrt(C)
         M, S = rkufile.requant_params(gain * alpha * qout / xs * float(rng.uniform(0.5, 2.0)))
         T.append((name, "t", (R, C), pack_ternary(W), M, S, alpha))
+        if lowrank:
+            r = lowrank
+            U = rng.integers(-127, 128, size=(R, r)).astype(np.int8)
+            V = rng.integers(-127, 128, size=(r, C)).astype(np.int8)
+            # factor K = Mu/2**Su: U @ quant_i8(V @ x) * amax * K is a fraction of |W @ x| (~127 * sqrt(C))
+            Mu, Su = rkufile.requant_params(0.5 / (127.0 ** 3 * math.sqrt(r)), mbits=10)
+            T.append((name + ".lr_u", "i8", (R, r), U.tobytes(), Mu, Su, 0.0))
+            T.append((name + ".lr_v", "i8", (r, C), V.tobytes(), 0, 0, 0.0))
 
     def u8(name, n, lo=0, hi=256):
         T.append((name, "u8", (n,), rng.integers(lo, hi, size=n).astype(np.uint8).tobytes(), 0, 0, 0.0))
