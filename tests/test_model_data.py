@@ -98,3 +98,20 @@ def test_generic_negatives_the_skill_claims_are_not_negatives():
     assert hc("turn on the kitchen lights") or hc("turn the kitchen lights on")
     assert not hc("turn on the toaster lights")   # an enum placeholder only matches its surface forms
     assert not hc("call mom") and not hc("order a pizza")
+
+
+def test_entity_negatives_name_shared_things_but_make_no_call(skill):
+    """Near misses like "order sushi in the bedroom": rooms and doors (enums several functions share) alone do not
+    make a call. Only for enums of 3+ values shared by 2+ functions (never on/off)."""
+    forms = data.shared_forms(skill)
+    assert "kitchen" in forms and "lounge" in forms and "front" in forms
+    assert "on" not in forms and "blue" not in forms and "humidity" not in forms
+    claimed = data.claims(skill)
+    exs = data.generate(skill, 3000, seed=11)
+    negs = [e["query"].lower() for e in exs if not e["calls"]]
+    named = [q for q in negs if any((" the " + f) in q or q.startswith("the " + f) for f in forms)]
+    assert len(named) > 0.15 * len(negs)
+    own = [e["query"].lower() for e in skill.examples if not e["calls"]]     # the skill's own word wins
+    assert not [q for q in negs if claimed(q) and not any(o in q for o in own)]
+    car = load_skill(paths.SKILLS / "car")
+    assert not [f for f in data.shared_forms(car) if f in ("on", "off")]

@@ -253,7 +253,34 @@ def random_negative(rng, claimed=None):
             return text
 
 
-def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0):
+def shared_forms(skill):
+    """Surface forms of the enum parameters (of three or more values) that several functions share (rooms,
+    doors): words that appear in many requests but make none by themselves."""
+    users, forms = {}, {}
+    for fn in skill.fns:
+        for name, p in skill.params(fn).items():
+            if "enum" in p and len(p["enum"]) >= 3:          # places and things, not on/off
+                users.setdefault(name, set()).add(fn)
+                for v in p["enum"]:
+                    forms.setdefault(name, set()).update(p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")])
+    return sorted({f for name, fs in forms.items() if len(users[name]) > 1 for f in fs})
+
+
+ENTITY_NEG = ["%s in the %s", "%s for the %s", "the %s, %s", "%s from the %s"]
+
+
+def entity_negative(rng, negs, forms, claimed):
+    """A request for nothing that names a thing the skill knows ("order a pizza for the kitchen"): the entity
+    alone must not make a call."""
+    while True:
+        g, f = rng.choice(negs), rng.choice(forms)
+        pat = rng.choice(ENTITY_NEG)
+        text = pat % ((f, g) if pat.startswith("the") else (g, f))
+        if "{" not in text and not claimed(text):
+            return text
+
+
+def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.25):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
     rng = random.Random(seed)
     groups = {}
@@ -264,13 +291,21 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0):
         else:
             groups.setdefault(ex["calls"][0]["name"], []).append(ex)
     claimed = claims(skill)
-    negs = negs + [g for g in GENERIC_NEGATIVES if not claimed(g)]
+    generic = [g for g in GENERIC_NEGATIVES if not claimed(g)]
+    negs = negs + generic
+    forms = shared_forms(skill)
     names = sorted(groups)
     out = []
     while len(out) < n:
         r = rng.random()
         if r < negatives:
-            neg = random_negative(rng, claimed) if rng.random() < 0.2 else rng.choice(negs)
+            k = rng.random()
+            if k < 0.2:
+                neg = random_negative(rng, claimed)
+            elif k < 0.2 + entity_negatives and forms:
+                neg = entity_negative(rng, generic, forms, claimed)
+            else:
+                neg = rng.choice(negs)
             text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
             text = noise(text, rng, strings, noise_level)
             out.append({"query": text, "calls": []})
