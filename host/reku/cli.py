@@ -17,7 +17,7 @@ COMMANDS = {
     "upload": ("reku.client_cli", "upload a model to a board over the protocol (--port or --i2c)", 5),
     "train": ("reku.model.cli", "train a model for a skill", 3),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set", 3),
-    "quantize": (None, "post-training ternary quantization of a float checkpoint", 8),
+    "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint", 8),
     "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file", 3),
     "flash": ("reku.flash", "flash MicroPython firmware onto a board", 7),
     "deploy": ("reku.deploy", "copy firmware, profile, model and native module onto a board", 7),

@@ -1,4 +1,4 @@
-"""`reku train`, `reku eval`, `reku inspect`."""
+"""`reku train`, `reku quantize`, `reku eval`, `reku inspect`."""
 
 import json
 import sys
@@ -74,8 +74,8 @@ def run_train(args):
     from . import data as datagen
     from .skill import load_skill
     from .train import train
-    if args.algo != "qat" or args.float:
-        raise NotImplementedYet("--algo ff and --float are not implemented yet (tracked in issue 8)")
+    if args.algo != "qat":
+        raise NotImplementedYet("--algo ff is not implemented yet (tracked in issue 8)")
     skill = load_skill(args.skill)
     budget = None
     if args.board:
@@ -92,6 +92,8 @@ def run_train(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     acts = args.acts.split(",") if args.acts else None
+    if args.float:
+        return _train_float(args, skill, budget, acts, log)
     try:
         blob, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
@@ -109,6 +111,75 @@ def run_train(args):
     print("wrote %s: %d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
           "loss curve %s" % (out, len(blob), info["d"], info["f"], info["layers"], info["steps"], info["seconds"],
                              ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
+    return 0
+
+
+def _train_float(args, skill, budget, acts, log):
+    """`reku train --float`: the same network trained without quantization, saved as a torch checkpoint for
+    `reku quantize` (docs/routes.md)."""
+    from .ptq import save_checkpoint
+    from .train import train
+    out = Path(args.out)
+    try:
+        _, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
+                        n_train=args.examples, batch=args.batch, lr=args.lr, log=log, budget_bytes=budget,
+                        acts=acts, float_mode=True)
+    except ValueError as e:
+        raise RekuError(str(e))
+    net = info["net"]
+    save_checkpoint(out, net, Path(args.skill).resolve(), info["schema"], info["vocab"], info["model_id"], args.seed,
+                    {"steps": info["steps"]})
+    print("wrote %s: float checkpoint, d=%d f=%d layers=%d, %d steps in %.0fs; last loss %.4f; "
+          "`reku quantize --checkpoint %s --out FILE.rku` makes a .rku"
+          % (out, info["d"], info["f"], info["layers"], info["steps"], info["seconds"],
+             info["history"][-1][1] if info["history"] else float("nan"), out))
+    return 0
+
+
+# ---- quantize ----------------------------------------------------------------------------------------------
+def configure_quantize(p):
+    p.add_argument("--checkpoint", required=True, help="float checkpoint of `reku train --float`")
+    p.add_argument("--out", required=True, help="output .rku file")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--svd-rank", type=int, help="low-rank correction of this rank on every ternary tensor")
+    g.add_argument("--svd-budget-kb", type=float, help="low-rank corrections chosen to fit N KB of extra file")
+    p.add_argument("--act-budget-kb", type=float,
+                   help="choose FP4/int8 per layer by measured sensitivity so the activation buffers fit N KB")
+    p.add_argument("--calib", type=int, default=400, help="generated calibration examples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_quantize(args):
+    from .ptq import quantize
+    if not Path(args.checkpoint).exists():
+        raise RekuError("checkpoint %s not found" % args.checkpoint)
+    for name, v in (("--svd-rank", args.svd_rank), ("--svd-budget-kb", args.svd_budget_kb)):
+        if v is not None and v < 0:
+            raise RekuError("%s must be >= 0 (got %s)" % (name, v))
+    if args.act_budget_kb is not None and args.act_budget_kb <= 0:
+        raise RekuError("--act-budget-kb must be > 0 (got %s)" % args.act_budget_kb)
+    if args.calib < 1:
+        raise RekuError("--calib must be >= 1")
+    try:
+        blob, info = quantize(args.checkpoint, svd_rank=args.svd_rank,
+                              svd_budget_bytes=None if args.svd_budget_kb is None else int(args.svd_budget_kb * 1024),
+                              act_budget_bytes=None if args.act_budget_kb is None else int(args.act_budget_kb * 1024),
+                              n_calib=args.calib, seed=args.seed)
+    except ValueError as e:
+        raise RekuError(str(e))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
+    info.pop("net")
+    if args.json:
+        print(json.dumps(dict(info, out=str(out))))
+        return 0
+    print("wrote %s: %d bytes (plain PTQ %d, low-rank +%d, rank %d in all), acts %s (activation buffers %d B); "
+          "calibration loss %.4f plain, %.4f with low-rank; generated held-out exact %.3f (%d)"
+          % (out, info["bytes"], info["bytes_plain"], info["svd_bytes"], sum(info["ranks"].values()),
+             ",".join(info["acts"]), info["act_ram"], info["calib_loss_plain"], info["calib_loss_svd"],
+             info["exact_match"], info["n_eval"]))
     return 0
 
 

@@ -54,6 +54,11 @@ def fq_fp4(h):
     return ste(y, q)
 
 
+def fn_norm(h):
+    """The float route's activation: the absmax normalisation of fq_i8/fq_fp4 without rounding."""
+    return h / h.abs().amax(-1, keepdim=True).clamp_min(1e-6)
+
+
 def q8(p):
     """A parameter through sigmoid onto the grid k/256, k = 0..255 (mu, decay, bonus)."""
     s = torch.sigmoid(p)
@@ -71,6 +76,8 @@ class TLinear(nn.Module):
         self.xs = xs
         self.frozen = None          # mask of weights frozen at their current ternary value
         self.frozen_val = None
+        self.float_mode = False     # float route (`reku train --float`): the weight itself, no ternarisation
+        self.lr = None              # post-training low-rank correction: (U, V, U_q, V_q, M, S), U @ V float
 
     def alpha(self):
         return self.weight.abs().mean().clamp_min(1e-8)
@@ -80,10 +87,15 @@ class TLinear(nn.Module):
         return torch.clamp(torch.round(self.weight / a), -1, 1), a
 
     def qweight(self):
+        if self.float_mode:
+            return self.weight
         t, a = self.ternary()
         if self.frozen is not None:
             t = torch.where(self.frozen, self.frozen_val, t)
-        return ste(self.weight, t * a)
+        q = t * a
+        if self.lr is not None:
+            q = q + self.lr[0] @ self.lr[1]
+        return ste(self.weight, q)
 
     def forward(self, x):
         return F.linear(x, self.qweight()) * torch.exp(self.log_gain)
@@ -98,6 +110,15 @@ class TLinear(nn.Module):
             M, S = rkufile.requant_params(factor)
             W = t.cpu().numpy().astype(np.int64)
         return (name, "t", W.shape, ref.pack_ternary(W), M, S, a)
+
+    def export_all(self, name):
+        """export() and, when the layer has a low-rank correction, its int8 factors (docs/format.md)."""
+        out = [self.export(name)]
+        if self.lr is not None:
+            _, _, Uq, Vq, M, S = self.lr
+            out.append((name + ".lr_u", "i8", Uq.shape, Uq.astype(np.int8).tobytes(), M, S, 0.0))
+            out.append((name + ".lr_v", "i8", Vq.shape, Vq.astype(np.int8).tobytes(), 0, 0, 0.0))
+        return out
 
 
 class Net(nn.Module):
@@ -128,11 +149,36 @@ class Net(nn.Module):
         self.ptr_q = TLinear(dk, d)
         self.log_temp = nn.Parameter(torch.tensor(math.log(0.5)))
         self.register_buffer("lut", torch.tensor(sig_lut(), dtype=torch.float32) / 256.0)
+        self.float_mode = False
+
+    def set_float(self, on=True):
+        """Float route: float weights, embedding and activations (absmax normalisation kept, no rounding)."""
+        self.float_mode = bool(on)
+        for m in self.tlinears():
+            m.float_mode = self.float_mode
+
+    def act_fn(self, i):
+        if self.float_mode:
+            return fn_norm
+        return fq_fp4 if self.acts[i] == "fp4" else fq_i8
+
+    def fq(self, h):
+        return fn_norm(h) if self.float_mode else fq_i8(h)
+
+    def set_act(self, i, kind):
+        """Layer i's activation quantizer ("i8" or "fp4"); its layers' export scales follow."""
+        self.acts[i] = kind
+        xs = 96.0 if kind == "fp4" else 127.0
+        b = self.blocks[i]
+        for nm in ("Wr", "Wk", "Wv", "Wo", "Ck", "Cv"):
+            getattr(b, nm).xs = xs
 
     def tlinears(self):
         return [m for m in self.modules() if isinstance(m, TLinear)]
 
     def embed_q(self):
+        if self.float_mode:
+            return self.emb
         if self.emb_kind == "t":
             a = self.emb.abs().mean().clamp_min(1e-8)
             return ste(self.emb, torch.clamp(torch.round(self.emb / a), -1, 1) * a)
@@ -149,7 +195,7 @@ class Net(nn.Module):
         B, T = ids.shape
         h = self.embed_q()[ids]
         for i, b in enumerate(self.blocks):
-            act = fq_fp4 if self.acts[i] == "fp4" else fq_i8
+            act = self.act_fn(i)
             x = act(h)
             prev = F.pad(x, (0, 0, 1, 0))[:, :T]
             dx = x - prev
@@ -175,13 +221,13 @@ class Net(nn.Module):
         return h
 
     def logits(self, h):
-        return self.head(fq_i8(h))
+        return self.head(self.fq(h))
 
     def keys(self, h):
-        return fq_i8(self.ptr_k(fq_i8(h)))
+        return self.fq(self.ptr_k(self.fq(h)))
 
     def query(self, h):
-        return fq_i8(self.ptr_q(fq_i8(h))) * torch.exp(self.log_temp) * self.dk ** 0.5
+        return self.fq(self.ptr_q(self.fq(h))) * torch.exp(self.log_temp) * self.dk ** 0.5
 
     # ---- export ---------------------------------------------------------------------------------------
     def export_tensors(self):
@@ -211,10 +257,10 @@ class Net(nn.Module):
                         g = np.maximum(g, 1).astype(np.uint8)
                     out.append((p + nm, "u8", g.shape, g.tobytes(), 0, 0, 0.0))
                 for nm in ("Wr", "Wk", "Wv", "Wo", "Ck", "Cv"):
-                    out.append(getattr(b, nm).export(p + nm))
-            out.append(self.head.export("head"))
-            out.append(self.ptr_k.export("ptr_k"))
-            out.append(self.ptr_q.export("ptr_q"))
+                    out.extend(getattr(b, nm).export_all(p + nm))
+            out.extend(self.head.export_all("head"))
+            out.extend(self.ptr_k.export_all("ptr_k"))
+            out.extend(self.ptr_q.export_all("ptr_q"))
         return out
 
     def arch(self, max_in):

@@ -199,8 +199,11 @@ def _bar(frac, width=24):
 
 def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=None, steps=2000, batch=64, lr=3e-3,
           n_train=20000, seed=0, minutes=None, log=print, dev_data=None, eval_every=250, dampen=1e-3,
-          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None):
+          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None, float_mode=False):
     """Quantization-aware training; returns (rku bytes of the best checkpoint on dev_data, info).
+    float_mode: the float route (`reku train --float`): no ternarisation, no activation rounding, no dampening or
+    freezing, no held-out evaluation; returns (None, info) with the trained Net in info["net"] (and "schema",
+    "vocab", "model_id") for reku.model.ptq.
     Ends after `steps` steps or `minutes` of wall time, whichever is first (the learning-rate schedule
     follows the earlier of the two)."""
     from .evaluate import evaluate_model
@@ -222,6 +225,9 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
     U = ds.mask_table()
     net = Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=dk, acts=acts)
+    if float_mode:
+        net.set_float(True)
+        dampen, freeze_after, dev_data = 0, 0, None
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     mon = FlipMonitor(net)
     rng = random.Random(seed)
@@ -281,6 +287,9 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     info = {"steps": step, "seconds": time.time() - t0, "history": hist, "evals": evals, "skipped": len(ds.skipped),
             "flip_rate": flips, "frozen": mon.frozen / mon.n, "d": d, "f": f, "layers": layers,
             "n_ternary": mon.n}
+    if float_mode:
+        info.update(net=net, schema=schema, vocab=vocab, model_id=model_id)
+        return None, info
     if dev_data:
         blob, res = do_eval()
         if res["exact_match"] >= best[0]:

@@ -1,0 +1,272 @@
+"""The float route (issue 8): a float checkpoint (`reku train --float`) quantized after training
+(`reku quantize`): absmean ternarisation of every TLinear with its gain refit on calibration data, an int8
+low-rank (SVD) correction of the quantization error per tensor under a byte budget (docs/format.md), and
+per-layer activation precision chosen by measured sensitivity under an activation-RAM budget. docs/routes.md."""
+
+import math
+
+import numpy as np
+import torch
+
+from rkfw import infer, rku
+
+from . import data as datagen
+from . import rkufile
+from .qat import Net
+from .tokenizer import ALPHABET
+from .train import Encoded, build_model_bytes, loss_fn
+
+CKPT_KIND = "reku-float-1"
+MAX_RANK = 64
+LR_OVERHEAD = 110          # estimated metadata + alignment bytes of one tensor's two factor entries
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------
+def save_checkpoint(path, net, skill_path, schema, vocab, model_id, seed, extra=None):
+    arch = {"n_in": net.n_in, "n_out": net.n_out, "d": net.d, "f": net.f, "layers": net.L, "dk": net.dk,
+            "acts": list(net.acts), "emb": net.emb_kind}
+    torch.save({"kind": CKPT_KIND, "state": net.state_dict(), "arch": arch, "skill": str(skill_path),
+                "schema": schema, "vocab": vocab, "model_id": model_id, "seed": seed, "extra": extra or {}}, path)
+
+
+def load_checkpoint(path):
+    """(Net in float mode, checkpoint dict). ValueError with one line when the file is not a float checkpoint."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:      # torch raises several kinds for a non-checkpoint file
+        raise ValueError("%s is not a float checkpoint (%s)" % (path, str(e).splitlines()[0][:80]))
+    if not isinstance(ck, dict) or ck.get("kind") != CKPT_KIND:
+        raise ValueError("%s is not a float checkpoint of `reku train --float`" % path)
+    a = ck["arch"]
+    net = Net(a["n_in"], a["n_out"], d=a["d"], f=a["f"], layers=a["layers"], dk=a["dk"], acts=a["acts"],
+              emb=a["emb"])
+    net.load_state_dict(ck["state"])
+    net.set_float(True)
+    return net, ck
+
+
+# ---- activation RAM ----------------------------------------------------------------------------------------
+def act_ram_bytes(d, f, acts):
+    """Bytes of the engine's activation buffers (rkfw.infer.Engine: x, xs (d), xf (f) shared by the layers;
+    prev, prevc (d) per layer) with FP4 values counted at 4 bits. Nominal: the engine keeps FP4 values in
+    int8 arrays today, so its real buffers are those of `reku inspect` whatever the precision."""
+    shared = (2 * d + f) * (4 if all(a == "fp4" for a in acts) else 8)
+    per = sum(2 * d * (4 if a == "fp4" else 8) for a in acts)
+    return (shared + per + 7) // 8
+
+
+# ---- quantization ------------------------------------------------------------------------------------------
+def _calibration(skill, n, seed, schema, vocab):
+    tok = infer.Tokenizer(ALPHABET)
+    grammar = infer.Grammar(schema, vocab)
+    ds = Encoded(datagen.generate(skill, n, seed=seed), tok, grammar, tok.n_in)
+    if len(ds) == 0:
+        raise ValueError("no calibration examples could be encoded")
+    return ds, ds.mask_table()
+
+
+def capture_inputs(net, ds, U, limit=4096):
+    """{TLinear: (N, C) float inputs seen on the calibration set}, rows subsampled to `limit`."""
+    mods = net.tlinears()
+    got = {m: [] for m in mods}
+    hooks = [m.register_forward_pre_hook(lambda mod, inp: got[mod].append(inp[0].detach().reshape(-1, inp[0].shape[-1])))
+             for m in mods]
+    try:
+        with torch.no_grad():
+            for i in range(0, len(ds), 64):
+                loss_fn(net, U, ds.batch(list(range(i, min(len(ds), i + 64)))))
+    finally:
+        for h in hooks:
+            h.remove()
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for m, xs in got.items():
+        X = torch.cat(xs) if xs else torch.zeros(0, m.weight.shape[1])
+        X = X[X.abs().sum(1) > 0]
+        if len(X) > limit:
+            X = X[torch.randperm(len(X), generator=g)[:limit]]
+        out[m] = X
+    return out
+
+
+def refit_gain(m, X):
+    """Absmean ternarisation T of m.weight (the float layer's gain folded in first) and the gain refit by least
+    squares so that gain*alpha*T@x matches the float output W@x on the calibration inputs X."""
+    with torch.no_grad():
+        m.weight.mul_(torch.exp(m.log_gain))
+        m.log_gain.zero_()
+        W = m.weight
+        t, a = m.ternary()
+        if len(X):
+            Y, P = X @ W.T, X @ t.T
+            den = float((P * P).sum())
+            c = float((Y * P).sum()) / den if den > 0 else float(a)
+        else:
+            c = float((W * t).sum()) / max(1.0, float((t * t).sum()))
+        if not c > 0:
+            c = float(a)
+        m.log_gain.fill_(math.log(c / float(a)))
+    return c
+
+
+def residual_svd(m):
+    """SVD (U, s, Vt) of the pre-gain residual E = W/gain - alpha*T that a correction U V has to supply."""
+    with torch.no_grad():
+        t, a = m.ternary()
+        E = (m.weight / torch.exp(m.log_gain) - t * a).double().numpy()
+    U, s, Vt = np.linalg.svd(E, full_matrices=False)
+    return U, s, Vt
+
+
+def quantize_factors(U, s, Vt, r, alpha):
+    """int8 factors of the rank-r truncation (balanced sqrt(s) split, one absmax scale each) and the float
+    correction they represent; (M, S) = su*sv/(127*alpha) (docs/format.md)."""
+    sq = np.sqrt(s[:r])
+    Uf = U[:, :r] * sq[None, :]
+    Vf = sq[:, None] * Vt[:r]
+    su = max(np.abs(Uf).max(), 1e-12) / 127.0
+    sv = max(np.abs(Vf).max(), 1e-12) / 127.0
+    Uq = np.clip(np.round(Uf / su), -127, 127).astype(np.int64)
+    Vq = np.clip(np.round(Vf / sv), -127, 127).astype(np.int64)
+    M, S = rkufile.requant_params(su * sv / (127.0 * alpha), mbits=10)
+    return Uq, Vq, su, sv, M, S
+
+
+def set_rank(m, r, svd):
+    if r <= 0:
+        m.lr = None
+        return
+    U, s, Vt = svd
+    with torch.no_grad():
+        a = m.alpha()
+    Uq, Vq, su, sv, M, S = quantize_factors(U, s, Vt, r, float(a))
+    m.lr = (torch.tensor(Uq * su, dtype=torch.float32), torch.tensor(Vq * sv, dtype=torch.float32), Uq, Vq, M, S)
+
+
+def recon_errors(m):
+    """(||W - gain*alpha*T||, ||W - gain*(alpha*T + U V)||) in Frobenius norm (the float layer's W, gain folded)."""
+    with torch.no_grad():
+        g = torch.exp(m.log_gain)
+        t, a = m.ternary()
+        W = m.weight
+        e0 = float(torch.linalg.norm(W - g * a * t))
+        if m.lr is None:
+            return e0, e0
+        e1 = float(torch.linalg.norm(W - g * (a * t + m.lr[0] @ m.lr[1])))
+    return e0, e1
+
+
+def choose_ranks(mods, svds, rank=None, budget=None):
+    """Rank per TLinear: `rank` everywhere (capped), or greedily by relative error reduction per byte until the
+    estimated bytes reach `budget`. Returns (ranks list, picks in greedy order as module indices)."""
+    ranks = [0] * len(mods)
+    if rank is not None:
+        for i, m in enumerate(mods):
+            R, C = m.weight.shape
+            ranks[i] = max(0, min(rank, MAX_RANK, R, C))
+        return ranks, []
+    picks, spent = [], 0
+    with torch.no_grad():
+        norms = [max(1e-12, float((m.weight / torch.exp(m.log_gain)).pow(2).sum())) for m in mods]
+    while True:
+        best, bi, bcost = 0.0, -1, 0
+        for i, m in enumerate(mods):
+            R, C = m.weight.shape
+            r = ranks[i]
+            if r >= min(MAX_RANK, R, C):
+                continue
+            cost = R + C + (LR_OVERHEAD if r == 0 else 0)
+            gain = float(svds[i][1][r]) ** 2 / norms[i]
+            if spent + cost <= budget and gain / cost > best:
+                best, bi, bcost = gain / cost, i, cost
+        if bi < 0:
+            return ranks, picks
+        ranks[bi] += 1
+        spent += bcost
+        picks.append(bi)
+
+
+def calib_loss(net, ds, U, n=256):
+    with torch.no_grad():
+        idx = list(range(min(n, len(ds))))
+        tot, cnt = 0.0, 0
+        for i in range(0, len(idx), 64):
+            loss, _, k = loss_fn(net, U, ds.batch(idx[i:i + 64]))
+            tot += float(loss) * k
+            cnt += k
+    return tot / max(1, cnt)
+
+
+def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=None, n_calib=400, seed=0,
+             log=print):
+    """(rku bytes, info) of the post-training quantized checkpoint."""
+    from .evaluate import evaluate_model
+    from .skill import load_skill
+    if svd_rank is not None and svd_rank < 0:
+        raise ValueError("--svd-rank must be >= 0")
+    if svd_budget_bytes is not None and svd_budget_bytes < 0:
+        raise ValueError("--svd-budget-kb must be >= 0")
+    if act_budget_bytes is not None and act_budget_bytes <= 0:
+        raise ValueError("--act-budget-kb must be > 0")
+    torch.manual_seed(seed)
+    net, ck = load_checkpoint(ck_path)
+    try:
+        skill = load_skill(ck["skill"])
+    except Exception as e:
+        raise ValueError("skill %s of the checkpoint cannot be loaded: %s" % (ck["skill"], e))
+    ds, U = _calibration(skill, n_calib, seed + 2000, ck["schema"], ck["vocab"])
+    net.set_float(False)
+    mods = net.tlinears()
+    X = capture_inputs(net, ds, U)
+    for m in mods:
+        refit_gain(m, X[m])
+    loss_plain = calib_loss(net, ds, U)
+    svds = [residual_svd(m) for m in mods]
+    names = {id(m): n for n, m in net.named_modules()}
+    meta_schema, vocab = ck["schema"], ck["vocab"]
+    extra = {"route": "ptq", "skill": skill.name, "seed": ck.get("seed", 0)}
+    base = build_model_bytes(net, meta_schema, vocab, ck["model_id"], extra)
+    ranks, picks = ([0] * len(mods), [])
+    if svd_rank is not None or svd_budget_bytes is not None:
+        ranks, picks = choose_ranks(mods, svds, rank=svd_rank, budget=svd_budget_bytes)
+    while True:
+        for m, r, svd in zip(mods, ranks, svds):
+            set_rank(m, r, svd)
+        blob = build_model_bytes(net, meta_schema, vocab, ck["model_id"], extra)
+        if svd_budget_bytes is None or len(blob) - len(base) <= svd_budget_bytes or not picks:
+            break
+        ranks[picks.pop()] -= 1          # the estimate was short: drop the least useful rank
+    svd_bytes = len(blob) - len(base)
+    loss_svd = calib_loss(net, ds, U)
+    # activation precision
+    L = net.L
+    sens = None
+    acts = list(net.acts)
+    if act_budget_bytes is not None:
+        for i in range(L):
+            net.set_act(i, "i8")
+        ref_loss = calib_loss(net, ds, U)
+        sens = []
+        for i in range(L):
+            net.set_act(i, "fp4")
+            sens.append(calib_loss(net, ds, U) - ref_loss)
+            net.set_act(i, "i8")
+        acts = ["i8"] * L
+        for i in sorted(range(L), key=lambda j: (sens[j], j)):
+            if act_ram_bytes(net.d, net.f, acts) <= act_budget_bytes:
+                break
+            acts[i] = "fp4"
+        if act_ram_bytes(net.d, net.f, acts) > act_budget_bytes:
+            raise ValueError("activation buffers need %d bytes even with every layer FP4, over --act-budget-kb (%d bytes)"
+                             % (act_ram_bytes(net.d, net.f, acts), act_budget_bytes))
+        for i, a in enumerate(acts):
+            net.set_act(i, a)
+        blob = build_model_bytes(net, meta_schema, vocab, ck["model_id"], extra)
+    model = rku.load(blob)
+    dev = datagen.generate(skill, 150, seed=seed + 1000)
+    res = evaluate_model(model, dev)
+    errs = {names[id(m)]: recon_errors(m) for m in mods}
+    info = {"bytes": len(blob), "bytes_plain": len(base), "svd_bytes": svd_bytes, "ranks": {names[id(m)]: r for m, r in zip(mods, ranks)}, "recon": errs, "acts": acts,
+            "sensitivity": sens, "act_ram": act_ram_bytes(net.d, net.f, acts), "calib_loss_plain": loss_plain,
+            "calib_loss_svd": loss_svd, "exact_match": res["exact_match"], "n_eval": res["n"], "net": net}
+    return blob, info

@@ -1,0 +1,131 @@
+"""The float route (issue 8): `reku train --float` -> `reku quantize` (absmean ternarisation with gain refit,
+int8 low-rank corrections under a byte budget, per-layer FP4/int8 under an activation budget). Tiny models,
+a few hundred steps."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reku import paths
+from reku.model import ptq
+from reku.model.reference import Reference
+from rkfw import infer, kernels, rku
+
+SKILL = paths.SKILLS / "home"
+QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "lock the front door", "what's the weather", ""]
+
+
+def reku(*args):
+    return subprocess.run([sys.executable, "-m", "reku.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("route") / "f.pt"
+    r = reku("train", "--float", "--skill", str(SKILL), "--out", str(out), "--size", "tiny", "--steps", "120",
+             "--examples", "1500", "--quiet", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert "float checkpoint" in r.stdout
+    return out
+
+
+def test_float_training_is_deterministic(ckpt, tmp_path):
+    import torch
+    again = tmp_path / "g.pt"
+    r = reku("train", "--float", "--skill", str(SKILL), "--out", str(again), "--size", "tiny", "--steps", "120",
+             "--examples", "1500", "--quiet", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    a, b = torch.load(ckpt, weights_only=False), torch.load(again, weights_only=False)
+    assert a["arch"] == b["arch"] and a["kind"] == ptq.CKPT_KIND
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k
+
+
+def _parity(blob):
+    m = rku.load(blob)
+    r = Reference(m)
+    eng = infer.Engine(m, kernels.PYTHON)
+    for q in QUERIES:
+        assert eng.run(q)[0] == r.run(q)[0], q
+    r.reset()
+    eng._reset()
+    for t in np.random.default_rng(0).integers(0, m.arch["n_in"] + m.arch["n_out"], size=25):
+        eng.step(int(t))
+        assert list(eng.h) == list(r.step(int(t)))
+    return m
+
+
+def test_correction_reduces_error_on_every_layer_and_fixed_rank(ckpt):
+    blob, info = ptq.quantize(ckpt, svd_rank=2, n_calib=120, log=None)
+    assert info["recon"] and all(r == 2 for r in info["ranks"].values())
+    for name, (e0, e1) in info["recon"].items():
+        assert e1 < e0, (name, e0, e1)
+    m = _parity(blob)
+    lr = [n for n in m.tensors if n.endswith(".lr_u")]
+    assert len(lr) == len(info["ranks"])
+    for n in lr:
+        assert m.tensor(n).shape[1] == 2 and m.tensor(n[:-2] + "_v").shape[0] == 2
+
+
+@pytest.mark.parametrize("kb", [0, 0.3, 1.0])
+def test_svd_budget_is_respected(ckpt, kb):
+    blob, info = ptq.quantize(ckpt, svd_budget_bytes=int(kb * 1024), n_calib=120, log=None)
+    assert 0 <= info["svd_bytes"] <= kb * 1024
+    assert info["bytes"] == len(blob) == info["bytes_plain"] + info["svd_bytes"]
+    if kb >= 1.0:
+        assert sum(info["ranks"].values()) > 0
+    _parity(blob)
+
+
+def test_act_budget_is_respected_and_uses_sensitivity(ckpt):
+    net, _ = ptq.load_checkpoint(ckpt)
+    all_i8 = ptq.act_ram_bytes(net.d, net.f, ["i8"] * net.L)
+    all_fp4 = ptq.act_ram_bytes(net.d, net.f, ["fp4"] * net.L)
+    assert all_fp4 < all_i8
+    blob, info = ptq.quantize(ckpt, act_budget_bytes=all_i8, n_calib=120, log=None)
+    assert info["acts"] == ["i8"] * net.L and len(info["sensitivity"]) == net.L
+    blob, info = ptq.quantize(ckpt, svd_rank=1, act_budget_bytes=all_fp4, n_calib=120, log=None)
+    assert info["act_ram"] <= all_fp4 and "fp4" in info["acts"]
+    m = _parity(blob)
+    assert m.arch["acts"] == info["acts"]
+    with pytest.raises(ValueError, match="even with every layer FP4"):
+        ptq.quantize(ckpt, act_budget_bytes=all_fp4 - 1, n_calib=60, log=None)
+
+
+def test_act_ram_counts_fp4_layers_at_four_bits():
+    assert ptq.act_ram_bytes(40, 80, ["i8", "i8"]) == (2 * 40 + 80) + 4 * 40
+    assert ptq.act_ram_bytes(40, 80, ["fp4", "i8"]) == (2 * 40 + 80) + 2 * 40 + 40
+    assert ptq.act_ram_bytes(40, 80, ["fp4", "fp4"]) == (2 * 40 + 80) // 2 + 2 * 40
+
+
+def test_quantize_cli_and_micropython(ckpt, tmp_path):
+    out = tmp_path / "q.rku"
+    r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(out), "--svd-budget-kb", "0.5", "--calib", "100",
+             "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["bytes"] == out.stat().st_size and info["svd_bytes"] <= 512
+    from test_model_parity import run_micropython
+    blob = out.read_bytes()
+    ref = Reference(rku.load(blob))
+    got = run_micropython(blob, QUERIES, tmp_path)
+    for q, g in zip(QUERIES, got):
+        assert "error" not in g, g
+        assert g["calls"] == ref.run(q)[0], q
+
+
+def test_cli_errors_are_one_line(ckpt, tmp_path):
+    r = reku("quantize", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.rku"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not found" in r.stderr
+    r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.rku"), "--svd-budget-kb", "-1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--svd-budget-kb" in r.stderr
+    r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.rku"), "--act-budget-kb", "0")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--act-budget-kb" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = reku("quantize", "--checkpoint", str(bad), "--out", str(tmp_path / "x.rku"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a float checkpoint" in r.stderr
+    r = reku("train", "--skill", str(SKILL), "--out", str(tmp_path / "x.rku"), "--algo", "ff")
+    assert r.returncode != 0 and "issue 8" in r.stderr
