@@ -40,13 +40,6 @@ def test_bad_option_is_one_line_and_fails():
     assert r.stderr.strip().count("\n") == 0 and "--port" in r.stderr
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (mod, _h, _i) in COMMANDS.items() if mod is None))
-def test_unbuilt_subcommand_says_so_and_fails(name):
-    r = reku(name)
-    assert r.returncode != 0
-    assert r.stderr.strip() == "reku %s: error: not implemented yet (tracked in issue %d)" % (name, COMMANDS[name][2])
-
-
 def test_missing_serial_port_is_one_clear_line():
     r = reku("query", "--port", "/dev/does-not-exist", "turn on the light")
     assert r.returncode == 1

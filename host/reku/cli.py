@@ -6,7 +6,7 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import NotImplementedYet, RekuError
+from .errors import RekuError
 
 # name: (module or None when not built yet, one-line help, issue that builds it)
 COMMANDS = {
@@ -45,22 +45,12 @@ def _top_parser():
 
 def command_parser(name):
     """The parser of one subcommand; only that command's module is imported."""
-    modname, helptext, issue = COMMANDS[name]
+    modname, helptext, _issue = COMMANDS[name]
     p = _Parser(prog="reku " + name, description=helptext)
-    if modname is None:
-        p.set_defaults(_run=_not_built(name, issue))
-        return p
     mod = importlib.import_module(modname)
     (getattr(mod, "configure_" + name, None) or mod.configure)(p)
     p.set_defaults(_run=getattr(mod, "run_" + name, None) or mod.run)
     return p
-
-
-def _not_built(name, issue):
-    def run(args):
-        raise NotImplementedYet("not implemented yet (tracked in issue %d)" % issue)
-
-    return run
 
 
 def main(argv=None):
