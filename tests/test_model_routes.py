@@ -127,5 +127,5 @@ def test_cli_errors_are_one_line(ckpt, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     r = reku("quantize", "--checkpoint", str(bad), "--out", str(tmp_path / "x.rku"))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a float checkpoint" in r.stderr
-    r = reku("train", "--skill", str(SKILL), "--out", str(tmp_path / "x.rku"), "--algo", "ff")
-    assert r.returncode != 0 and "issue 8" in r.stderr
+    r = reku("train", "--float", "--skill", str(SKILL), "--out", str(tmp_path / "x.pt"), "--algo", "ff")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--float" in r.stderr

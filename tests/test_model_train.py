@@ -90,5 +90,5 @@ def test_errors_are_one_line(toy, tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     r = reku("train", "--skill", str(tmp_path), "--out", str(tmp_path / "x.rku"))
     assert r.returncode == 1 and "no tools.json" in r.stderr
-    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--algo", "ff")
-    assert r.returncode != 0 and "issue 8" in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--algo", "ff", "--float")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--float" in r.stderr

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from ..errors import NotImplementedYet, RekuError
+from ..errors import RekuError
 
 DEFAULT_BUDGET_KB = 128
 
@@ -65,7 +65,8 @@ def configure_train(p):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--no-dampen", action="store_true", help="disable oscillation dampening")
     p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
-    p.add_argument("--algo", choices=["qat", "ff"], default="qat", help="training route (ff: issue 8)")
+    p.add_argument("--algo", choices=["qat", "ff"], default="qat",
+                   help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
     p.add_argument("--quiet", action="store_true")
 
@@ -74,8 +75,8 @@ def run_train(args):
     from . import data as datagen
     from .skill import load_skill
     from .train import train
-    if args.algo != "qat":
-        raise NotImplementedYet("--algo ff is not implemented yet (tracked in issue 8)")
+    if args.algo == "ff" and args.float:
+        raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
     skill = load_skill(args.skill)
     budget = None
     if args.board:
@@ -99,7 +100,7 @@ def run_train(args):
                            n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")),
-                           eval_every=args.eval_every)
+                           eval_every=args.eval_every, algo=args.algo)
     except ValueError as e:
         raise RekuError(str(e))
     if acts and len(acts) != info["layers"]:
@@ -108,8 +109,9 @@ def run_train(args):
         raise RekuError("trained model is %d bytes, over the budget of %d" % (len(blob), budget))
     out.write_bytes(blob)
     ev = info.get("eval", {})
-    print("wrote %s: %d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
-          "loss curve %s" % (out, len(blob), info["d"], info["f"], info["layers"], info["steps"], info["seconds"],
+    print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
+          "loss curve %s" % (out, "forward-forward, " if args.algo == "ff" else "", len(blob), info["d"], info["f"],
+                             info["layers"], info["steps"], info["seconds"],
                              ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
     return 0
 

@@ -192,32 +192,38 @@ class Net(nn.Module):
 
     def forward(self, ids):
         """ids (B, T) -> residual stream (B, T, d)."""
-        B, T = ids.shape
         h = self.embed_q()[ids]
-        for i, b in enumerate(self.blocks):
-            act = self.act_fn(i)
-            x = act(h)
-            prev = F.pad(x, (0, 0, 1, 0))[:, :T]
-            dx = x - prev
-            r = torch.clamp(b.Wr(prev + dx * q8(b.mu_r)), -A_REAL, A_REAL)
-            k = torch.clamp(b.Wk(prev + dx * q8(b.mu_k)), -A_REAL, A_REAL)
-            v = torch.clamp(b.Wv(prev + dx * q8(b.mu_v)), -A_REAL, A_REAL)
-            kv = k * v
-            w = torch.clamp(q8(b.w), min=1.0 / 256.0)
-            # S_{t-1} = sum_{j<t} w^(t-1-j) kv_j  (matrix form of the recurrence, exact without clipping)
-            tt = torch.arange(T, dtype=torch.float32)
-            lag = (tt[:, None] - 1 - tt[None, :])                   # (T, T): t-1-j
-            mask = (lag >= 0).float()
-            D = torch.exp(lag.clamp_min(0)[:, :, None] * torch.log(w)[None, None, :]) * mask[:, :, None]
-            Sprev = torch.einsum("tjd,bjd->btd", D, kv)
-            Sprev = torch.clamp(Sprev, -S_REAL, S_REAL)
-            o = self.sig(r) * (Sprev + q8(b.u) * kv)
-            h = h + b.Wo(act(o))
-            x = act(h)
-            prev = F.pad(x, (0, 0, 1, 0))[:, :T]
-            xc = prev + (x - prev) * q8(b.cmu)
-            g = torch.clamp(F.relu(b.Ck(xc)), max=A_REAL) ** 2
-            h = h + b.Cv(act(g))
+        for i in range(self.L):
+            h = self.block(i, h)
+        return h
+
+    def block(self, i, h):
+        """Layer i (time mixing + channel mixing) on the residual stream h (B, T, d) -> h + its two updates."""
+        b = self.blocks[i]
+        T = h.shape[1]
+        act = self.act_fn(i)
+        x = act(h)
+        prev = F.pad(x, (0, 0, 1, 0))[:, :T]
+        dx = x - prev
+        r = torch.clamp(b.Wr(prev + dx * q8(b.mu_r)), -A_REAL, A_REAL)
+        k = torch.clamp(b.Wk(prev + dx * q8(b.mu_k)), -A_REAL, A_REAL)
+        v = torch.clamp(b.Wv(prev + dx * q8(b.mu_v)), -A_REAL, A_REAL)
+        kv = k * v
+        w = torch.clamp(q8(b.w), min=1.0 / 256.0)
+        # S_{t-1} = sum_{j<t} w^(t-1-j) kv_j  (matrix form of the recurrence, exact without clipping)
+        tt = torch.arange(T, dtype=torch.float32)
+        lag = (tt[:, None] - 1 - tt[None, :])                   # (T, T): t-1-j
+        mask = (lag >= 0).float()
+        D = torch.exp(lag.clamp_min(0)[:, :, None] * torch.log(w)[None, None, :]) * mask[:, :, None]
+        Sprev = torch.einsum("tjd,bjd->btd", D, kv)
+        Sprev = torch.clamp(Sprev, -S_REAL, S_REAL)
+        o = self.sig(r) * (Sprev + q8(b.u) * kv)
+        h = h + b.Wo(act(o))
+        x = act(h)
+        prev = F.pad(x, (0, 0, 1, 0))[:, :T]
+        xc = prev + (x - prev) * q8(b.cmu)
+        g = torch.clamp(F.relu(b.Ck(xc)), max=A_REAL) ** 2
+        h = h + b.Cv(act(g))
         return h
 
     def logits(self, h):

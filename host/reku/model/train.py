@@ -94,7 +94,11 @@ class Encoded:
 
 
 def loss_fn(net, U, b):
-    h = net(b["ids"])
+    return readout_loss(net, U, b, net(b["ids"]))
+
+
+def readout_loss(net, U, b, h):
+    """Masked cross-entropy of the head (token steps) and the pointer (pointer steps) on the residual stream h."""
     logits = net.logits(h[b["tb"], b["tp"]])
     logits = logits.masked_fill(~U[b["tm"]], -1e9)
     loss_t = F.cross_entropy(logits, b["tt"], reduction="sum")
@@ -199,14 +203,20 @@ def _bar(frac, width=24):
 
 def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=None, steps=2000, batch=64, lr=3e-3,
           n_train=20000, seed=0, minutes=None, log=print, dev_data=None, eval_every=250, dampen=1e-3,
-          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None, float_mode=False):
+          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None, float_mode=False, algo="qat"):
     """Quantization-aware training; returns (rku bytes of the best checkpoint on dev_data, info).
     float_mode: the float route (`reku train --float`): no ternarisation, no activation rounding, no dampening or
     freezing, no held-out evaluation; returns (None, info) with the trained Net in info["net"] (and "schema",
     "vocab", "model_id") for reku.model.ptq.
+    algo "ff": forward-forward training of the same network (reku.model.ff, docs/routes.md): per-layer goodness
+    objectives on positive/negative sequences, the readout by cross-entropy on the detached final stream.
     Ends after `steps` steps or `minutes` of wall time, whichever is first (the learning-rate schedule
     follows the earlier of the two)."""
     from .evaluate import evaluate_model
+    if algo not in ("qat", "ff"):
+        raise ValueError("unknown training algorithm %r (qat or ff)" % algo)
+    if algo == "ff" and float_mode:
+        raise ValueError("forward-forward training is ternary QAT only; --float is not supported with --algo ff")
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -224,6 +234,10 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     if len(ds) == 0:
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
     U = ds.mask_table()
+    if algo == "ff":
+        from . import ff
+        ffd = ff.FFData(ds, tok.n_in, vocab)
+        ff_rng = random.Random(seed + 7)
     net = Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=dk, acts=acts)
     if float_mode:
         net.set_float(True)
@@ -236,6 +250,10 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     model_id = "%s-%s" % (skill.name, hashlib.sha1(json.dumps([schema, d, f, layers, seed]).encode()).hexdigest()[:8])
     best = (-1.0, None, None)
     extra = {"skill": skill.name, "seed": seed, "d": d, "f": f, "layers": layers}
+    if algo == "ff":
+        extra["algo"] = "ff"
+        groups = ff.layer_groups(net)
+    ffs = ""
     step = 0
 
     def progress():
@@ -258,15 +276,24 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
         idx = [rng.randrange(len(ds)) for _ in range(batch)]
-        b = ds.batch(idx)
         net.train()
-        loss, correct, n = loss_fn(net, U, b)
-        total = loss
+        if algo == "ff":
+            b = ffd.batch(idx, ff_rng)
+            total, loss, correct, n, stats, _ = ff.step_loss(net, U, b)
+            ffs = "  goodness +/- " + " ".join("%.2f/%.2f" % s for s in stats)
+        else:
+            b = ds.batch(idx)
+            loss, correct, n = loss_fn(net, U, b)
+            total = loss
         if dampen:
             total = total + dampen * frac * dampening_loss(net)
         opt.zero_grad()
         total.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        if algo == "ff":
+            for g in groups:                  # per layer: no layer's step depends on another's gradients
+                torch.nn.utils.clip_grad_norm_(g, 1.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         fr = mon.update()
         flips.append(fr)
@@ -278,12 +305,12 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
             blob, res = do_eval()
             if res["exact_match"] > best[0]:
                 best = (res["exact_match"], blob, res)
-            log("%s %3d%% step %5d  loss %.4f  held-out exact %.3f  no-call %.3f  flips/step %.2e  %.0fs"
+            log("%s %3d%% step %5d  loss %.4f  held-out exact %.3f  no-call %.3f  flips/step %.2e  %.0fs%s"
                 % (_bar(frac), 100 * frac, step, loss.item(), res["exact_match"], res["no_call_accuracy"],
-                   sum(flips[-eval_every:]) / eval_every, time.time() - t0))
+                   sum(flips[-eval_every:]) / eval_every, time.time() - t0, ffs))
         elif step % 50 == 0:
-            log("%s %3d%% step %5d  loss %.4f  step-acc %.3f  %.0fs"
-                % (_bar(frac), 100 * frac, step, loss.item(), correct / n, time.time() - t0))
+            log("%s %3d%% step %5d  loss %.4f  step-acc %.3f  %.0fs%s"
+                % (_bar(frac), 100 * frac, step, loss.item(), correct / n, time.time() - t0, ffs))
     info = {"steps": step, "seconds": time.time() - t0, "history": hist, "evals": evals, "skipped": len(ds.skipped),
             "flip_rate": flips, "frozen": mon.frozen / mon.n, "d": d, "f": f, "layers": layers,
             "n_ternary": mon.n}
