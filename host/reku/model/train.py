@@ -247,7 +247,8 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     rng = random.Random(seed)
     t0 = time.time()
     hist, evals, flips = [], [], []
-    model_id = "%s-%s" % (skill.name, hashlib.sha1(json.dumps([schema, d, f, layers, seed]).encode()).hexdigest()[:8])
+    key = [schema, d, f, layers, seed] + (["ff"] if algo == "ff" else [])     # QAT ids unchanged
+    model_id = "%s-%s" % (skill.name, hashlib.sha1(json.dumps(key).encode()).hexdigest()[:8])
     best = (-1.0, None, None)
     extra = {"skill": skill.name, "seed": seed, "d": d, "f": f, "layers": layers}
     if algo == "ff":
