@@ -6,6 +6,3 @@ class RekuError(Exception):
 
     exit_code = 1
 
-
-class NotImplementedYet(RekuError):
-    exit_code = 3

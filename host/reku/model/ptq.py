@@ -109,13 +109,31 @@ def refit_gain(m, X):
     return c
 
 
-def residual_svd(m):
-    """SVD (U, s, Vt) of the pre-gain residual E = W/gain - alpha*T that a correction U V has to supply."""
+def residual_svd(m, X=None, eps=1e-2):
+    """Truncatable decomposition E ~ U diag(s) Vt of the pre-gain residual E = W/gain - alpha*T that a
+    correction U V has to supply, and the squared norm the gains of its ranks are relative to.
+
+    With calibration inputs X (N, C), activation-aware: the rank-r truncation minimises the error of the layer's
+    outputs on those inputs, ||(E - U_r V_r) X^T||, not of its weights. With Cov = X^T X / N + eps*mean(diag)*I
+    (regularised) = R R^T (symmetric square root), the SVD of E R gives U, s, Vt' and Vt = Vt' R^-1; the gain of
+    rank r is s_r^2 / ||W/gain R||^2, the fraction of the layer's output energy on the calibration set it
+    restores. Without X: the plain SVD of E (weight space)."""
     with torch.no_grad():
         t, a = m.ternary()
-        E = (m.weight / torch.exp(m.log_gain) - t * a).double().numpy()
-    U, s, Vt = np.linalg.svd(E, full_matrices=False)
-    return U, s, Vt
+        Wn = (m.weight / torch.exp(m.log_gain)).double().numpy()
+        E = Wn - (t * a).double().numpy()
+    if X is None or len(X) < 2:
+        U, s, Vt = np.linalg.svd(E, full_matrices=False)
+        return U, s, Vt, max(1e-12, float((Wn ** 2).sum()))
+    Xd = X.double().numpy()
+    cov = Xd.T @ Xd / len(Xd)
+    cov += eps * max(1e-12, float(np.trace(cov)) / len(cov)) * np.eye(len(cov))
+    lam, Q = np.linalg.eigh(cov)
+    lam = np.maximum(lam, 1e-12)
+    Rm = (Q * np.sqrt(lam)) @ Q.T
+    Rinv = (Q / np.sqrt(lam)) @ Q.T
+    U, s, Vt = np.linalg.svd(E @ Rm, full_matrices=False)
+    return U, s, Vt @ Rinv, max(1e-12, float(((Wn @ Rm) ** 2).sum()))
 
 
 def quantize_factors(U, s, Vt, r, alpha):
@@ -136,23 +154,26 @@ def set_rank(m, r, svd):
     if r <= 0:
         m.lr = None
         return
-    U, s, Vt = svd
+    U, s, Vt = svd[:3]
     with torch.no_grad():
         a = m.alpha()
     Uq, Vq, su, sv, M, S = quantize_factors(U, s, Vt, r, float(a))
     m.lr = (torch.tensor(Uq * su, dtype=torch.float32), torch.tensor(Vq * sv, dtype=torch.float32), Uq, Vq, M, S)
 
 
-def recon_errors(m):
-    """(||W - gain*alpha*T||, ||W - gain*(alpha*T + U V)||) in Frobenius norm (the float layer's W, gain folded)."""
+def recon_errors(m, X=None):
+    """(||(W - gain*alpha*T) X^T||, ||(W - gain*(alpha*T + U V)) X^T||) in Frobenius norm: the layer's output
+    error on the calibration inputs X (the float layer's W, gain folded; X = identity without inputs, i.e. the
+    weight error)."""
     with torch.no_grad():
         g = torch.exp(m.log_gain)
         t, a = m.ternary()
         W = m.weight
-        e0 = float(torch.linalg.norm(W - g * a * t))
+        Xt = X.T if X is not None and len(X) else torch.eye(W.shape[1])
+        e0 = float(torch.linalg.norm((W - g * a * t) @ Xt))
         if m.lr is None:
             return e0, e0
-        e1 = float(torch.linalg.norm(W - g * (a * t + m.lr[0] @ m.lr[1])))
+        e1 = float(torch.linalg.norm((W - g * (a * t + m.lr[0] @ m.lr[1])) @ Xt))
     return e0, e1
 
 
@@ -166,8 +187,7 @@ def choose_ranks(mods, svds, rank=None, budget=None):
             ranks[i] = max(0, min(rank, MAX_RANK, R, C))
         return ranks, []
     picks, spent = [], 0
-    with torch.no_grad():
-        norms = [max(1e-12, float((m.weight / torch.exp(m.log_gain)).pow(2).sum())) for m in mods]
+    norms = [svd[3] for svd in svds]
     while True:
         best, bi, bcost = 0.0, -1, 0
         for i, m in enumerate(mods):
@@ -221,7 +241,7 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
     for m in mods:
         refit_gain(m, X[m])
     loss_plain = calib_loss(net, ds, U)
-    svds = [residual_svd(m) for m in mods]
+    svds = [residual_svd(m, X[m]) for m in mods]
     names = {id(m): n for n, m in net.named_modules()}
     meta_schema, vocab = ck["schema"], ck["vocab"]
     extra = {"route": "ptq", "skill": skill.name, "seed": ck.get("seed", 0)}
@@ -265,7 +285,7 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
     model = rku.load(blob)
     dev = datagen.generate(skill, 150, seed=seed + 1000)
     res = evaluate_model(model, dev)
-    errs = {names[id(m)]: recon_errors(m) for m in mods}
+    errs = {names[id(m)]: recon_errors(m, X[m]) for m in mods}
     info = {"bytes": len(blob), "bytes_plain": len(base), "svd_bytes": svd_bytes, "ranks": {names[id(m)]: r for m, r in zip(mods, ranks)}, "recon": errs, "acts": acts,
             "sensitivity": sens, "act_ram": act_ram_bytes(net.d, net.f, acts), "calib_loss_plain": loss_plain,
             "calib_loss_svd": loss_svd, "exact_match": res["exact_match"], "n_eval": res["n"], "net": net}
