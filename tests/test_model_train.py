@@ -92,3 +92,15 @@ def test_errors_are_one_line(toy, tmp_path):
     assert r.returncode == 1 and "no tools.json" in r.stderr
     r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--algo", "ff", "--float")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--float" in r.stderr
+    for dims, why in (("42,80,2", "multiples of 5"), ("40,80", "three integers")):
+        r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--dims", dims)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and why in r.stderr
+
+
+def test_dims_sets_the_network_shape(toy, tmp_path):
+    out = tmp_path / "d.rku"
+    r = reku("train", "--skill", str(toy), "--out", str(out), "--dims", "20,30,2", "--steps", "2",
+             "--examples", "50", "--batch", "4", "--eval-every", "0", "--quiet")
+    assert r.returncode == 0, r.stderr
+    a = json.loads(reku("inspect", str(out), "--json").stdout)["arch"]
+    assert (a["d"], a["f"], a["layers"]) == (20, 30, 2)

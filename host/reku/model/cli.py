@@ -58,6 +58,7 @@ def configure_train(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps (the time cap may end it earlier)")
     p.add_argument("--size", choices=["tiny", "small", "medium", "large"], help="override the budget-chosen size")
+    p.add_argument("--dims", help="width, channel-mixing width and layers, e.g. 40,80,2 (overrides --size)")
     p.add_argument("--acts", help="activation precision per layer, e.g. i8,fp4 (default all int8)")
     p.add_argument("--examples", type=int, default=20000, help="generated training examples")
     p.add_argument("--batch", type=int, default=64)
@@ -69,6 +70,18 @@ def configure_train(p):
                    help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
     p.add_argument("--quiet", action="store_true")
+
+
+def _dims(args):
+    if not args.dims:
+        return {}
+    try:
+        d, f, L = (int(v) for v in args.dims.split(","))
+    except ValueError:
+        raise RekuError("--dims %s: expected three integers D,F,L (e.g. 40,80,2)" % args.dims)
+    if d <= 0 or d % 5 or f <= 0 or f % 5 or not 1 <= L <= 8:
+        raise RekuError("--dims %s: D and F must be positive multiples of 5, L between 1 and 8" % args.dims)
+    return {"d": d, "f": f, "layers": L}
 
 
 def run_train(args):
@@ -96,7 +109,7 @@ def run_train(args):
     if args.float:
         return _train_float(args, skill, budget, acts, log)
     try:
-        blob, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
+        blob, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")),
@@ -123,7 +136,7 @@ def _train_float(args, skill, budget, acts, log):
     from .train import train
     out = Path(args.out)
     try:
-        _, info = train(skill, out=None, size=args.size, steps=args.steps, minutes=args.minutes, seed=args.seed,
+        _, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
                         n_train=args.examples, batch=args.batch, lr=args.lr, log=log, budget_bytes=budget,
                         acts=acts, float_mode=True)
     except ValueError as e:
