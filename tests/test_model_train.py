@@ -7,6 +7,7 @@ import pytest
 
 from reku.model import data
 from reku.model.skill import load_skill
+from reku.model.tokenizer import ALPHABET
 
 TOOLS = [
     {"type": "function", "function": {"name": "lamp", "description": "lamp on/off", "parameters": {
@@ -73,12 +74,29 @@ def test_bundled_model_bits_per_weight():
     assert 1.6 <= json.loads(r.stdout)["bits_per_ternary_weight"] <= 1.62
 
 
-def test_budget_picks_a_size_that_fits(toy):
-    from reku.model.train import SIZES, estimate_bytes, size_for_budget
-    for kb in (10, 40, 128, 400):
-        name = size_for_budget(47, 30, kb * 1024)
-        d, f, L = SIZES[name]
-        assert name == "tiny" or estimate_bytes(47, 30, d, f, L) <= kb * 1024
+def test_the_largest_shape_that_fits_is_picked(toy):
+    """Sizing is exact: the untrained file of a shape has the trained file's size. For a byte budget the picked
+    shape fits and the next larger does not; for a board, its estimated peak heap decides (reku inspect)."""
+    from reku.model.cli import _board_fits, inspect_model
+    from reku.model.skill import compile_schema
+    from reku.model.train import build_model_bytes, fit_shape, shapes
+    from reku.model.qat import Net
+    from rkfw import infer, rku
+    schema, vocab = compile_schema(load_skill(toy))
+    n_in = infer.Tokenizer(ALPHABET).n_in
+
+    def size(shape):
+        return len(build_model_bytes(Net(n_in, len(vocab), d=shape[0], f=shape[1], layers=shape[2]), schema, vocab, "x"))
+
+    order = shapes()
+    for kb in (12, 40, 100):
+        got = fit_shape(schema, vocab, n_in, lambda b: len(b) <= kb * 1024)
+        assert size(got) <= kb * 1024 < size(order[order.index(got) + 1])
+    assert fit_shape(schema, vocab, n_in, lambda b: len(b) <= 1000) is None
+    got = fit_shape(schema, vocab, n_in, _board_fits("pico"))
+    nxt = order[order.index(got) + 1]
+    blob = build_model_bytes(Net(n_in, len(vocab), d=nxt[0], f=nxt[1], layers=nxt[2]), schema, vocab, "x")
+    assert not inspect_model(rku.load(blob), len(blob))["boards"]["pico"]["fits"]
 
 
 def test_errors_are_one_line(toy, tmp_path):
@@ -95,6 +113,12 @@ def test_errors_are_one_line(toy, tmp_path):
     for dims, why in (("42,80,2", "multiples of 5"), ("40,80", "three integers")):
         r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--dims", dims)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and why in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--board", "esp32-devkitc")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not even the smallest" in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--board", "nosuch")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "unknown board" in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--size", "large", "--board", "pico")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "does not fit" in r.stderr
 
 
 def test_dims_sets_the_network_shape(toy, tmp_path):

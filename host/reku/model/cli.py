@@ -8,6 +8,7 @@ from .. import paths
 from ..errors import RekuError
 
 DEFAULT_BUDGET_KB = 128
+DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board unless told otherwise
 
 
 # ---- board profiles --------------------------------------------------------------------------------------
@@ -84,6 +85,16 @@ def _dims(args):
     return {"d": d, "f": f, "layers": L}
 
 
+def _board_fits(board):
+    """fits(blob): the model fits `board` (file limit, and the estimated peak heap of a query, reku inspect)."""
+    from rkfw import rku
+
+    def fits(blob):
+        return inspect_model(rku.load(blob), len(blob))["boards"][board]["fits"]
+
+    return fits
+
+
 def run_train(args):
     from . import data as datagen
     from .skill import load_skill
@@ -91,35 +102,36 @@ def run_train(args):
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
     skill = load_skill(args.skill)
-    budget = None
-    if args.board:
-        from rkfw import boards
-        try:
-            prof = boards.load(args.board, str(paths.BOARDS))
-        except boards.BoardError as e:
-            raise RekuError(str(e))
-        budget = board_budget(prof)[0]
-    elif args.budget_kb:
+    budget, fits, target = None, None, None
+    if args.budget_kb:
         budget = int(args.budget_kb * 1024)
+        target = "%g KB file budget" % args.budget_kb
+    else:
+        board = args.board or DEFAULT_BOARD
+        profiles = board_profiles()
+        if board not in profiles:
+            raise RekuError("unknown board %r (have: %s)" % (board, ", ".join(sorted(profiles))))
+        fits = _board_fits(board)
+        target = "board %s" % board
     dev = datagen.generate(skill, 300, seed=args.seed + 1000)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
     acts = args.acts.split(",") if args.acts else None
     if args.float:
-        return _train_float(args, skill, budget, acts, log)
+        return _train_float(args, skill, budget, fits, acts, log)
     try:
         blob, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
-                           budget_bytes=budget, acts=acts, png=str(out.with_suffix(".png")),
+                           budget_bytes=budget, fits=fits, acts=acts, png=str(out.with_suffix(".png")),
                            eval_every=args.eval_every, algo=args.algo)
     except ValueError as e:
         raise RekuError(str(e))
     if acts and len(acts) != info["layers"]:
         raise RekuError("--acts lists %d layers, the model has %d" % (len(acts), info["layers"]))
-    if budget and len(blob) > budget:
-        raise RekuError("trained model is %d bytes, over the budget of %d" % (len(blob), budget))
+    if (budget and len(blob) > budget) or (fits and not fits(blob)):
+        raise RekuError("trained model (%d bytes) does not fit the %s" % (len(blob), target))
     out.write_bytes(blob)
     ev = info.get("eval", {})
     print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
@@ -129,7 +141,7 @@ def run_train(args):
     return 0
 
 
-def _train_float(args, skill, budget, acts, log):
+def _train_float(args, skill, budget, fits, acts, log):
     """`reku train --float`: the same network trained without quantization, saved as a torch checkpoint for
     `reku quantize` (docs/routes.md)."""
     from .ptq import save_checkpoint
@@ -137,7 +149,7 @@ def _train_float(args, skill, budget, acts, log):
     out = Path(args.out)
     try:
         _, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                        n_train=args.examples, batch=args.batch, lr=args.lr, log=log, budget_bytes=budget,
+                        n_train=args.examples, batch=args.batch, lr=args.lr, log=log, budget_bytes=budget, fits=fits,
                         acts=acts, float_mode=True)
     except ValueError as e:
         raise RekuError(str(e))

@@ -132,17 +132,21 @@ SIZES = {          # name: (d, f, layers)
 }
 
 
-def estimate_bytes(n_in, n_out, d, f, layers, dk=40, meta=6000):
-    tern = layers * (4 * d * d + 2 * d * f) + n_out * d + 2 * dk * d + (n_in + n_out) * d
-    return tern // 5 + layers * 6 * d + 256 + meta
+def shapes():
+    """Network shapes (d, f, layers) from the smallest file to the largest: tiny, then every width from 45 to 160 in
+    steps of 5 with two layers and f = 2d (small and medium among them), then large."""
+    return [SIZES["tiny"]] + [(d, 2 * d, 2) for d in range(45, 165, 5)] + [SIZES["large"]]
 
 
-def size_for_budget(n_in, n_out, budget_bytes):
-    """The largest preset whose file fits the budget."""
-    best = "tiny"
-    for name, (d, f, L) in SIZES.items():
-        if estimate_bytes(n_in, n_out, d, f, L) <= budget_bytes:
-            best = name
+def fit_shape(schema, vocab, n_in, fits):
+    """The largest shape whose untrained .rku satisfies fits(blob) (a file budget, or a board's heap, see
+    reku.model.cli); None when not even tiny does."""
+    best = None
+    torch.manual_seed(0)
+    for d, f, L in shapes():
+        if not fits(build_model_bytes(Net(n_in, len(vocab), d=d, f=f, layers=L), schema, vocab, "size-probe")):
+            break
+        best = (d, f, L)
     return best
 
 
@@ -203,7 +207,8 @@ def _bar(frac, width=24):
 
 def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=None, steps=2000, batch=64, lr=3e-3,
           n_train=20000, seed=0, minutes=None, log=print, dev_data=None, eval_every=250, dampen=1e-3,
-          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None, float_mode=False, algo="qat"):
+          freeze_after=0.6, freeze_threshold=0.02, budget_bytes=None, png=None, float_mode=False, algo="qat",
+          fits=None):
     """Quantization-aware training; returns (rku bytes of the best checkpoint on dev_data, info).
     float_mode: the float route (`reku train --float`): no ternarisation, no activation rounding, no dampening or
     freezing, no held-out evaluation; returns (None, info) with the trained Net in info["net"] (and "schema",
@@ -224,11 +229,25 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
     grammar = infer.Grammar(schema, vocab)
-    if size is None and d is None:
-        size = size_for_budget(tok.n_in, len(vocab), budget_bytes or 128 * 1024)
-    if size is not None:
+    explicit = size is not None or d is not None
+    if not explicit:
+        if fits is None:
+            limit = budget_bytes or 128 * 1024
+            fits = lambda blob: len(blob) <= limit          # noqa: E731
+        shape = fit_shape(schema, vocab, tok.n_in, fits)
+        if shape is None:
+            raise ValueError("not even the smallest model (d=%d f=%d layers=%d) fits; on a board without ROMFS the "
+                             "model is read into RAM (see reku inspect)" % SIZES["tiny"])
+        d, f, layers = shape
+    elif size is not None:
         d0, f0, L0 = SIZES[size]
         d, f, layers = d or d0, f or f0, layers or L0
+    if explicit and fits is not None and not fits(build_model_bytes(
+            Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=dk), schema, vocab, "size-probe")):
+        raise ValueError("a d=%d f=%d layers=%d model does not fit; choose a smaller --size/--dims, or neither (the "
+                         "largest shape that fits is picked)" % (d, f, layers))
+    torch.manual_seed(seed)                         # size probes do not change the initialisation
+    log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "as asked" if explicit else "the largest that fits"))
     exs = datagen.generate(skill, n_train, seed=seed)
     ds = Encoded(exs, tok, grammar, tok.n_in)
     if len(ds) == 0:
