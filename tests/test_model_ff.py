@@ -4,17 +4,16 @@ the firmware engine. docs/routes.md."""
 import json
 import random
 
-import numpy as np
 import pytest
 import torch
 
 from reku.model import ff
 from reku.model import train as T
 from reku.model.qat import Net
-from reku.model.reference import Reference
 from reku.model.skill import compile_schema, load_skill
 from reku.model.tokenizer import ALPHABET
-from rkfw import infer, kernels, rku
+from rkfw import infer
+from test_model_routes import _parity
 from test_model_train import reku, toy  # noqa: F401  (the toy skill fixture)
 
 QUERIES = ["turn the lamp on", "wait 5 minutes", "say good night", "what is love", "", "lamp off please"]
@@ -89,17 +88,8 @@ def ff_model(toy):  # noqa: F811
 
 
 def test_ff_model_is_an_ordinary_rku_with_parity(ff_model):
-    m = rku.load(ff_model.read_bytes())
+    m = _parity(ff_model.read_bytes(), QUERIES)
     assert m.arch["type"] == "rwkv-tm-cm-ptr" and m.meta["train"]["algo"] == "ff"
-    ref = Reference(m)
-    eng = infer.Engine(m, kernels.PYTHON)
-    for q in QUERIES:
-        assert eng.run(q)[0] == ref.run(q)[0], q
-    ref.reset()
-    eng._reset()
-    for t in np.random.default_rng(0).integers(0, m.arch["n_in"] + m.arch["n_out"], size=25):
-        eng.step(int(t))
-        assert list(eng.h) == list(ref.step(int(t)))
 
 
 def test_ff_model_learns_the_toy(toy, ff_model):  # noqa: F811
