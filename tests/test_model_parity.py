@@ -62,12 +62,26 @@ def test_calls_match_reference(model_blob):
         assert st["tokens_in"] == min(len(q), m.arch["max_in"]) + 1
 
 
-def test_bundled_model_matches_reference():
-    m = rku.load(paths.model_path("home").read_bytes())
+BUNDLED = sorted(p.name for p in paths.SKILLS.iterdir() if (p / "model.rku").exists())
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_matches_reference_and_its_skill(name):
+    """Every bundled model decodes its own skill's schema, and the firmware engine equals the numpy reference on
+    its held-out requests."""
+    from reku.model.skill import compile_schema, load_skill
+    skill = load_skill(paths.SKILLS / name)
+    m = rku.load(paths.model_path(name).read_bytes())
+    schema, vocab = compile_schema(skill)
+    assert m.schema == json.loads(json.dumps(schema)) and m.vocab == vocab
     eng = infer.Engine(m)
     r = Reference(m)
-    for q in QUERIES[:8]:
+    for q in QUERIES[:4] + [ex["query"] for ex in skill.test[:8]]:
         assert eng.run(q)[0] == r.run(q)[0], q
+
+
+def test_both_skills_are_bundled():
+    assert {"home", "car"} <= set(BUNDLED)
 
 
 def run_micropython(blob, queries, tmp_path):
