@@ -4,33 +4,31 @@ byte budget), and activation precision all-int8 / all-FP4 / chosen mix.
 
     python benchmarks/bench_routes.py --out benchmarks/results [--dims 40,80,2] [--steps 1000] [--skills home car]
 
-Every row is a `reku` command (printed and stored); training time is wall time of that command and peak memory its
-maximum resident set (os.wait4). Writes routes.json. A full run (both skills) takes about 20 minutes on 2 cores."""
+Every row is a `reku` command (printed and stored); training time is the CPU time (user + system) of that command
+(and of the float training for the PTQ rows), peak memory its maximum resident set. Writes routes.json. A full
+run (both skills) takes about 30 minutes on 2 cores."""
 import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed(args):
-    """(stdout, wall seconds, peak resident MB) of one reku command, run under a wrapper that reports its own
-    ru_maxrss."""
+    """(stdout, CPU seconds (user + system, all threads), peak resident MB) of one reku command, run under a wrapper
+    that reports its own rusage. CPU time, not wall time: it does not depend on what else the machine runs."""
     code = ("import resource, sys; from reku.cli import main; rc = main(sys.argv[1:]); "
-            "print('@@maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-    t0 = time.monotonic()
+            "u = resource.getrusage(resource.RUSAGE_SELF); "
+            "print('@@usage', u.ru_maxrss, u.ru_utime + u.ru_stime); sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True, cwd=str(ROOT))
-    secs = time.monotonic() - t0
     if r.returncode != 0:
         raise SystemExit("reku %s failed: %s" % (" ".join(args), r.stderr.strip()[-400:]))
-    rss = [l for l in r.stdout.splitlines() if l.startswith("@@maxrss")]
-    mb = int(rss[-1].split()[1]) / 1024.0 if rss else None
-    return r.stdout, secs, mb
+    use = [ln.split() for ln in r.stdout.splitlines() if ln.startswith("@@usage")][-1]
+    return r.stdout, float(use[2]), int(use[1]) / 1024.0
 
 
 def evaluate(model, test):
@@ -72,13 +70,13 @@ def main():
             ev = evaluate(model, test)
             r = {"route": label, "command": "reku " + " ".join(cmd), "bytes": model.stat().st_size,
                  "exact_match": ev["exact_match"], "no_call_accuracy": ev["no_call_accuracy"],
-                 "train_seconds": round(secs, 1), "peak_mb": round(mb, 1) if mb else None}
+                 "train_cpu_seconds": round(secs, 1), "peak_mb": round(mb, 1) if mb else None}
             if train_of:
-                r["train_seconds"] = round(train_of[0] + secs, 1)
+                r["train_cpu_seconds"] = round(train_of[0] + secs, 1)
                 r["peak_mb"] = round(max(train_of[1], mb or 0), 1)
             rows.append(r)
-            print("%-6s %-36s exact %.3f  no-call %.3f  %6d B  %6.0f s  %6.0f MB" % (
-                name, label, r["exact_match"], r["no_call_accuracy"], r["bytes"], r["train_seconds"],
+            print("%-6s %-36s exact %.3f  no-call %.3f  %6d B  %6.0f s CPU  %6.0f MB" % (
+                name, label, r["exact_match"], r["no_call_accuracy"], r["bytes"], r["train_cpu_seconds"],
                 r["peak_mb"] or 0), flush=True)
 
         for label, extra, out in (("backprop QAT (int8 acts)", [], "qat.rku"),
