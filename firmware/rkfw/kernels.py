@@ -26,6 +26,7 @@ def _trit_tables():
 
 
 _T0, _T1, _T2, _T3, _T4 = _trit_tables()
+_EV = [0, 0, 0]          # embed_t's three row values, reused: a tuple per call would allocate 32 bytes per step
 
 
 def tmv(w, R, C, x, y):
@@ -200,7 +201,10 @@ def embed(e, off, n, M, S, h):
 def embed_t(w, off, n, M, S, h):
     """h[i] = (W[i] * M + 2**(S-1)) >> S: one row of a ternary embedding table (n//5 bytes from byte off)."""
     rnd = 1 << (S - 1)
-    vals = ((-M + rnd) >> S, rnd >> S, (M + rnd) >> S)
+    vals = _EV
+    vals[0] = (-M + rnd) >> S
+    vals[1] = rnd >> S
+    vals[2] = (M + rnd) >> S
     T0 = _T0
     T1 = _T1
     T2 = _T2
