@@ -226,6 +226,7 @@ def train(skill, out=None, size=None, d=None, f=None, layers=None, dk=40, acts=N
     random.seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.use_deterministic_algorithms(True, warn_only=True)     # e.g. the embedding gradient: same bytes per seed
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
     grammar = infer.Grammar(schema, vocab)
