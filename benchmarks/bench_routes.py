@@ -94,9 +94,9 @@ def main():
         variants = [("float + PTQ", []), ("float + PTQ + SVD rank 1", ["--svd-rank", "1"]),
                     ("float + PTQ + SVD rank 2", ["--svd-rank", "2"]), ("float + PTQ + SVD rank 4", ["--svd-rank", "4"]),
                     ("float + PTQ + SVD, 10% byte budget", None),
-                    ("float + PTQ, all FP4 acts (budget %d B)" % all_fp4, ["--act-budget-kb", "%.4f" % (all_fp4 / 1024.0)]),
+                    ("float + PTQ, all FP4 acts (budget %d B)" % all_fp4, ["--act-budget-kb", "%.6f" % ((all_fp4 + 0.5) / 1024.0)]),
                     ("float + PTQ, chosen mix (budget %d B)" % mix_budget,
-                     ["--act-budget-kb", "%.4f" % (mix_budget / 1024.0)])]
+                     ["--act-budget-kb", "%.6f" % ((mix_budget + 0.5) / 1024.0)])]
         for i, (label, extra) in enumerate(variants):
             if extra is None:
                 extra = ["--svd-budget-kb", "%.3f" % (0.10 * plain / 1024.0)]
