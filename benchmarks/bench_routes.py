@@ -58,7 +58,7 @@ def main():
         platform.machine(), platform.system(), platform.python_version(), os.cpu_count()),
         "dims": args.dims, "steps": args.steps, "skills": {}}
     all_i8, all_fp4 = act_ram_bytes(d, f, ["i8"] * L), act_ram_bytes(d, f, ["fp4"] * L)
-    mix_budget = (all_i8 + all_fp4) / 2.0
+    mix_budget = act_ram_bytes(d, f, ["fp4"] + ["i8"] * (L - 1))     # room for one FP4 layer: a mix
     for name in args.skills:
         skill = ROOT / "skills" / name
         test = skill / "test.jsonl"
