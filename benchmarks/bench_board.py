@@ -34,7 +34,7 @@ from pathlib import Path
 from reku import paths
 from reku.client import Client
 from reku.sim import VirtualBoard, available_runtimes, micropython_mjs
-from rkfw import infer, kernels, rku
+from rkfw import infer, rku
 
 MODEL = paths.SKILLS / "home" / "model.rku"
 QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "play some jazz in the kitchen",
@@ -239,14 +239,8 @@ def main():
     for runtime in available_runtimes():
         print("virtual board:", runtime, flush=True)
         res["virtual_board"][runtime] = virtual_board(runtime, queries, rounds)
-    tiers = [kernels.PYTHON]
-    try:
-        from reku import native
-        if native.available():
-            tiers.append(native.tier())
-    except ImportError:
-        pass
-    for tier in tiers:
+    from reku import native
+    for tier in native.tiers():
         print("in-process engine:", tier.TIER, flush=True)
         res["in_process"][tier.TIER] = in_process(tier, queries, rounds)
     targets = []

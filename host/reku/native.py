@@ -99,3 +99,9 @@ def tier():
     funcs = {name: getattr(m, name) for name in kernels.NAMES}
     funcs["tmv"] = m.tmv_host          # same arguments and results as rk_tmv; the host fast path
     return kernels.Tier("native", funcs)
+
+
+def tiers():
+    """The kernel tiers the firmware engine can run on this host: pure Python, and the C kernels when built."""
+    from rkfw import kernels
+    return [kernels.PYTHON] + ([tier()] if available() else [])

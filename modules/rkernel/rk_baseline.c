@@ -6,15 +6,7 @@
 #include "rk_baseline.h"
 
 void rk_tmv_i8(const int8_t *w, int R, int C, const int8_t *x, int32_t *y) {
-    int r, c;
-    for (r = 0; r < R; r++) {
-        const int8_t *row = w + (size_t)r * C;
-        int32_t acc = 0;
-        for (c = 0; c < C; c++) {
-            acc += row[c] * x[c];
-        }
-        y[r] = acc;
-    }
+    rk_i8_rows(w, R, C, x, y);
 }
 
 #if defined(__GNUC__) && !defined(__clang__)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rk_host.h"
+#include "rk_baseline.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define RK_HOST_X86 1
@@ -159,15 +160,7 @@ __attribute__((target("avx2"))) static void rk_host_tmv_avx2(const uint8_t *p, i
 /* For the benchmark only: the int8 baseline's loop (rk_tmv_i8 in rk_baseline.c) compiled the same way but with
  * AVX2 allowed, to show what the wider vectors alone give an int8 kernel. Not a target comparison. */
 __attribute__((target("avx2"))) void rk_host_i8_avx2(const int8_t *w, int R, int C, const int8_t *x, int32_t *y) {
-    int r, c;
-    for (r = 0; r < R; r++) {
-        const int8_t *row = w + (size_t)r * C;
-        int32_t acc = 0;
-        for (c = 0; c < C; c++) {
-            acc += row[c] * x[c];
-        }
-        y[r] = acc;
-    }
+    rk_i8_rows(w, R, C, x, y);
 }
 
 #else
