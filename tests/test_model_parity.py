@@ -125,6 +125,7 @@ def test_micropython_bundled_model(tmp_path):
     for q, g in zip(qs, got):
         assert g["calls"] == r.run(q)[0], q
     assert got[0]["calls"], "no call for a plain light request"
+    assert got[0]["step_alloc_20"] == 0, "a step of the bundled model allocates on MicroPython"
 
 
 def test_lowrank_correction_changes_the_stream_and_matches_on_every_tier():
@@ -165,3 +166,4 @@ def test_micropython_matches_reference_with_lowrank(tmp_path):
     for q, g in zip(qs, got):
         assert "error" not in g, g
         assert g["calls"] == r.run(q)[0], q
+        assert g["step_alloc_20"] == 0, "a step with low-rank corrections allocates on MicroPython"

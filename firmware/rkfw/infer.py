@@ -382,10 +382,11 @@ def number_words(words, k):
     return h + v2, j + u2 - k
 
 
-def lr_scale(a, M, S):
-    """(m, s) of the dynamic requantisation of a low-rank correction (docs/format.md): m/2**s ~= a*M/2**S, with
-    a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's lr_u. Integers only; every
-    intermediate < 2**30 (m < 2**10, 1 <= s <= 30)."""
+def lr_scale(a, M, S, out):
+    """out[0], out[1] = (m, s) of the dynamic requantisation of a low-rank correction (docs/format.md):
+    m/2**s ~= a*M/2**S, with a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's lr_u.
+    Integers only; every intermediate < 2**30 (m < 2**10, 1 <= s <= 30). Written into the caller's 2-list, so the
+    engine's step allocates nothing (a returned tuple would, per corrected tensor and token). Returns out."""
     while a >= 1024:
         a >>= 1
         S -= 1
@@ -399,7 +400,9 @@ def lr_scale(a, M, S):
     while S < 1:
         m <<= 1
         S += 1
-    return m, S
+    out[0] = m
+    out[1] = S
+    return out
 
 
 def fed_id(kind, pos, ids):
@@ -451,6 +454,7 @@ class Engine:
                 self.lr[base] = (self._i8(U.data), self._i8(V.data), r, U.M, U.S, zeros("i", r), zeros("b", r))
         if self.lr:
             self.lr_c = zeros("i", max(d, f, self.O, dk))
+            self.lr_ms = [0, 0]
         # preallocated state and scratch
         self.h = zeros("i", d)
         self.x = zeros("b", d)
@@ -498,8 +502,8 @@ class Engine:
             if a:
                 c = self.lr_c
                 k.dot_rows(U, R, r, zq, c)
-                m, s = lr_scale(a, M, S)
-                k.requant(c, R, m, s, -_kernels.H_LIM, _kernels.H_LIM)
+                ms = lr_scale(a, M, S, self.lr_ms)
+                k.requant(c, R, ms[0], ms[1], -_kernels.H_LIM, _kernels.H_LIM)
                 k.add(y, c)
 
     def _reset(self):

@@ -24,7 +24,8 @@ mp.FS.writeFile("/queries.json", fs.readFileSync(queriesFile));
 // FIRMWARE_DIR may hold .mpy files (mpy-cross) instead of sources. REKU_IMPORT_APP=1 imports the firmware
 // app modules first, so heap_base counts them.
 // heap_model: bytes allocated by the runtime + model + engine after loading (gc.mem_alloc after a collect);
-// heap_query: bytes allocated during one query with the collector disabled (an upper bound of its peak).
+// heap_query: bytes allocated during one query with the collector disabled (an upper bound of its peak);
+// step_alloc_20: bytes allocated by 20 engine steps (0 expected: no allocation per token).
 const importApp = process.env.REKU_IMPORT_APP ? "from rkfw import app, proto, transport, port, boards" : "";
 const code = `
 import sys, json, gc
@@ -38,6 +39,18 @@ m = rku.load(buf)
 e = infer.Engine(m)
 gc.collect()
 heap_model = gc.mem_alloc()
+# step_alloc: bytes 20 recurrent steps allocate (the per-token loop must allocate nothing)
+e.run('warm up')
+t = 0              # every global the measurement writes exists before it (a new one grows the module dict)
+step_alloc = 0
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+for t in range(20):
+    e.step(t + 1)
+step_alloc = gc.mem_alloc() - a0
+gc.enable()
+e._reset()
 qs = json.load(open('/queries.json'))
 for q in qs:
     try:
@@ -48,7 +61,8 @@ for q in qs:
         used = gc.mem_alloc() - a0
         gc.enable()
         print(json.dumps({"calls": calls, "stats": st, "tier": e.tier, "sha": m.sha256, "heap_base": base,
-                          "heap_model": heap_model, "heap_query": used}))
+                          "heap_model": heap_model, "heap_query": used,
+                          "step_alloc_20": step_alloc}))
     except Exception as ex:
         gc.enable()
         print(json.dumps({"error": "%s: %s" % (type(ex).__name__, ex)}))

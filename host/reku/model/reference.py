@@ -25,7 +25,7 @@ One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
   g = square(requant(tmv(Ck, xc), 0, A)); h = add(h, requant(tmv(Cv, act(g)), -H_LIM, H_LIM))
 Low-rank correction (optional, per ternary tensor W of shape (R, C), tensors "W.lr_u" (R, r) and "W.lr_v" (r, C)
 int8, (M, S) on lr_u): every tmv(W, x) above is followed by
-  z = V @ x; zq, a = quant_i8(z); if a: y = add(y, requant(U @ zq, m, s, -H_LIM, H_LIM)), (m, s) = lr_scale(a, M, S)
+  z = V @ x; zq, a = quant_i8(z); if a: y = add(y, requant(U @ zq, m, s, -H_LIM, H_LIM)), (m, s) = lr_scale(a, M, S, out)
 before whatever uses y (requant, quant_i8, argmax).
 Head: logits = tmv(head, quant_i8(h)). Pointer: key_j = quant_i8(tmv(ptr_k, quant_i8(h_j))) for input positions
 j = 0..n (n = SEP); at a pointer step scores = key @ quant_i8(tmv(ptr_q, quant_i8(h))).
@@ -129,7 +129,7 @@ def lowrank(y, x, lr):
     zq, a = quant_i8(V @ np.asarray(x, dtype=np.int64))
     if a == 0:
         return y
-    m, s = infer.lr_scale(a, M, S)
+    m, s = infer.lr_scale(a, M, S, [0, 0])
     return add(y, requant(U @ zq, m, s, -H_LIM, H_LIM))
 
 
