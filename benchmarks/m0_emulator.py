@@ -19,6 +19,7 @@ Usable as a module (tests/test_native_m0.py) and as a script:
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -271,6 +272,24 @@ def quant(m, name, h, count=True):
     xa = m.alloc(len(h))
     amax, n, cyc = m.call(name, ha, len(h), xa, count=count)
     return np.frombuffer(m.read(xa, len(h)), dtype=np.int8).copy(), amax, n, cyc
+
+
+def layer(m, P, W, h, count=True):
+    """Runs rk_layer on the emulator with an engine's per-layer tuples (rkfw.infer.Engine.lp[i], .lw[i]) and
+    residual stream h: the structs rk_layer_t / rk_work_t laid out as on a 32-bit ARM. Updates h and the state
+    and scratch buffers of W in place, as the native module would. Returns (instructions, cycles)."""
+    m.reset_heap()
+    ptrs = [m.alloc(bytes(b)) for b in P[:13]]
+    pa = m.alloc(struct.pack("<13I6i6ii", *ptrs, *P[13:19], *P[19:25], 1 if P[25] else 0))
+    wa_bufs = [m.alloc(bytes(b)) for b in W]
+    wa = m.alloc(struct.pack("<11I", *wa_bufs))
+    ha = m.alloc(bytes(h))
+    sc = m.alloc(SCRATCH)
+    _, n, cyc = m.call("rk_layer", pa, wa, ha, len(h), len(W[10]), sc, count=count)
+    for buf, addr in list(zip(W, wa_bufs)) + [(h, ha)]:
+        raw = m.read(addr, len(bytes(buf)))
+        buf[:] = type(buf)(buf.typecode, raw)
+    return n, cyc
 
 
 def model_shapes():

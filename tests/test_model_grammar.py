@@ -1,5 +1,6 @@
 """Schema-constrained decoding: whatever the weights, every output is a valid list of calls."""
 import json
+from array import array
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -180,3 +181,29 @@ def test_numbers_in_the_request(text, values):
     for n in range(0, 1000, 7):       # the generator's number words are all read back
         g.set_text("x " + number_words(n) + " y", infer.Tokenizer(ALPHABET))
         assert [v for _, v in g.runs] == [n]
+
+
+class _StrOnly(infer.Tokenizer):
+    """The tokenizer with its ASCII fast path switched off: every request read character by character."""
+
+    def lower_ascii(self, text):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+                 st.text(max_size=60),
+                 st.sampled_from(["Set it to -5 AND 7", "wake me at 7:05 pm", "x -12-3 y", "KELVIN \u212a 3",
+                                  "d\u00e9j\u00e0 vu 20%", "\u0130stanbul 4", "'quoted' it's 9"])))
+def test_ascii_fast_path_reads_requests_like_the_character_path(text):
+    """ASCII requests are read as bytes (no string per character on MicroPython): ids, word spans and number
+    runs equal those of the character-by-character path, for any text (non-ASCII takes that path)."""
+    fast, slow = infer.Tokenizer(ALPHABET), _StrOnly(ALPHABET)
+    a, b = array("H", [0] * 96), array("H", [0] * 96)
+    assert fast.encode(text, a) == slow.encode(text, b) and list(a) == list(b)
+    g1, g2 = infer.Grammar({"fns": []}, []), infer.Grammar({"fns": []}, [])
+    g1.set_text(text, fast)
+    g2.set_text(text, slow)
+    assert (g1.starts, g1.stops, g1.runs) == (g2.starts, g2.stops, g2.runs)
+    if text.isascii():
+        assert fast.lower_ascii(text) is not None

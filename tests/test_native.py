@@ -322,7 +322,7 @@ QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "play some jaz
 def test_engine_on_native_kernels_matches_reference(cfg):
     m = rku.load(random_model(TOOLS, **cfg))
     eng = infer.Engine(m, native.tier())
-    assert eng.tier == "native"
+    assert eng.tier == "native" and eng.fused is not None     # each layer's step is one rk_layer call
     r = Reference(m)
     r.reset()
     eng._reset()
@@ -365,6 +365,50 @@ def test_bad_arguments_raise():
         N.wkv(*(array("i", [0]),) * 4, b"\x00", b"\x00", b"\x00" * 255, array("i", [0]))
     with pytest.raises(ValueError):
         native.tmv(b"\x00" * 8, 4, 10, np.full(10, 300))
+
+
+def _layer_args(d=10, f=20):
+    P = [bytes(d)] * 5 + [bytes(256), bytes(d)] + [bytes(d * (d // 5))] * 4 + [bytes(f * (d // 5)),
+                                                                             bytes(d * (f // 5))]
+    P += [100] * 6 + [8] * 6 + [False]
+    W = [array("b", [0] * d), array("b", [0] * d), array("i", [0] * d), array("b", [0] * d), array("b", [0] * d),
+         array("b", [0] * f)] + [array("i", [0] * d) for _ in range(4)] + [array("i", [0] * f)]
+    return array("i", [0] * d), P, W
+
+
+def test_layer_bad_arguments_raise():
+    h, P, W = _layer_args()
+    N.layer(h, tuple(P), tuple(W))                                 # well-formed: runs
+    with pytest.raises(ValueError):
+        N.layer(h, tuple(P[:-1]), tuple(W))                        # P needs 26 items
+    with pytest.raises(ValueError):
+        N.layer(h, P, W[:-1])                                      # W needs 11
+    bad = list(P)
+    bad[11] = bytes(10)                                            # Ck too short for f x d
+    with pytest.raises(ValueError):
+        N.layer(h, bad, W)
+    bad = list(P)
+    bad[19] = 0                                                    # S out of 1..62
+    with pytest.raises(ValueError):
+        N.layer(h, bad, W)
+    bad = list(W)
+    bad[2] = array("b", [0] * 10)                                  # the state holds int32
+    with pytest.raises(TypeError):
+        N.layer(h, P, bad)
+    with pytest.raises(ValueError):
+        N.layer(array("i", [0] * 11), P, W)                        # buffers shorter than h
+
+
+def test_copy_with_offset():
+    K = array("b", [0] * 12)
+    N.copy(array("b", [1, -2, 3]), K, 4)
+    assert list(K) == [0, 0, 0, 0, 1, -2, 3, 0, 0, 0, 0, 0]
+    N.copy(array("b", [5, 6, 7]), K, 9)
+    assert list(K[9:]) == [5, 6, 7]
+    with pytest.raises(ValueError):
+        N.copy(array("b", [5, 6, 7]), K, 10)                       # does not fit from off
+    kernels.PYTHON.copy(array("b", [9, 9]), K, 0)
+    assert list(K[:3]) == [9, 9, 0]
 
 
 def test_missing_extension_is_a_user_error(monkeypatch):

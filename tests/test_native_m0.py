@@ -160,6 +160,42 @@ def test_step_pieces_on_m0_match_reference(m0):
         assert (get32(ha) == ref.embed(row, M, S)).all()
 
 
+def _m0_engine(m0, model):
+    """The firmware engine whose fused layer step runs as rk_layer on the emulated Cortex-M0 (the other
+    kernels on the Python tier)."""
+    from rkfw import infer, kernels
+    funcs = {name: getattr(kernels.PYTHON, name) for name in kernels.NAMES}
+    funcs["layer"] = lambda h, P, W: E.layer(m0, P, W, h, count=False)
+    return infer.Engine(model, kernels.Tier("m0", funcs))
+
+
+@pytest.mark.parametrize("which", ["bundled", "random-fp4"])
+def test_layer_on_m0_matches_python_tier(m0, which):
+    """rk_layer (one call per layer, as the board module runs it) against the engine's step composed from the
+    Python tier's kernels: the same residual stream after every step and the same calls."""
+    import json
+
+    from reku.model.synth import random_model
+    from rkfw import infer, kernels, rku
+    if which == "bundled":
+        model = rku.load(paths.model_path("home").read_bytes())
+        queries = ["dim the bedroom to 30%", "play some jazz in the kitchen"]
+    else:
+        tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+        model = rku.load(random_model(tools, seed=5, d=40, f=80, layers=2, acts=["fp4", "i8"]))
+        queries = ["turn on the kitchen light"]
+    e1 = _m0_engine(m0, model)
+    e2 = infer.Engine(model, kernels.PYTHON)
+    assert e1.fused is not None and e2.fused is None
+    for t in (3, 17, 5, 40, 2):
+        e1.step(t)
+        e2.step(t)
+        assert list(e1.h) == list(e2.h) and list(e1.state[1]) == list(e2.state[1])
+    for q in queries:
+        assert e1.run(q) == e2.run(q), q
+        assert list(e1.h) == list(e2.h)
+
+
 def test_instruction_counter_counts(m0):
     """The counter the benchmark reports from: a bigger matrix costs proportionally more, cycles >= instructions."""
     rng = np.random.default_rng(0)

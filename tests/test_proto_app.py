@@ -451,3 +451,47 @@ def test_a_schema_too_big_for_info_is_read_with_schema_in_pieces(tmp_path):
     assert error_code(b.ask(proto.SCHEMA, 3, b"")) == proto.E_REQUEST
     b.app.model.schema_summary = lambda: small
     assert b.info()["model"]["schema"] == small
+
+
+# ---- garbage collection after the reply ------------------------------------------------------------------
+
+class _OneQueryLink:
+    """A link that delivers one QUERY frame, records what happens in order, then stops the serve loop."""
+    name = "test"
+
+    def __init__(self, log):
+        self.log = log
+        self.decoder = proto.Decoder()
+        self.frames = [frame(proto.QUERY, 3, b"turn on the kitchen light")]
+        self.reads = 0
+
+    def read(self):
+        self.reads += 1
+        if self.frames:
+            return self.frames.pop()
+        if (self.log and self.log[-1][0] == "collect") or self.reads > 5000:
+            raise KeyboardInterrupt         # ends serve() (it catches Exception, not this)
+        return b""                          # polled mid-inference and after the reply: quiet link
+
+    def write(self, data):
+        self.log.append(("write", decode(data)[0]))
+
+    def served(self):
+        pass
+
+    def flush(self):
+        pass
+
+
+def test_serve_collects_garbage_after_the_query_reply_not_before(tmp_path, monkeypatch):
+    """The query's latency holds no garbage collection: serve() collects once the reply is written."""
+    b = CpApp(tmp_path)
+    log = []
+    monkeypatch.setattr(A.gc, "collect", lambda: log.append(("collect",)))
+    with pytest.raises(KeyboardInterrupt):
+        A.serve(b.app, [_OneQueryLink(log)])
+    assert log == [("write", proto.QUERY | proto.REPLY), ("collect",)]
+    assert b.app.collect_due is False
+    # requests other than QUERY leave nothing to collect
+    b.ask(proto.PING, 4, b"x")
+    assert b.app.collect_due is False

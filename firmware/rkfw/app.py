@@ -129,6 +129,7 @@ class App:
         self.last = None            # duplicate cache of the link-less caller (tests, fuzzing)
         self.upload = None          # [size, sha256, offset, file, hash] while a MODEL upload runs
         self.reset_pending = False
+        self.collect_due = False    # a query's garbage, collected by serve() after the reply is written
         self.buf = bytearray(512)
         self.transports = ()
         self.status = None          # rkfw.status.Status on a board (main()): watchdog and LED
@@ -323,7 +324,6 @@ class App:
             text = payload.decode()
         except UnicodeError:
             return self.error(seq, proto.E_REQUEST, "query is not valid UTF-8")
-        gc.collect()
         t0 = port.ticks_us()
         calls, st = self.engine.run(text)
         us = port.ticks_diff(port.ticks_us(), t0)
@@ -337,6 +337,7 @@ class App:
         else:
             self.stats["no_calls"] += 1
         out = {"calls": calls, "us": us, "tokens_in": st["tokens_in"], "tokens_out": st["tokens_out"]}
+        self.collect_due = True       # serve() collects once the reply is written, off the query's latency
         return self.reply_json(proto.QUERY, seq, out)
 
     # ---- model upload: BEGIN, CHUNK..., COMMIT (or ABORT) --------------------------------------------
@@ -590,6 +591,9 @@ def serve(app, transports):
                         if st is not None:
                             st.done(app.stats["errors"] != errors)
                     t.served()
+                    if app.collect_due:
+                        app.collect_due = False
+                        gc.collect()
             except MemoryError:
                 gc.collect()
                 app.stats["errors"] += 1

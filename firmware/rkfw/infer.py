@@ -1,7 +1,6 @@
 # Board inference: character tokenizer, schema grammar (decoding that can only produce valid calls),
 # and the integer recurrent engine. Shared with the host: training builds its masks with this Grammar,
 # and the numpy reference (host/reku/model/reference.py) must give the same tokens as Engine.
-import gc
 from array import array
 
 from rkfw import kernels as _kernels
@@ -60,18 +59,39 @@ class Tokenizer:
         self.sep = len(alphabet) + 1
         self.n_in = len(alphabet) + 2
         self.word = word_chars(alphabet)
+        # ASCII requests (the usual case) are read as bytes through these tables: indexing a str makes a
+        # string per character (on MicroPython an interned-string lookup each), a bytes object does not.
+        self.ascii_id = array("H", [self.index.get(chr(o).lower(), 0) for o in range(128)])
+        self.ascii_word = bytearray([1 if self.is_word(chr(o)) else 0 for o in range(128)])
+
+    def lower_ascii(self, text):
+        """text lowercased as bytes when it is all ASCII (byte i is then character i); else None."""
+        try:
+            if len(text.encode()) != len(text):
+                return None
+        except UnicodeError:            # CPython: lone surrogates
+            return None
+        return text.lower().encode()
 
     def encode(self, text, ids):
         """Fill ids (array) with the ids of text's characters; returns how many (at most len(ids))."""
         n = min(len(text), len(ids))
+        b = self.lower_ascii(text)
+        if b is not None:
+            tab = self.ascii_id
+            for i in range(n):
+                ids[i] = tab[b[i]]
+            return n
         index = self.index
         for i in range(n):
             ids[i] = index.get(text[i].lower(), 0)
         return n
 
     def is_word(self, c):
-        c = c.lower()
-        return c in self.word or c not in self.index and c != " " and ord(c) > 127
+        """Word characters of the alphabet, and any non-ASCII character (ord of c itself: CPython lowercases
+        some characters to two, e.g. U+0130)."""
+        low = c.lower()
+        return low in self.word or low not in self.index and c != " " and ord(c) > 127
 
 
 def _int_range(lo, hi):
@@ -133,19 +153,25 @@ class Grammar:
         """The request (already truncated to what the model sees): word starts and stops for copying."""
         self.text = text
         n = len(text)
-        isw = [tok.is_word(c) for c in text]
+        b = tok.lower_ascii(text)       # character codes (bytes for ASCII text: no string per character)
+        if b is None:
+            b = [ord(c) for c in text]
+            isw = [tok.is_word(c) for c in text]
+        else:
+            wt = tok.ascii_word
+            isw = [wt[c] for c in b]
         self.starts = [i for i in range(n) if isw[i] and (i == 0 or not isw[i - 1])]
         self.stops = [i + 1 for i in range(n) if isw[i] and (i + 1 == n or not isw[i + 1])]
         self.runs = []          # (position, value) of each number: a run of digits or English number words
         i = 0
         while i < n:
-            if "0" <= text[i] <= "9":
+            if 48 <= b[i] <= 57:            # "0".."9"
                 j = i
-                while j < n and "0" <= text[j] <= "9":
+                while j < n and 48 <= b[j] <= 57:
                     j += 1
                 if j - i <= MAX_RUN:
                     v = int(text[i:j])
-                    if i > 0 and text[i - 1] == "-" and (i < 2 or not isw[i - 2]):
+                    if i > 0 and b[i - 1] == 45 and (i < 2 or not isw[i - 2]):     # "-"
                         v = -v
                     self.runs.append((i, v))
                 i = j
@@ -474,6 +500,21 @@ class Engine:
         self.q8 = zeros("b", dk)
         self.scores = zeros("i", (self.max_in + 1))
         self.ids = zeros("H", self.max_in)
+        # A tier with a fused layer kernel (native) runs each layer's step in one call: its parameters and
+        # buffers as fixed tuples (rk_layer's P and W). Models with low-rank corrections take the step below.
+        self.fused = None
+        fused = getattr(self.k, "layer", None)
+        if fused is not None and not self.lr:
+            self.fused = fused
+            self.lp = []
+            self.lw = []
+            for i in range(self.L):
+                mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]
+                Ws = (Wr, Wk, Wv, Wo, Ck, Cv)
+                self.lp.append(tuple([mu_r, mu_k, mu_v, w, u, self.sig, cmu] + [W.data for W in Ws] +
+                                     [W.M for W in Ws] + [W.S for W in Ws] + [fp4]))
+                self.lw.append((self.prev[i], self.prevc[i], self.state[i], self.x, self.xs, self.xf,
+                                self.r, self.kk, self.v, self.o, self.hf))
         # Called before every step (prefill and decode) when set: the app feeds its watchdog, drives the LED
         # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
         self.hook = None
@@ -520,20 +561,27 @@ class Engine:
             self.hook()
         k = self.k
         d = self.d
+        h = self.h
+        e = self.emb
+        if self.emb_t:
+            k.embed_t(e.data, tid * (d // 5), d, e.M, e.S, h)
+        else:
+            k.embed(e.data, tid * d, d, e.M, e.S, h)
+        fused = self.fused
+        if fused is not None:
+            lp = self.lp
+            lw = self.lw
+            for i in range(self.L):
+                fused(h, lp[i], lw[i])
+            return
         f = self.f
         # one name per line: MicroPython builds a tuple (48 bytes per step) for a, b, c, d = w, x, y, z
-        h = self.h
         x = self.x
         xs = self.xs
         r = self.r
         kk = self.kk
         v = self.v
         o = self.o
-        e = self.emb
-        if self.emb_t:
-            k.embed_t(e.data, tid * (d // 5), d, e.M, e.S, h)
-        else:
-            k.embed(e.data, tid * d, d, e.M, e.S, h)
         A = _kernels.A_LIM
         for i in range(self.L):
             mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]
@@ -572,16 +620,18 @@ class Engine:
     def _key(self, j):
         """Pointer key of input position j from the current residual stream."""
         k = self.k
-        d, dk = self.d, self.dk
+        dk = self.dk
         k.quant_i8(self.h, self.x)
-        self._tmv(self.pk, dk, d, self.x, self.q32)
+        if self.lr:
+            self._tmv(self.pk, dk, self.d, self.x, self.q32)
+        else:
+            k.tmv(self.pk.data, dk, self.d, self.x, self.q32)
         k.quant_i8(self.q32, self.q8)
-        K, q8, o = self.K, self.q8, j * dk
-        for c in range(dk):
-            K[o + c] = q8[c]
+        k.copy(self.q8, self.K, j * dk)
 
     def run(self, text):
-        gc.collect()
+        """Calls for one request (and token counts). Allocates only per request (the strings of the calls),
+        nothing per step; the app collects garbage after the reply is out (rkfw.app), not here."""
         k = self.k
         tok = self.tok
         n = tok.encode(text, self.ids)

@@ -131,9 +131,14 @@ def shift(x, prev, mu, out):
         out[i] = p + (((x[i] - p) * mu[i] + 128) >> 8)
 
 
-def copy(src, dst):
-    for i in range(len(dst)):
-        dst[i] = src[i]
+def copy(src, dst, off=-1):
+    """dst[:] = src[:len(dst)]; with off: dst[off:off+len(src)] = src (a key row into the engine's K)."""
+    if off < 0:
+        for i in range(len(dst)):
+            dst[i] = src[i]
+    else:
+        for i in range(len(src)):
+            dst[off + i] = src[i]
 
 
 def requant(y, n, M, S, lo, hi):
@@ -237,7 +242,7 @@ def _select():
     g = globals()
     try:
         import rkernel
-        for name in NAMES:
+        for name in NAMES + OPTIONAL:
             f = getattr(rkernel, name, None)
             if f is not None:
                 g[name] = f
@@ -259,6 +264,10 @@ def _select():
 
 NAMES = ("tmv", "quant_i8", "quant_fp4", "shift", "copy", "requant", "wkv", "square", "add", "embed", "embed_t",
          "dot_rows")
+# Kernels only some tiers have (None elsewhere): layer(h, P, W) runs a whole layer's step in one call (the
+# native module; rk_layer in modules/rkernel/rk_core.c), the same kernel sequence as rkfw.infer.Engine.step.
+OPTIONAL = ("layer",)
+layer = None
 
 
 class Tier:
@@ -268,6 +277,8 @@ class Tier:
         self.TIER = name
         for k in NAMES:
             setattr(self, k, funcs[k])
+        for k in OPTIONAL:
+            setattr(self, k, funcs.get(k))
 
 
 PYTHON = {"tmv": tmv, "quant_i8": quant_i8, "quant_fp4": quant_fp4, "shift": shift, "copy": copy,

@@ -97,6 +97,7 @@ def tier():
     from rkfw import kernels
     m = raw()
     funcs = {name: getattr(m, name) for name in kernels.NAMES}
+    funcs["layer"] = m.layer           # one layer's step in one call (rk_layer), as on the boards
     funcs["tmv"] = m.tmv_host          # same arguments and results as rk_tmv; the host fast path
     return kernels.Tier("native", funcs)
 

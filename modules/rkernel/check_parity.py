@@ -142,6 +142,11 @@ def check_step_pieces(nat, rng):
         c = array("b", [0] * size)
         nat.copy(x, c)
         same(c, x, "copy")
+        c1 = array("b", [7] * (size + 9))
+        c2 = array("b", [7] * (size + 9))
+        nat.copy(x, c1, 5)
+        PY.copy(x, c2, 5)
+        same(c1, c2, "copy at an offset")
         # requant: model range (32-bit path) and large values (64-bit path)
         for ylim, M, S in ((1 << 16, 9636, 14), (1 << 16, 16383, 30), (1 << 24, 1 << 20, 20),
                            ((1 << 31) - 1, (1 << 31) - 1, 40), (1 << 15, -12345, 7), (1 << 20, 3, 1)):
@@ -228,9 +233,11 @@ def check_engine(nat, model_path):
     funcs = {}
     for name in kernels.NAMES:
         funcs[name] = getattr(nat, name)
+    funcs["layer"] = nat.layer
     tn = kernels.Tier("native", funcs)
-    e1 = infer.Engine(m, tn)
-    e2 = infer.Engine(m, PY)
+    e1 = infer.Engine(m, tn)          # each layer's step in one native call (rk_layer)
+    e2 = infer.Engine(m, PY)          # the same step composed from the Python tier's kernels
+    assert e1.fused is not None and e2.fused is None
     n = 0
     for q in QUERIES:
         c1 = e1.run(q)[0]

@@ -426,12 +426,14 @@ fail:
     return NULL;
 }
 
-/* copy(src, dst): dst[i] = src[i] for i < len(dst) (same item size). */
+/* copy(src, dst[, off]): dst[i] = src[i] for i < len(dst); with off >= 0: dst[off + i] = src[i] for
+ * i < len(src) (same item size). */
 static PyObject *py_copy(PyObject *self, PyObject *args) {
     PyObject *os, *od;
     Py_buffer s, d;
+    Py_ssize_t off = -1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OO", &os, &od)) {
+    if (!PyArg_ParseTuple(args, "OO|n", &os, &od, &off)) {
         return NULL;
     }
     if (PyObject_GetBuffer(os, &s, PyBUF_C_CONTIGUOUS) < 0) {
@@ -441,13 +443,18 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
         PyBuffer_Release(&s);
         return NULL;
     }
-    if (s.itemsize != d.itemsize || s.len < d.len) {
-        PyErr_SetString(PyExc_ValueError, "copy: src must have dst's item size and at least its length");
+    if (s.itemsize != d.itemsize || (off < 0 ? s.len < d.len : off * d.itemsize + s.len > d.len)) {
+        PyErr_SetString(PyExc_ValueError, off < 0 ? "copy: src must have dst's item size and at least its length"
+            : "copy: src must have dst's item size and fit in dst from off");
         PyBuffer_Release(&s);
         PyBuffer_Release(&d);
         return NULL;
     }
-    memmove(d.buf, s.buf, (size_t)d.len);
+    if (off < 0) {
+        memmove(d.buf, s.buf, (size_t)d.len);
+    } else {
+        memmove((char *)d.buf + off * d.itemsize, s.buf, (size_t)s.len);
+    }
     PyBuffer_Release(&s);
     PyBuffer_Release(&d);
     Py_RETURN_NONE;
@@ -653,12 +660,128 @@ static PyObject *py_tl_build(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* layer(h, P, W[, scratch]): one layer's step (rk_layer), as the MicroPython module's layer (mod_rkernel.c).
+ * P = (mu_r, mu_k, mu_v, w, u, sig, cmu, Wr, Wk, Wv, Wo, Ck, Cv, M0..M5, S0..S5, fp4), W = (prev, prevc,
+ * state, x, xs, xf, r, k, v, o, hf); d = len(h), f = len(hf). The optional scratch is accepted and ignored. */
+static PyObject *py_layer(PyObject *self, PyObject *args) {
+    /* item size, writable, length (0: d, 1: f, 2: 256) of W[0..10], h, then P[0..6] */
+    static const int wsz[11] = {1, 1, 4, 1, 1, 1, 4, 4, 4, 4, 4}, wlen[11] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+    static const int plen[7] = {0, 0, 0, 0, 0, 2, 0};
+    static int32_t scratch[RK_TMV_SCRATCH_BYTES / 4];
+    PyObject *oh, *oP, *oW, *os = NULL, *P = NULL, *W = NULL;
+    Py_buffer v[25];
+    void *ptr[25];
+    Py_ssize_t n[25], d, f;
+    int nb = 0, i;
+    rk_layer_t p;
+    rk_work_t w;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOO|O", &oh, &oP, &oW, &os)) {
+        return NULL;
+    }
+    P = PySequence_Fast(oP, "layer: P must be a sequence");
+    W = P ? PySequence_Fast(oW, "layer: W must be a sequence") : NULL;
+    if (W == NULL) {
+        goto fail;
+    }
+    if (PySequence_Fast_GET_SIZE(P) != 26 || PySequence_Fast_GET_SIZE(W) != 11) {
+        PyErr_SetString(PyExc_ValueError, "layer: P needs 26 items, W 11");
+        goto fail;
+    }
+    for (i = 0; i < 25; i++) {
+        /* 0..10: W, 11: h, 12..18: P[0..6], 19..24: P[7..12] (matrices) */
+        PyObject *o = i < 11 ? PySequence_Fast_GET_ITEM(W, i) : i == 11 ? oh : PySequence_Fast_GET_ITEM(P, i - 12);
+        int isz = i < 11 ? wsz[i] : i == 11 ? 4 : 1;
+        int wr = i <= 11;
+        if (PyObject_GetBuffer(o, &v[nb], PyBUF_C_CONTIGUOUS | (wr ? PyBUF_WRITABLE : 0)) < 0) {
+            goto fail;
+        }
+        nb++;
+        if (v[i].itemsize != isz) {
+            PyErr_Format(PyExc_TypeError, "layer: item %d needs %d-byte items", i, isz);
+            goto fail;
+        }
+        ptr[i] = v[i].buf;
+        n[i] = v[i].len / isz;
+    }
+    d = n[11];
+    f = n[10];
+    if (d > 65535 || f > 65535) {
+        PyErr_SetString(PyExc_ValueError, "layer: bad shape");
+        goto fail;
+    }
+    for (i = 0; i < 11; i++) {
+        if (rk_need(n[i], wlen[i] ? f : d, "layer W") < 0) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < 7; i++) {
+        if (rk_need(n[12 + i], plen[i] == 2 ? 256 : d, "layer P") < 0) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < 6; i++) {
+        Py_ssize_t R = i == 4 ? f : d, C = i == 5 ? f : d;
+        long M = PyLong_AsLong(PySequence_Fast_GET_ITEM(P, 13 + i));
+        long S = PyLong_AsLong(PySequence_Fast_GET_ITEM(P, 19 + i));
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+        if (S < 1 || S > 62) {
+            PyErr_SetString(PyExc_ValueError, "layer: bad S");
+            goto fail;
+        }
+        if (rk_need(n[19 + i], R * rk_row_bytes((int)C), "layer matrix") < 0) {
+            goto fail;
+        }
+        p.W[i] = ptr[19 + i];
+        p.M[i] = (int32_t)M;
+        p.S[i] = (int32_t)S;
+    }
+    if ((i = PyObject_IsTrue(PySequence_Fast_GET_ITEM(P, 25))) < 0) {
+        goto fail;
+    }
+    p.fp4 = i;
+    p.mu_r = ptr[12];
+    p.mu_k = ptr[13];
+    p.mu_v = ptr[14];
+    p.w = ptr[15];
+    p.u = ptr[16];
+    p.sig = ptr[17];
+    p.cmu = ptr[18];
+    w.prev = ptr[0];
+    w.prevc = ptr[1];
+    w.state = ptr[2];
+    w.x = ptr[3];
+    w.xs = ptr[4];
+    w.xf = ptr[5];
+    w.r = ptr[6];
+    w.k = ptr[7];
+    w.v = ptr[8];
+    w.o = ptr[9];
+    w.hf = ptr[10];
+    rk_layer(&p, &w, ptr[11], (int)d, (int)f, scratch);
+    while (nb > 0) {
+        PyBuffer_Release(&v[--nb]);
+    }
+    Py_DECREF(P);
+    Py_DECREF(W);
+    Py_RETURN_NONE;
+fail:
+    while (nb > 0) {
+        PyBuffer_Release(&v[--nb]);
+    }
+    Py_XDECREF(P);
+    Py_XDECREF(W);
+    return NULL;
+}
+
 static PyMethodDef rk_methods[] = {
     {"tmv", py_tmv, METH_VARARGS, "tmv(w, R, C, x, y[, scratch]): y = W @ x for packed ternary W (R x C), int8 x, int32 y."},
     {"quant_i8", py_quant_i8, METH_VARARGS, "quant_i8(h, x) -> amax: int32 h to int8 x (absmax, 127 levels)."},
     {"quant_fp4", py_quant_fp4, METH_VARARGS, "quant_fp4(h, x) -> amax: int32 h to FP4 values (as int8) in x."},
     {"shift", py_shift, METH_VARARGS, "shift(x, prev, mu, out): token shift, out = prev + (((x-prev)*mu) >> 8)."},
-    {"copy", py_copy, METH_VARARGS, "copy(src, dst): dst[:] = src[:len(dst)]."},
+    {"copy", py_copy, METH_VARARGS, "copy(src, dst[, off]): dst[:] = src[:len(dst)]; with off: dst[off:off+len(src)] = src."},
     {"requant", py_requant, METH_VARARGS, "requant(y, n, M, S, lo, hi): y = clamp((y*M + 2**(S-1)) >> S)."},
     {"wkv", py_wkv, METH_VARARGS, "wkv(r, k, v, s, w, u, sig, out): time-mixing recurrence, s in place."},
     {"square", py_square, METH_VARARGS, "square(k, n): k = (k*k) >> 8."},
@@ -666,6 +789,7 @@ static PyMethodDef rk_methods[] = {
     {"embed_t", py_embed_t, METH_VARARGS, "embed_t(w, off, n, M, S, h): one ternary embedding row into Q8."},
     {"embed", py_embed, METH_VARARGS, "embed(e, off, n, M, S, h): one int8 embedding row into Q8."},
     {"dot_rows", py_dot_rows, METH_VARARGS, "dot_rows(K, n, dk, q, out): out[j] = K[j] . q (int8)."},
+    {"layer", py_layer, METH_VARARGS, "layer(h, P, W[, scratch]): one layer's whole step (rk_layer), h in place."},
     {"tl_build", py_tl_build, METH_VARARGS, "tl_build(x5, t): lookup table of one group of 5 inputs."},
     {"tmv_i8", py_tmv_i8, METH_VARARGS, "tmv_i8(w, R, C, x, y): baseline int8 kernel (w = R*C int8)."},
     {"tmv_i8_scalar", py_tmv_i8_scalar, METH_VARARGS, "tmv_i8_scalar(w, R, C, x, y): same, not vectorized."},

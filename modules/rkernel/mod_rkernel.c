@@ -3,8 +3,9 @@
  *
  * Same functions and arguments as firmware/rkfw/kernels.py, which imports this module when present:
  *   tmv(w, R, C, x, y[, scratch])  quant_i8(h, x) -> amax  quant_fp4(h, x) -> amax  shift(x, prev, mu, out)
- *   copy(src, dst)  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
+ *   copy(src, dst[, off])  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
  *   embed(e, off, n, M, S, h)  embed_t(w, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
+ *   layer(h, P, W[, scratch])  (one layer's whole step, see rk_layer in rk_core.h)
  * Buffers: weights/bytes any buffer (bytes, bytearray, memoryview into a ROMFS file, array); int8 vectors
  * array('b') (or any 1-byte buffer); int32 vectors array('i').
  * tmv's lookup tables need RK_TMV_SCRATCH_BYTES (7808 on microcontrollers) of scratch, allocated once: in
@@ -139,22 +140,34 @@ static mp_obj_t rkm_shift(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_shift_obj, 4, 4, rkm_shift);
 
-/* copy(src, dst): dst[i] = src[i] for i < len(dst) */
-static mp_obj_t rkm_copy(mp_obj_t src_in, mp_obj_t dst_in) {
+/* copy(src, dst[, off]): dst[i] = src[i] for i < len(dst); with off >= 0: dst[off + i] = src[i] for
+ * i < len(src) */
+static mp_obj_t rkm_copy(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t s, d;
-    size_t i;
-    mp_get_buffer_raise(src_in, &s, MP_BUFFER_READ);
-    mp_get_buffer_raise(dst_in, &d, MP_BUFFER_WRITE);
-    if (rkm_itemsize(s.typecode) != rkm_itemsize(d.typecode)) {
+    size_t i, isz, n;
+    mp_int_t off = n_args > 2 ? mp_obj_get_int(args[2]) : -1;
+    uint8_t *dst;
+    mp_get_buffer_raise(args[0], &s, MP_BUFFER_READ);
+    mp_get_buffer_raise(args[1], &d, MP_BUFFER_WRITE);
+    isz = rkm_itemsize(s.typecode);
+    if (isz != rkm_itemsize(d.typecode)) {
         mp_raise_TypeError(MP_ERROR_TEXT("rkernel.copy: item sizes differ"));
     }
-    rkm_need(s.len, d.len);
-    for (i = 0; i < d.len; i++) {
-        ((uint8_t *)d.buf)[i] = ((const uint8_t *)s.buf)[i];
+    if (off < 0) {
+        rkm_need(s.len, d.len);
+        n = d.len;
+        dst = d.buf;
+    } else {
+        rkm_need(d.len, (size_t)off * isz + s.len);
+        n = s.len;
+        dst = (uint8_t *)d.buf + (size_t)off * isz;
+    }
+    for (i = 0; i < n; i++) {
+        dst[i] = ((const uint8_t *)s.buf)[i];
     }
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_2(rkm_copy_obj, rkm_copy);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_copy_obj, 2, 3, rkm_copy);
 
 /* requant(y, n, M, S, lo, hi) */
 static mp_obj_t rkm_requant(size_t n_args, const mp_obj_t *args) {
@@ -263,6 +276,76 @@ static mp_obj_t rkm_dot_rows(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_dot_rows_obj, 5, 5, rkm_dot_rows);
 
+/* layer(h, P, W[, scratch]): one layer's step (rk_layer), h int32 of d, in place.
+ * P = (mu_r, mu_k, mu_v, w, u, sig, cmu, Wr, Wk, Wv, Wo, Ck, Cv, M0..M5, S0..S5, fp4)  (26 items)
+ * W = (prev, prevc, state, x, xs, xf, r, k, v, o, hf)  (11 items; f = len(hf)) */
+static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
+    mp_buffer_info_t b;
+    rk_layer_t p;
+    rk_work_t w;
+    size_t np, nw, i, d, f;
+    mp_obj_t *P, *W;
+    int32_t *scratch;
+    static const uint8_t wrows[6] = {0, 0, 0, 0, 1, 0}, wcols[6] = {0, 0, 0, 0, 0, 1};  /* 1: f, 0: d */
+    d = rkm_buf(args[0], &b, MP_BUFFER_RW, 4);
+    int32_t *h = b.buf;
+    mp_obj_get_array(args[1], &np, &P);
+    mp_obj_get_array(args[2], &nw, &W);
+    if (np != 26 || nw != 11) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.layer: P needs 26 items, W 11"));
+    }
+    f = rkm_buf(W[10], &b, MP_BUFFER_WRITE, 4);
+    w.hf = b.buf;
+    rkm_need(rkm_buf(W[0], &b, MP_BUFFER_RW, 1), d); w.prev = b.buf;
+    rkm_need(rkm_buf(W[1], &b, MP_BUFFER_RW, 1), d); w.prevc = b.buf;
+    rkm_need(rkm_buf(W[2], &b, MP_BUFFER_RW, 4), d); w.state = b.buf;
+    rkm_need(rkm_buf(W[3], &b, MP_BUFFER_WRITE, 1), d); w.x = b.buf;
+    rkm_need(rkm_buf(W[4], &b, MP_BUFFER_WRITE, 1), d); w.xs = b.buf;
+    rkm_need(rkm_buf(W[5], &b, MP_BUFFER_WRITE, 1), f); w.xf = b.buf;
+    rkm_need(rkm_buf(W[6], &b, MP_BUFFER_WRITE, 4), d); w.r = b.buf;
+    rkm_need(rkm_buf(W[7], &b, MP_BUFFER_WRITE, 4), d); w.k = b.buf;
+    rkm_need(rkm_buf(W[8], &b, MP_BUFFER_WRITE, 4), d); w.v = b.buf;
+    rkm_need(rkm_buf(W[9], &b, MP_BUFFER_WRITE, 4), d); w.o = b.buf;
+    rkm_need(rkm_buf(P[0], &b, MP_BUFFER_READ, 1), d); p.mu_r = b.buf;
+    rkm_need(rkm_buf(P[1], &b, MP_BUFFER_READ, 1), d); p.mu_k = b.buf;
+    rkm_need(rkm_buf(P[2], &b, MP_BUFFER_READ, 1), d); p.mu_v = b.buf;
+    rkm_need(rkm_buf(P[3], &b, MP_BUFFER_READ, 1), d); p.w = b.buf;
+    rkm_need(rkm_buf(P[4], &b, MP_BUFFER_READ, 1), d); p.u = b.buf;
+    rkm_need(rkm_buf(P[5], &b, MP_BUFFER_READ, 1), 256); p.sig = b.buf;
+    rkm_need(rkm_buf(P[6], &b, MP_BUFFER_READ, 1), d); p.cmu = b.buf;
+    if (d > 65535 || f > 65535) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.layer: bad shape"));
+    }
+    for (i = 0; i < 6; i++) {
+        size_t R = wrows[i] ? f : d, C = wcols[i] ? f : d;
+        mp_int_t S = mp_obj_get_int(P[19 + i]);
+        rkm_need(rkm_buf(P[7 + i], &b, MP_BUFFER_READ, 1), R * (size_t)rk_row_bytes((int)C));
+        p.W[i] = b.buf;
+        p.M[i] = (int32_t)mp_obj_get_int(P[13 + i]);
+        if (S < 1 || S > 62) {
+            mp_raise_ValueError(MP_ERROR_TEXT("rkernel.layer: bad S"));
+        }
+        p.S[i] = (int32_t)S;
+    }
+    p.fp4 = mp_obj_is_true(P[25]);
+    if (n_args > 3) {
+        mp_get_buffer_raise(args[3], &b, MP_BUFFER_WRITE);
+        rkm_need(b.len, RK_TMV_SCRATCH_BYTES + 3);
+        scratch = (int32_t *)(((uintptr_t)b.buf + 3) & ~(uintptr_t)3);
+        rk_layer(&p, &w, h, (int)d, (int)f, scratch);
+    } else {
+        #ifdef RKM_SCRATCH_PER_CALL
+        scratch = m_new(int32_t, RK_TMV_SCRATCH_BYTES / 4);
+        rk_layer(&p, &w, h, (int)d, (int)f, scratch);
+        m_del(int32_t, scratch, RK_TMV_SCRATCH_BYTES / 4);
+        #else
+        rk_layer(&p, &w, h, (int)d, (int)f, rkm_scratch());
+        #endif
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_layer_obj, 3, 4, rkm_layer);
+
 #if MICROPY_ENABLE_DYNRUNTIME
 
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -279,6 +362,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_embed, MP_OBJ_FROM_PTR(&rkm_embed_obj));
     mp_store_global(MP_QSTR_embed_t, MP_OBJ_FROM_PTR(&rkm_embed_t_obj));
     mp_store_global(MP_QSTR_dot_rows, MP_OBJ_FROM_PTR(&rkm_dot_rows_obj));
+    mp_store_global(MP_QSTR_layer, MP_OBJ_FROM_PTR(&rkm_layer_obj));
     mp_store_global(MP_QSTR_SCRATCH_BYTES, MP_OBJ_NEW_SMALL_INT(RK_TMV_SCRATCH_BYTES + 3));
     MP_DYNRUNTIME_INIT_EXIT
 }
@@ -302,6 +386,7 @@ static const mp_rom_map_elem_t rkm_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_embed), MP_ROM_PTR(&rkm_embed_obj) },
     { MP_ROM_QSTR(MP_QSTR_embed_t), MP_ROM_PTR(&rkm_embed_t_obj) },
     { MP_ROM_QSTR(MP_QSTR_dot_rows), MP_ROM_PTR(&rkm_dot_rows_obj) },
+    { MP_ROM_QSTR(MP_QSTR_layer), MP_ROM_PTR(&rkm_layer_obj) },
     { MP_ROM_QSTR(MP_QSTR_SCRATCH_BYTES), MP_ROM_INT(RK_TMV_SCRATCH_BYTES + 3) },
 };
 static MP_DEFINE_CONST_DICT(rkm_globals, rkm_globals_table);

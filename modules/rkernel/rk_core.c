@@ -431,6 +431,27 @@ int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
         return 0;
     }
     rk_qdiv_init(&d, amax, 127);
+    if (d.R) {
+        /* rk_qdiv inlined with its constants in registers (gcc keeps neither otherwise on Cortex-M0):
+         * |v| = (v + s) ^ s and back (q ^ s) - s, with s = v >> 31 */
+        const uint32_t A = d.amax, half = d.half, R = d.R;
+        for (j = 0; j < n; j++) {
+            int32_t v = h[j];
+            int32_t s = v >> 31;
+            uint32_t m = (uint32_t)((v + s) ^ s);
+            uint32_t q = (m * R) >> 25;
+            uint32_t r = m * 127u + half - q * A;
+            if (r >= A) {
+                r -= A;
+                q++;
+                if (r >= A) {
+                    q++;
+                }
+            }
+            x[j] = (int8_t)(((int32_t)q ^ s) - s);
+        }
+        return amax;
+    }
     for (j = 0; j < n; j++) {
         int32_t v = h[j];
         int32_t q = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
@@ -611,4 +632,44 @@ void rk_dot_rows(const int8_t *K, int n, int dk, const int8_t *q, int32_t *out) 
         }
         out[j] = acc;
     }
+}
+
+/* dst[i] = src[i] (a loop, not memcpy: the board builds link no C library) */
+static void rk_copy8(const int8_t *src, int8_t *dst, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        dst[i] = src[i];
+    }
+}
+
+void rk_layer(const rk_layer_t *p, const rk_work_t *s, int32_t *h, int d, int f, int32_t *scratch) {
+    int32_t (*quant)(const int32_t *, int, int8_t *) = p->fp4 ? rk_quant_fp4 : rk_quant_i8;
+    /* time mixing */
+    quant(h, d, s->x);
+    rk_shift(s->x, s->prev, p->mu_r, s->xs, d);
+    rk_tmv(p->W[0], d, d, s->xs, s->r, scratch);
+    rk_requant(s->r, d, p->M[0], (int)p->S[0], -RK_A_LIM, RK_A_LIM);
+    rk_shift(s->x, s->prev, p->mu_k, s->xs, d);
+    rk_tmv(p->W[1], d, d, s->xs, s->k, scratch);
+    rk_requant(s->k, d, p->M[1], (int)p->S[1], -RK_A_LIM, RK_A_LIM);
+    rk_shift(s->x, s->prev, p->mu_v, s->xs, d);
+    rk_tmv(p->W[2], d, d, s->xs, s->v, scratch);
+    rk_requant(s->v, d, p->M[2], (int)p->S[2], -RK_A_LIM, RK_A_LIM);
+    rk_copy8(s->x, s->prev, d);
+    rk_wkv(s->r, s->k, s->v, s->state, p->w, p->u, p->sig, s->o, d);
+    quant(s->o, d, s->x);
+    rk_tmv(p->W[3], d, d, s->x, s->o, scratch);
+    rk_requant(s->o, d, p->M[3], (int)p->S[3], -RK_H_LIM, RK_H_LIM);
+    rk_add(h, s->o, d);
+    /* channel mixing */
+    quant(h, d, s->x);
+    rk_shift(s->x, s->prevc, p->cmu, s->xs, d);
+    rk_copy8(s->x, s->prevc, d);
+    rk_tmv(p->W[4], f, d, s->xs, s->hf, scratch);
+    rk_requant(s->hf, f, p->M[4], (int)p->S[4], 0, RK_A_LIM);
+    rk_square(s->hf, f);
+    quant(s->hf, f, s->xf);
+    rk_tmv(p->W[5], d, f, s->xf, s->o, scratch);
+    rk_requant(s->o, d, p->M[5], (int)p->S[5], -RK_H_LIM, RK_H_LIM);
+    rk_add(h, s->o, d);
 }

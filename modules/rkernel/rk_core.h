@@ -111,6 +111,28 @@ void rk_embed_t(const uint8_t *w, int n, int32_t M, int S, int32_t *h);
 /* out[j] = sum_c K[j*dk + c] * q[c] for j < n (int8 K, q). */
 void rk_dot_rows(const int8_t *K, int n, int dk, const int8_t *q, int32_t *out);
 
+/* One recurrent layer's step (time mixing, then channel mixing) as one call: the same kernel sequence, on
+ * the same buffers, as the engine's step in firmware/rkfw/infer.py, so a board pays one interpreter call per
+ * layer instead of about 25. W[0..5] = Wr, Wk, Wv, Wo, Ck, Cv (packed ternary) with requant scales M[i]/2**S[i];
+ * fp4 selects the activation quantizer. The caller keeps the state (prev, prevc, state) and the scratch. */
+typedef struct {
+    const uint8_t *mu_r, *mu_k, *mu_v, *w, *u, *sig, *cmu;
+    const uint8_t *W[6];
+    int32_t M[6];
+    int32_t S[6];
+    int32_t fp4;
+} rk_layer_t;
+
+typedef struct {
+    int8_t *prev, *prevc;
+    int32_t *state;
+    int8_t *x, *xs, *xf;       /* d, d, f */
+    int32_t *r, *k, *v, *o, *hf;  /* d, d, d, d, f */
+} rk_work_t;
+
+/* h (d int32, Q8) in place; needs 1 <= S[i] <= 62. scratch: as rk_tmv. */
+void rk_layer(const rk_layer_t *p, const rk_work_t *s, int32_t *h, int d, int f, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif
