@@ -36,6 +36,8 @@ from reku.client import Client
 from reku.sim import VirtualBoard, available_runtimes, micropython_mjs
 from rkfw import infer, rku
 
+HERE = Path(__file__).resolve().parent
+
 MODEL = paths.SKILLS / "home" / "model.rku"
 QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "play some jazz in the kitchen",
            "set a timer for 10 minutes for pasta", "set an alarm for 7:30", "lock the front door",
@@ -46,7 +48,7 @@ HEAP_RUNNER = r'''
 import fs from "fs";
 import path from "path";
 import { pathToFileURL } from "url";
-const [mpPath, fwDir, modelFile, profileFile, queriesFile] = process.argv.slice(2);
+const [mpPath, fwDir, modelFile, profileFile, queriesFile, probeFile] = process.argv.slice(2);
 const { loadMicroPython } = await import(pathToFileURL(mpPath).href);
 let out = "";
 const mp = await loadMicroPython({ linebuffer: true,
@@ -63,58 +65,8 @@ copyIn(fwDir, "/board");
 mp.FS.writeFile("/board/model.rku", fs.readFileSync(modelFile));
 mp.FS.writeFile("/board/board.json", fs.readFileSync(profileFile));
 mp.FS.writeFile("/board/queries.json", fs.readFileSync(queriesFile));
-const code = `
-import gc, os, sys, json
-os.chdir('/board')
-sys.path.insert(0, '/board')
-gc.collect()
-res = {"start": gc.mem_alloc()}
-stages = []
-def stage(name):
-    gc.collect()
-    stages.append([name, gc.mem_alloc()])
-try:
-    from rkfw import app, boards, proto
-    stage("firmware code imported (rkfw.app, boards, proto, port)")
-    a = app.App(boards.load('board.json'), {})
-    stage("App constructed (profile, config, buffers)")
-    from rkfw import rku, infer, kernels
-    stage("inference code imported (rkfw.rku, infer, kernels)")
-    f = open('model.rku', 'rb')
-    buf = f.read()
-    f.close()
-    stage("model file read into RAM")
-    m = rku.load(buf)
-    stage("model parsed (rku.load)")
-    e = infer.Engine(m)
-    stage("engine built (state, buffers, grammar)")
-    a.model, a.engine, a.model_path, a.model_error = m, e, "model.rku", None
-    m = e = buf = None
-    gc.collect()
-    res["resident"] = gc.mem_alloc()
-    res["stages"] = stages
-    res["model_error"] = a.model_error
-    qs = json.load(open('queries.json'))
-    ok = 0
-    per = []
-    if a.engine is not None:
-        for i in range(len(qs)):
-            payload = qs[i].encode()
-            gc.collect()
-            gc.disable()
-            a0 = gc.mem_alloc()
-            reply = a.handle((proto.QUERY, i + 1, payload))
-            per.append(gc.mem_alloc() - a0)
-            gc.enable()
-            ev = proto.Decoder().feed(reply)
-            if ev and isinstance(ev[0], tuple) and ev[0][0] == proto.QUERY | proto.REPLY:
-                ok += 1
-    res["answered"] = ok
-    res["query_alloc"] = per
-except MemoryError as e:
-    res["error"] = "MemoryError: %s" % e
-print("RESULT " + json.dumps(res))
-`;
+mp.FS.writeFile("/board/heap_probe.py", fs.readFileSync(probeFile));
+const code = "import os, sys\nos.chdir('/board')\nsys.path.insert(0, '/board')\nimport heap_probe\n";
 try { mp.runPython(code); }
 catch (e) { out += "RESULT " + JSON.stringify({ error: String(e.message || e).split("\n").slice(-2).join(" ") }) + "\n"; }
 process.stdout.write(out);
@@ -200,7 +152,7 @@ def heap(queries, mpy=False):
         qfile = Path(tmp) / "queries.json"
         qfile.write_text(json.dumps(queries))
         cmd = ["node", str(runner), str(micropython_mjs()), str(fw), str(MODEL),
-               str(paths.BOARDS / "pico.json"), str(qfile)]
+               str(paths.BOARDS / "pico.json"), str(qfile), str(HERE / "heap_probe.py")]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:
@@ -224,11 +176,51 @@ def heap(queries, mpy=False):
                       "the peak during a query lies between resident and resident + that (the upper bound)"}
 
 
+def heap_on(port, natmod=None, queries=None):
+    """The same heap probe on a MicroPython device (a board, or MicroPython's qemu port on a pty) through
+    `mpremote mount`: firmware as .mpy, the bundled model, the pico profile, and the native module `natmod`
+    (an rkernel.mpy for the device's ARCH) when given. The figures include what mpremote's mount machinery
+    holds on the device's heap (its "start")."""
+    import shutil
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        mpy_firmware(d / "lib")
+        if natmod:
+            shutil.copyfile(natmod, d / "lib" / "rkernel.mpy")
+        shutil.copyfile(MODEL, d / "model.rku")
+        shutil.copyfile(paths.BOARDS / "pico.json", d / "board.json")
+        (d / "queries.json").write_text(json.dumps(queries or QUERIES))
+        shutil.copyfile(HERE / "heap_probe.py", d / "heap_probe.py")
+        r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, "mount", str(d), "exec",
+                            "import sys; sys.path.insert(0, '/remote/lib'); sys.path.insert(0, '/remote'); import heap_probe"],
+                           capture_output=True, text=True, timeout=900)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit("heap measurement on %s failed: %s" % (port, (r.stdout + r.stderr)[-500:]))
+    h = json.loads(lines[-1][7:])
+    prev = h["start"]
+    for name, alloc in h.get("stages", []):
+        print("  %8d B  (+%6d above the previous stage)  %s" % (alloc - h["start"], alloc - prev, name))
+        prev = alloc
+    if "resident" in h:
+        qa = max(h["query_alloc"])
+        print("  tier %s; resident %d B above the start (%d B at the start); a query allocates up to %d B; "
+              "peak upper bound %d B above the start" % (h["tier"], h["resident"] - h["start"], h["start"], qa,
+                                                        h["resident"] - h["start"] + qa))
+    return h
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(paths.ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--heap-on", metavar="PORT", help="only the heap probe, on the MicroPython device at PORT "
+                    "(mpremote), e.g. MicroPython's qemu port on /dev/pts/N; prints, writes nothing")
+    ap.add_argument("--natmod", help="with --heap-on: an rkernel.mpy for the device's ARCH to load")
     args = ap.parse_args()
+    if args.heap_on:
+        heap_on(args.heap_on, args.natmod)
+        return
     queries = QUERIES[:4] if args.quick else QUERIES
     rounds = 1 if args.quick else 3
     res = {"name": "board", "command": "python benchmarks/bench_board.py --out benchmarks/results"
