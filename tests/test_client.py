@@ -113,7 +113,9 @@ class DropFirstReply:
 def test_lost_replies_are_resent_by_the_board_from_its_cache(runtime, tmp_path):
     with VirtualBoard(runtime=runtime, state_dir=str(board_dir(tmp_path))) as vb:
         link = DropFirstReply(SerialLink(vb.port))
-        c = Client(link, timeout=3, retries=2, handshake=False)
+        # the timeout is how long the client waits for a reply before resending: longer than a query takes on
+        # the WebAssembly build of a loaded machine (about 5 s seen), or the resend races the first reply
+        c = Client(link, timeout=8, retries=2, handshake=False)
         fb = c.feedback("turn on the light", "success", calls=[{"name": "set_light", "arguments": {}}])
         assert fb["bytes"] > 0
         calls = c.call("turn on the kitchen light")
