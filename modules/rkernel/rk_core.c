@@ -406,15 +406,24 @@ static void rk_qdiv_init(rk_qdiv_t *d, int32_t amax, uint32_t k) {
     d->R = (uint32_t)amax < (1u << 24) ? (k << 25) / (uint32_t)amax : 0;
 }
 
-static inline uint32_t rk_qdiv(const rk_qdiv_t *d, uint32_t m) {
-    if (d->R) {
-        uint32_t q = (m * d->R) >> 25;
-        uint32_t r = m * d->k + d->half - q * d->amax;
-        while (r >= d->amax) {
-            r -= d->amax;
+/* The reciprocal path (R != 0) on scalars, so that a caller's loop keeps A, half, k and R in registers (gcc
+ * reloads them from the struct on Cortex-M0 otherwise). */
+static inline uint32_t rk_qdiv_r(uint32_t m, uint32_t A, uint32_t half, uint32_t k, uint32_t R) {
+    uint32_t q = (m * R) >> 25;
+    uint32_t r = m * k + half - q * A;
+    if (r >= A) {                   /* q_est is q, q-1 or q-2 */
+        r -= A;
+        q++;
+        if (r >= A) {
             q++;
         }
-        return q;
+    }
+    return q;
+}
+
+static inline uint32_t rk_qdiv(const rk_qdiv_t *d, uint32_t m) {
+    if (d->R) {
+        return rk_qdiv_r(m, d->amax, d->half, d->k, d->R);
     }
     /* amax >= 2**24 (outside the models' range): exact 64-bit division */
     return (uint32_t)(((uint64_t)m * d->k + d->half) / d->amax);
@@ -432,22 +441,13 @@ int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
     }
     rk_qdiv_init(&d, amax, 127);
     if (d.R) {
-        /* rk_qdiv inlined with its constants in registers (gcc keeps neither otherwise on Cortex-M0):
-         * |v| = (v + s) ^ s and back (q ^ s) - s, with s = v >> 31 */
+        /* the models' range: the reciprocal path with its constants hoisted; |v| = (v + s) ^ s and back
+         * (q ^ s) - s, with s = v >> 31 */
         const uint32_t A = d.amax, half = d.half, R = d.R;
         for (j = 0; j < n; j++) {
             int32_t v = h[j];
             int32_t s = v >> 31;
-            uint32_t m = (uint32_t)((v + s) ^ s);
-            uint32_t q = (m * R) >> 25;
-            uint32_t r = m * 127u + half - q * A;
-            if (r >= A) {
-                r -= A;
-                q++;
-                if (r >= A) {
-                    q++;
-                }
-            }
+            uint32_t q = rk_qdiv_r((uint32_t)((v + s) ^ s), A, half, 127u, R);
             x[j] = (int8_t)(((int32_t)q ^ s) - s);
         }
         return amax;
