@@ -115,3 +115,21 @@ def test_entity_negatives_name_shared_things_but_make_no_call(skill):
     assert not [q for q in negs if claimed(q) and not any(o in q for o in own)]
     car = load_skill(paths.SKILLS / "car")
     assert not [f for f in data.shared_forms(car) if f in ("on", "off")]
+
+
+def test_mention_negatives_say_a_known_value_without_asking(skill):
+    """Near misses like "translate good morning to german" or "my favourite color is blue": a value of any enum
+    (colours and scenes too, which only one function takes) mentioned in a frame that asks for nothing."""
+    values = data.value_forms(skill)
+    assert ("color", "blue") in values and ("scene", "good morning") in values and ("room", "lounge") in values
+    assert not [v for k, v in values if v in ("on", "off") and k == "state"]      # two-valued enums stay out
+    claimed = data.claims(skill)
+    exs = data.generate(skill, 3000, seed=11, noise_level=0.0)
+    negs = [e["query"].lower() for e in exs if not e["calls"]]
+    frames = [f.split("%(v)s")[0] for f in data.MENTION_NEG if not f.startswith("%")]
+    mentioned = [q for q in negs if any(q.startswith(f) and f for f in frames)
+                 and any(v in q for k, v in values if k in ("color", "scene"))]
+    assert len(mentioned) > 0.02 * len(negs)
+    assert not [q for q in negs if claimed(q) and not any(o["query"].lower() in q for o in skill.examples
+                                                         if not o["calls"])]
+    assert data.generate(skill, 500, seed=4) == data.generate(skill, 500, seed=4)

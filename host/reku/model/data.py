@@ -280,7 +280,43 @@ def entity_negative(rng, negs, forms, claimed):
             return text
 
 
-def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.25):
+def value_forms(skill):
+    """(kind, surface form) of every enum value of three or more values (colours, scenes, modes, rooms...): the
+    words a request can mention without asking for anything."""
+    out = set()
+    for fn in skill.fns:
+        for name, p in skill.params(fn).items():
+            if "enum" in p and len(p["enum"]) >= 3:
+                for v in p["enum"]:
+                    for f in p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]:
+                        out.add((name.replace("_", " "), f))
+    return sorted(out)
+
+
+# Frames that talk about a word instead of asking for something: a value the skill knows ("blue", "movie night")
+# said in them makes no call. %(v)s is the value's surface form, %(k)s its kind (the parameter's name).
+MENTION_NEG = ["translate %(v)s into german", "translate %(v)s to french", "how do you say %(v)s in spanish",
+               "what is %(v)s in italian", "spell %(v)s", "how do you spell %(v)s", "what does %(v)s mean",
+               "define %(v)s", "what rhymes with %(v)s", "is %(v)s a noun", "write a poem about %(v)s",
+               "tell me a joke about %(v)s", "i like %(v)s", "i love %(v)s", "i hate %(v)s",
+               "%(v)s is my favourite", "my favourite %(k)s is %(v)s", "the word %(v)s", "say %(v)s backwards",
+               "how many letters are in %(v)s", "what's the opposite of %(v)s", "search the web for %(v)s",
+               "draw a picture of %(v)s", "is %(v)s a good name for a dog", "what %(k)s do you like, %(v)s?",
+               "my friend said %(v)s", "%(v)s sounds nice", "what's another word for %(v)s"]
+
+
+def mention_negative(rng, values, claimed):
+    """A request for nothing that mentions a value of the skill in passing ("translate good morning to german",
+    "my favourite colour is blue")."""
+    while True:
+        k, v = rng.choice(values)
+        text = rng.choice(MENTION_NEG) % {"k": k, "v": v}
+        if not claimed(text):
+            return text
+
+
+def generate(skill, n, seed=0, negatives=0.2, compounds=0.15, noise_level=1.0, entity_negatives=0.2,
+             mention_negatives=0.2):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
     rng = random.Random(seed)
     groups = {}
@@ -294,16 +330,19 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, 
     generic = [g for g in GENERIC_NEGATIVES if not claimed(g)]
     negs = negs + generic
     forms = shared_forms(skill)
+    values = value_forms(skill)
     names = sorted(groups)
     out = []
     while len(out) < n:
         r = rng.random()
         if r < negatives:
             k = rng.random()
-            if k < 0.2:
+            if k < 0.15:
                 neg = random_negative(rng, claimed)
-            elif k < 0.2 + entity_negatives and forms:
+            elif k < 0.15 + entity_negatives and forms:
                 neg = entity_negative(rng, generic, forms, claimed)
+            elif k < 0.15 + entity_negatives + mention_negatives and values:
+                neg = mention_negative(rng, values, claimed)
             else:
                 neg = rng.choice(negs)
             text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
