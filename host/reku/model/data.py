@@ -298,11 +298,11 @@ def value_forms(skill):
 MENTION_NEG = ["translate %(v)s into german", "translate %(v)s to french", "how do you say %(v)s in spanish",
                "what is %(v)s in italian", "spell %(v)s", "how do you spell %(v)s", "what does %(v)s mean",
                "define %(v)s", "what rhymes with %(v)s", "is %(v)s a noun", "write a poem about %(v)s",
-               "tell me a joke about %(v)s", "i like %(v)s", "i love %(v)s", "i hate %(v)s",
+               "tell me a joke about %(v)s", "i like %(v)s", "i hate %(v)s",
                "%(v)s is my favourite", "my favourite %(k)s is %(v)s", "the word %(v)s", "say %(v)s backwards",
                "how many letters are in %(v)s", "what's the opposite of %(v)s", "search the web for %(v)s",
                "draw a picture of %(v)s", "is %(v)s a good name for a dog", "what %(k)s do you like, %(v)s?",
-               "my friend said %(v)s", "%(v)s sounds nice", "what's another word for %(v)s"]
+               "what's another word for %(v)s"]
 
 
 def mention_negative(rng, values, claimed):
@@ -315,8 +315,8 @@ def mention_negative(rng, values, claimed):
             return text
 
 
-def generate(skill, n, seed=0, negatives=0.2, compounds=0.15, noise_level=1.0, entity_negatives=0.2,
-             mention_negatives=0.2):
+def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
+             mention_negatives=0.12):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
     rng = random.Random(seed)
     groups = {}
