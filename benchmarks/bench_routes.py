@@ -1,6 +1,6 @@
 """The training routes of issue 8 side by side, at equal size and steps, on each bundled skill's held-out set:
 backprop QAT, forward-forward, float + PTQ, float + PTQ + activation-aware SVD corrections (several ranks and a
-byte budget), and activation precision all-int8 / all-FP4 / chosen mix.
+byte budget; the SVD alone and with its factors refined), and activation precision all-int8 / all-FP4 / chosen mix.
 
     python benchmarks/bench_routes.py --out benchmarks/results [--dims 40,80,2] [--steps 1000] [--skills home car]
 
@@ -91,15 +91,21 @@ def main():
         res.setdefault("float_train", {})[name] = {"command": "reku " + " ".join(cmd), "seconds": round(fsecs, 1),
                                                    "peak_mb": fmb}
         plain = None
-        variants = [("float + PTQ", []), ("float + PTQ + SVD rank 1", ["--svd-rank", "1"]),
-                    ("float + PTQ + SVD rank 2", ["--svd-rank", "2"]), ("float + PTQ + SVD rank 4", ["--svd-rank", "4"]),
-                    ("float + PTQ + SVD, 10% byte budget", None),
+        svd0 = ["--refine-steps", "0"]          # the SVD alone; the other SVD rows refine its factors (default)
+        variants = [("float + PTQ", []),
+                    ("float + PTQ + SVD rank 1", ["--svd-rank", "1"] + svd0),
+                    ("float + PTQ + SVD rank 2", ["--svd-rank", "2"] + svd0),
+                    ("float + PTQ + SVD rank 4", ["--svd-rank", "4"] + svd0),
+                    ("float + PTQ + SVD, 10% byte budget", ["BUDGET"] + svd0),
+                    ("float + PTQ + SVD rank 1, refined", ["--svd-rank", "1"]),
+                    ("float + PTQ + SVD rank 4, refined", ["--svd-rank", "4"]),
+                    ("float + PTQ + SVD, 10% byte budget, refined", ["BUDGET"]),
                     ("float + PTQ, all FP4 acts (budget %d B)" % all_fp4, ["--act-budget-kb", "%.6f" % ((all_fp4 + 0.5) / 1024.0)]),
                     ("float + PTQ, chosen mix (budget %d B)" % mix_budget,
                      ["--act-budget-kb", "%.6f" % ((mix_budget + 0.5) / 1024.0)])]
         for i, (label, extra) in enumerate(variants):
-            if extra is None:
-                extra = ["--svd-budget-kb", "%.3f" % (0.10 * plain / 1024.0)]
+            if "BUDGET" in extra:
+                extra = ["--svd-budget-kb", "%.3f" % (0.10 * plain / 1024.0)] + extra[1:]
             out = work / ("%s_ptq%d.rku" % (name, i))
             cmd = ["quantize", "--checkpoint", str(ck), "--out", str(out)] + extra
             _, secs, mb = timed(cmd)

@@ -70,6 +70,25 @@ def test_correction_reduces_error_on_every_layer_and_fixed_rank(ckpt):
         assert m.tensor(n).shape[1] == 2 and m.tensor(n[:-2] + "_v").shape[0] == 2
 
 
+def test_refinement_moves_only_the_factors_and_lowers_the_loss(ckpt):
+    """--refine-steps: the SVD's factors trained on calibration data; the ternary tensors, scales and every other
+    tensor of the file stay byte for byte those of the unrefined quantization; the result is deterministic."""
+    plain, p = ptq.quantize(ckpt, svd_rank=1, n_calib=120, log=None)
+    blob, info = ptq.quantize(ckpt, svd_rank=1, n_calib=120, refine_steps=80, n_refine=600, log=None)
+    assert info["refine_steps"] == 80 and p["calib_loss_refined"] is None
+    assert info["calib_loss_refined"] < info["calib_loss_svd"] == p["calib_loss_svd"]
+    a, b = rku.load(plain), rku.load(blob)
+    assert len(blob) == len(plain) and sorted(a.tensors) == sorted(b.tensors)
+    key = lambda m, n: (bytes(m.tensor(n).data), m.tensor(n).M, m.tensor(n).S)
+    moved = [n for n in a.tensors if key(a, n) != key(b, n)]
+    assert moved and all(n.endswith((".lr_u", ".lr_v")) for n in moved), moved
+    for n in moved:
+        assert b.tensor(n).dtype == "i8" and np.frombuffer(bytes(b.tensor(n).data), np.int8).min() >= -127
+    _parity(blob)
+    again, _ = ptq.quantize(ckpt, svd_rank=1, n_calib=120, refine_steps=80, n_refine=600, log=None)
+    assert again == blob
+
+
 @pytest.mark.parametrize("kb", [0, 0.3, 1.0])
 def test_svd_budget_is_respected(ckpt, kb):
     blob, info = ptq.quantize(ckpt, svd_budget_bytes=int(kb * 1024), n_calib=120, log=None)
@@ -104,10 +123,10 @@ def test_act_ram_counts_fp4_layers_at_four_bits():
 def test_quantize_cli_and_micropython(ckpt, tmp_path):
     out = tmp_path / "q.rku"
     r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(out), "--svd-budget-kb", "0.5", "--calib", "100",
-             "--json")
+             "--refine-steps", "30", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["bytes"] == out.stat().st_size and info["svd_bytes"] <= 512
+    assert info["bytes"] == out.stat().st_size and info["svd_bytes"] <= 512 and info["refine_steps"] == 30
     from test_model_parity import run_micropython
     blob = out.read_bytes()
     ref = Reference(rku.load(blob))
@@ -124,6 +143,8 @@ def test_cli_errors_are_one_line(ckpt, tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--svd-budget-kb" in r.stderr
     r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.rku"), "--act-budget-kb", "0")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--act-budget-kb" in r.stderr
+    r = reku("quantize", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.rku"), "--refine-steps", "-5")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--refine-steps" in r.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     r = reku("quantize", "--checkpoint", str(bad), "--out", str(tmp_path / "x.rku"))

@@ -172,6 +172,8 @@ def configure_quantize(p):
     g.add_argument("--svd-budget-kb", type=float, help="low-rank corrections chosen to fit N KB of extra file")
     p.add_argument("--act-budget-kb", type=float,
                    help="choose FP4/int8 per layer by measured sensitivity so the activation buffers fit N KB")
+    p.add_argument("--refine-steps", type=int, default=2000,
+                   help="steps refining the corrections' factors on generated calibration data (0: the SVD alone)")
     p.add_argument("--calib", type=int, default=400, help="generated calibration examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -186,13 +188,15 @@ def run_quantize(args):
             raise RekuError("%s must be >= 0 (got %s)" % (name, v))
     if args.act_budget_kb is not None and args.act_budget_kb <= 0:
         raise RekuError("--act-budget-kb must be > 0 (got %s)" % args.act_budget_kb)
+    if args.refine_steps < 0:
+        raise RekuError("--refine-steps must be >= 0 (got %s)" % args.refine_steps)
     if args.calib < 1:
         raise RekuError("--calib must be >= 1")
     try:
         blob, info = quantize(args.checkpoint, svd_rank=args.svd_rank,
                               svd_budget_bytes=None if args.svd_budget_kb is None else int(args.svd_budget_kb * 1024),
                               act_budget_bytes=None if args.act_budget_kb is None else int(args.act_budget_kb * 1024),
-                              n_calib=args.calib, seed=args.seed)
+                              n_calib=args.calib, seed=args.seed, refine_steps=args.refine_steps)
     except ValueError as e:
         raise RekuError(str(e))
     out = Path(args.out)
@@ -203,9 +207,11 @@ def run_quantize(args):
         print(json.dumps(dict(info, out=str(out))))
         return 0
     print("wrote %s: %d bytes (plain PTQ %d, low-rank +%d, rank %d in all), acts %s (activation buffers %d B); "
-          "calibration loss %.4f plain, %.4f with low-rank; generated held-out exact %.3f (%d)"
+          "calibration loss %.4f plain, %.4f with low-rank%s; generated held-out exact %.3f (%d)"
           % (out, info["bytes"], info["bytes_plain"], info["svd_bytes"], sum(info["ranks"].values()),
              ",".join(info["acts"]), info["act_ram"], info["calib_loss_plain"], info["calib_loss_svd"],
+             "" if info["calib_loss_refined"] is None else
+             ", %.4f refined (%d steps)" % (info["calib_loss_refined"], info["refine_steps"]),
              info["exact_match"], info["n_eval"]))
     return 0
 

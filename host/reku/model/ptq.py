@@ -136,29 +136,71 @@ def residual_svd(m, X=None, eps=1e-2):
     return U, s, Vt @ Rinv, max(1e-12, float(((Wn @ Rm) ** 2).sum()))
 
 
-def quantize_factors(U, s, Vt, r, alpha):
-    """int8 factors of the rank-r truncation (balanced sqrt(s) split, one absmax scale each) and the float
-    correction they represent; (M, S) = su*sv/(127*alpha) (docs/format.md)."""
-    sq = np.sqrt(s[:r])
-    Uf = U[:, :r] * sq[None, :]
-    Vf = sq[:, None] * Vt[:r]
-    su = max(np.abs(Uf).max(), 1e-12) / 127.0
-    sv = max(np.abs(Vf).max(), 1e-12) / 127.0
+def int8_factors(Uf, Vf, alpha):
+    """Float factors (R, r), (r, C) -> int8 factors with one absmax scale each and the float correction they
+    represent: (U_q*su, V_q*sv, U_q, V_q, M, S), (M, S) = su*sv/(127*alpha) (docs/format.md). TLinear.lr."""
+    su = max(float(np.abs(Uf).max()), 1e-12) / 127.0
+    sv = max(float(np.abs(Vf).max()), 1e-12) / 127.0
     Uq = np.clip(np.round(Uf / su), -127, 127).astype(np.int64)
     Vq = np.clip(np.round(Vf / sv), -127, 127).astype(np.int64)
     M, S = rkufile.requant_params(su * sv / (127.0 * alpha), mbits=10)
-    return Uq, Vq, su, sv, M, S
+    return (torch.tensor(Uq * su, dtype=torch.float32), torch.tensor(Vq * sv, dtype=torch.float32), Uq, Vq, M, S)
 
 
 def set_rank(m, r, svd):
+    """m's correction: the rank-r truncation of its SVD, split sqrt(s) to each side, as int8 factors."""
     if r <= 0:
         m.lr = None
         return
     U, s, Vt = svd[:3]
+    sq = np.sqrt(s[:r])
     with torch.no_grad():
-        a = m.alpha()
-    Uq, Vq, su, sv, M, S = quantize_factors(U, s, Vt, r, float(a))
-    m.lr = (torch.tensor(Uq * su, dtype=torch.float32), torch.tensor(Vq * sv, dtype=torch.float32), Uq, Vq, M, S)
+        a = float(m.alpha())
+    m.lr = int8_factors(U[:, :r] * sq[None, :], sq[:, None] * Vt[:r], a)
+
+
+def _fake_i8(t):
+    """t on the int8 grid of its own absmax scale (as int8_factors exports it), gradient passed straight through."""
+    s = t.detach().abs().max().clamp_min(1e-12) / 127.0
+    return t + (torch.clamp(torch.round(t / s), -127, 127) * s - t).detach()
+
+
+def refine(net, ds, U, steps, lr=1e-2, batch=32, seed=0):
+    """SVD-based refinement: the factors of every correction, started from the SVD, trained on the loss of the
+    calibration data with the int8 rounding of the export in the loop (straight-through). Only the factors move:
+    the ternary weights, their scales and every other parameter stay as post-training quantization made them.
+    Returns the calibration-set loss of the last 10% of the steps."""
+    mods = [m for m in net.tlinears() if m.lr is not None]
+    if not mods or steps <= 0:
+        return None
+    req = [(p, p.requires_grad) for p in net.parameters()]
+    for p, _ in req:
+        p.requires_grad_(False)
+    facs = [(m, torch.nn.Parameter(m.lr[0].clone()), torch.nn.Parameter(m.lr[1].clone())) for m in mods]
+    opt = torch.optim.Adam([p for _, u, v in facs for p in (u, v)], lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    tail = []
+    try:
+        for step in range(steps):
+            for m, u, v in facs:
+                m.lr = (_fake_i8(u), _fake_i8(v)) + m.lr[2:]
+            idx = torch.randint(0, len(ds), (min(batch, len(ds)),), generator=g).tolist()
+            loss, _, _ = loss_fn(net, U, ds.batch(idx))
+            opt.zero_grad()
+            loss.backward()
+            for grp in opt.param_groups:             # cosine decay to 0
+                grp["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+            opt.step()
+            if step >= steps - max(1, steps // 10):
+                tail.append(float(loss.detach()))
+    finally:
+        with torch.no_grad():
+            for m, u, v in facs:
+                m.lr = int8_factors(u.detach().numpy().astype(np.float64), v.detach().numpy().astype(np.float64),
+                                    float(m.alpha()))
+        for p, r in req:
+            p.requires_grad_(r)
+    return sum(tail) / len(tail)
 
 
 def recon_errors(m, X=None):
@@ -218,8 +260,9 @@ def calib_loss(net, ds, U, n=256):
 
 
 def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=None, n_calib=400, seed=0,
-             log=print):
-    """(rku bytes, info) of the post-training quantized checkpoint."""
+             refine_steps=0, n_refine=4000, log=print):
+    """(rku bytes, info) of the post-training quantized checkpoint. With corrections and refine_steps > 0 their
+    factors are refined (`refine`) on n_refine generated examples (the calibration set's seed)."""
     from .evaluate import evaluate_model
     from .skill import load_skill
     if svd_rank is not None and svd_rank < 0:
@@ -258,6 +301,13 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
         ranks[picks.pop()] -= 1          # the estimate was short: drop the least useful rank
     svd_bytes = len(blob) - len(base)
     loss_svd = calib_loss(net, ds, U)
+    loss_refined = None
+    if refine_steps and any(ranks):
+        rds, rU = (ds, U) if n_refine <= n_calib else _calibration(skill, n_refine, seed + 2000, ck["schema"],
+                                                                   ck["vocab"])
+        refine(net, rds, rU, refine_steps, seed=seed)
+        loss_refined = calib_loss(net, ds, U)
+        blob = build_model_bytes(net, meta_schema, vocab, ck["model_id"], extra)
     # activation precision
     L = net.L
     sens = None
@@ -288,5 +338,6 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
     errs = {names[id(m)]: recon_errors(m, X[m]) for m in mods}
     info = {"bytes": len(blob), "bytes_plain": len(base), "svd_bytes": svd_bytes, "ranks": {names[id(m)]: r for m, r in zip(mods, ranks)}, "recon": errs, "acts": acts,
             "sensitivity": sens, "act_ram": act_ram_bytes(net.d, net.f, acts), "calib_loss_plain": loss_plain,
-            "calib_loss_svd": loss_svd, "exact_match": res["exact_match"], "n_eval": res["n"], "net": net}
+            "calib_loss_svd": loss_svd, "calib_loss_refined": loss_refined, "refine_steps": refine_steps if loss_refined is not None else 0,
+            "exact_match": res["exact_match"], "n_eval": res["n"], "net": net}
     return blob, info

@@ -92,10 +92,10 @@ class TLinear(nn.Module):
         t, a = self.ternary()
         if self.frozen is not None:
             t = torch.where(self.frozen, self.frozen_val, t)
-        q = t * a
-        if self.lr is not None:
+        q = ste(self.weight, t * a)
+        if self.lr is not None:             # the correction's own factors take its gradient (ptq.refine)
             q = q + self.lr[0] @ self.lr[1]
-        return ste(self.weight, q)
+        return q
 
     def forward(self, x):
         return F.linear(x, self.qweight()) * torch.exp(self.log_gain)
