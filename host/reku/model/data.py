@@ -253,17 +253,24 @@ def random_negative(rng, claimed=None):
             return text
 
 
-def shared_forms(skill):
-    """Surface forms of the enum parameters (of three or more values) that several functions share (rooms,
-    doors): words that appear in many requests but make none by themselves."""
-    users, forms = {}, {}
+def _enum_forms(skill):
+    """(function, parameter, surface form) of every enum parameter of three or more values (places and things,
+    not on/off), its x-synonyms standing for a value where given."""
     for fn in skill.fns:
         for name, p in skill.params(fn).items():
-            if "enum" in p and len(p["enum"]) >= 3:          # places and things, not on/off
-                users.setdefault(name, set()).add(fn)
+            if "enum" in p and len(p["enum"]) >= 3:
                 for v in p["enum"]:
-                    forms.setdefault(name, set()).update(p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")])
-    return sorted({f for name, fs in forms.items() if len(users[name]) > 1 for f in fs})
+                    for f in p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]:
+                        yield fn, name, f
+
+
+def shared_forms(skill):
+    """Surface forms of the enum parameters that several functions share (rooms, doors): words that appear in
+    many requests but make none by themselves."""
+    users = {}
+    for fn, name, _ in _enum_forms(skill):
+        users.setdefault(name, set()).add(fn)
+    return sorted({f for _, name, f in _enum_forms(skill) if len(users[name]) > 1})
 
 
 ENTITY_NEG = ["%s in the %s", "%s for the %s", "the %s, %s", "%s from the %s"]
@@ -283,14 +290,7 @@ def entity_negative(rng, negs, forms, claimed):
 def value_forms(skill):
     """(kind, surface form) of every enum value of three or more values (colours, scenes, modes, rooms...): the
     words a request can mention without asking for anything."""
-    out = set()
-    for fn in skill.fns:
-        for name, p in skill.params(fn).items():
-            if "enum" in p and len(p["enum"]) >= 3:
-                for v in p["enum"]:
-                    for f in p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]:
-                        out.add((name.replace("_", " "), f))
-    return sorted(out)
+    return sorted({(name.replace("_", " "), f) for _, name, f in _enum_forms(skill)})
 
 
 # Frames that talk about a word instead of asking for something: a value the skill knows ("blue", "movie night")

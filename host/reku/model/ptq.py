@@ -168,18 +168,16 @@ def _fake_i8(t):
 def refine(net, ds, U, steps, lr=1e-2, batch=32, seed=0):
     """SVD-based refinement: the factors of every correction, started from the SVD, trained on the loss of the
     calibration data with the int8 rounding of the export in the loop (straight-through). Only the factors move:
-    the ternary weights, their scales and every other parameter stay as post-training quantization made them.
-    Returns the calibration-set loss of the last 10% of the steps."""
+    the ternary weights, their scales and every other parameter stay as post-training quantization made them."""
     mods = [m for m in net.tlinears() if m.lr is not None]
     if not mods or steps <= 0:
-        return None
+        return
     req = [(p, p.requires_grad) for p in net.parameters()]
     for p, _ in req:
         p.requires_grad_(False)
     facs = [(m, torch.nn.Parameter(m.lr[0].clone()), torch.nn.Parameter(m.lr[1].clone())) for m in mods]
     opt = torch.optim.Adam([p for _, u, v in facs for p in (u, v)], lr=lr)
     g = torch.Generator().manual_seed(seed)
-    tail = []
     try:
         for step in range(steps):
             for m, u, v in facs:
@@ -191,8 +189,6 @@ def refine(net, ds, U, steps, lr=1e-2, batch=32, seed=0):
             for grp in opt.param_groups:             # cosine decay to 0
                 grp["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
             opt.step()
-            if step >= steps - max(1, steps // 10):
-                tail.append(float(loss.detach()))
     finally:
         with torch.no_grad():
             for m, u, v in facs:
@@ -200,7 +196,6 @@ def refine(net, ds, U, steps, lr=1e-2, batch=32, seed=0):
                                     float(m.alpha()))
         for p, r in req:
             p.requires_grad_(r)
-    return sum(tail) / len(tail)
 
 
 def recon_errors(m, X=None):
