@@ -410,7 +410,7 @@ def number_words(words, k):
 
 def lr_scale(a, M, S, out):
     """out[0], out[1] = (m, s) of the dynamic requantisation of a low-rank correction (docs/format.md):
-    m/2**s ~= a*M/2**S, with a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's lr_u.
+    m/2**s ~= a*M/2**S, with a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's .lr.
     Integers only; every intermediate < 2**30 (m < 2**10, 1 <= s <= 30). Written into the caller's 2-list, so the
     engine's step allocates nothing (a returned tuple would, per corrected tensor and token). Returns out."""
     while a >= 1024:
@@ -469,15 +469,13 @@ class Engine:
         self.head = T("head")
         self.pk = T("ptr_k")
         self.pq = T("ptr_q")
-        # optional low-rank corrections "<name>.lr_u" (R x r) and "<name>.lr_v" (r x C), int8 (docs/format.md)
+        # optional low-rank corrections "<name>.lr": int8 U (R x r) then V (r x C) (docs/format.md)
         self.lr = {}
-        for name in model.tensors:
-            if name.endswith(".lr_u"):
-                base = name[:-5]
-                U = model.tensors[name]
-                V = T(base + ".lr_v")
-                r = V.shape[0]
-                self.lr[base] = (self._i8(U.data), self._i8(V.data), r, U.M, U.S, zeros("i", r), zeros("b", r))
+        for name, c in model.tensors.items():
+            if c.dtype == "lr":
+                R, r, C = c.shape
+                self.lr[name[:-3]] = (self._i8(c.data[:R * r]), self._i8(c.data[R * r:]), r, c.M, c.S,
+                                      zeros("i", r), zeros("b", r))
         if self.lr:
             self.lr_c = zeros("i", max(d, f, self.O, dk))
             self.lr_ms = [0, 0]

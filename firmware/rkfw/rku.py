@@ -17,7 +17,8 @@ class RkuError(Exception):
 
 
 class Tensor:
-    """A slice of the file: dtype "t" (ternary, 5 trits/byte, rows of C//5 bytes), "i8" or "u8";
+    """A slice of the file: dtype "t" (ternary, 5 trits/byte, rows of C//5 bytes), "i8", "u8", or "lr" (a low-rank
+    correction of shape (R, r, C): int8 U (R x r) then V (r x C));
     M, S: static requantisation q = (y*M + 2**(S-1)) >> S; alpha: the float scale it came from."""
 
     def __init__(self, name, dtype, shape, data, M, S, alpha):
@@ -102,5 +103,7 @@ def load(buf):
         off, nbytes = t[2], t[3]
         if off < HEADER + meta_len or off + nbytes > total - 4 or off & 3:
             raise RkuError("tensor %s at %d+%d lies outside the data area or is unaligned" % (name, off, nbytes))
+        if t[0] == "lr" and (len(t[1]) != 3 or nbytes != t[1][1] * (t[1][0] + t[1][2])):
+            raise RkuError("low-rank tensor %s: shape %s does not match its %d bytes" % (name, t[1], nbytes))
     h = hashlib.sha256(buf)
     return Model(buf, meta, _hex(h.digest()))

@@ -18,7 +18,7 @@ from .train import Encoded, build_model_bytes, loss_fn
 
 CKPT_KIND = "reku-float-1"
 MAX_RANK = 64
-LR_OVERHEAD = 110          # estimated metadata + alignment bytes of one tensor's two factor entries
+LR_OVERHEAD = 50           # estimated metadata + alignment bytes of one correction's table entry
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------------

@@ -116,8 +116,8 @@ class TLinear(nn.Module):
         out = [self.export(name)]
         if self.lr is not None:
             _, _, Uq, Vq, M, S = self.lr
-            out.append((name + ".lr_u", "i8", Uq.shape, Uq.astype(np.int8).tobytes(), M, S, 0.0))
-            out.append((name + ".lr_v", "i8", Vq.shape, Vq.astype(np.int8).tobytes(), 0, 0, 0.0))
+            out.append((name + ".lr", "lr", (Uq.shape[0], Uq.shape[1], Vq.shape[1]),
+                        Uq.astype(np.int8).tobytes() + Vq.astype(np.int8).tobytes(), M, S, 0.0))
         return out
 
 

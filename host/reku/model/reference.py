@@ -23,8 +23,8 @@ One step (input id t), per layer i (act = int8 or fp4 quantizer of that layer):
   o, s_i = wkv(r, k, v, s_i, w, u, sig); h = add(h, requant(tmv(Wo, act(o)), -H_LIM, H_LIM))
   x = act(h); xc = shift(x, prevc_i, cmu); prevc_i = x
   g = square(requant(tmv(Ck, xc), 0, A)); h = add(h, requant(tmv(Cv, act(g)), -H_LIM, H_LIM))
-Low-rank correction (optional, per ternary tensor W of shape (R, C), tensors "W.lr_u" (R, r) and "W.lr_v" (r, C)
-int8, (M, S) on lr_u): every tmv(W, x) above is followed by
+Low-rank correction (optional, per ternary tensor W of shape (R, C), tensor "W.lr" of dtype "lr": int8 factors
+U (R, r) then V (r, C), and their (M, S)): every tmv(W, x) above is followed by
   z = V @ x; zq, a = quant_i8(z); if a: y = add(y, requant(U @ zq, m, s, -H_LIM, H_LIM)), (m, s) = lr_scale(a, M, S, out)
 before whatever uses y (requant, quant_i8, argmax).
 Head: logits = tmv(head, quant_i8(h)). Pointer: key_j = quant_i8(tmv(ptr_k, quant_i8(h_j))) for input positions
@@ -153,16 +153,15 @@ class Reference:
         def u8(name):
             return np.frombuffer(bytes(model.tensor(name).data), dtype=np.uint8).astype(np.int64)
 
-        def i8(t):
-            return np.frombuffer(bytes(t.data), dtype=np.int8).astype(np.int64).reshape(t.shape)
-
         def tern(name):
             """(W, M, S, low-rank correction or None) of a ternary tensor."""
             t = model.tensor(name)
             lr = None
-            if name + ".lr_u" in model.tensors:
-                u = model.tensor(name + ".lr_u")
-                lr = (i8(u), i8(model.tensor(name + ".lr_v")), u.M, u.S)
+            if name + ".lr" in model.tensors:
+                c = model.tensor(name + ".lr")
+                R, r, C = c.shape
+                f = np.frombuffer(bytes(c.data), dtype=np.int8).astype(np.int64)
+                lr = (f[:R * r].reshape(R, r), f[R * r:].reshape(r, C), c.M, c.S)
             return unpack_ternary(t.data, *t.shape), t.M, t.S, lr
 
         e = model.tensor("emb")
