@@ -110,20 +110,22 @@ def test_rejects_tensor_outside_file(blob):
 
 
 def test_lowrank_tensor_is_one_entry_and_its_shape_must_match_its_bytes():
-    """A correction is one table entry, dtype "lr", shape (R, r, C), U (R x r) then V (r x C); a shape that does not
-    match the byte count is rejected with the tensor's name."""
+    """A correction is one table entry "W.lr", dtype "lr", shape (R, r, C), U (R x r) then V (r x C); a shape that
+    does not match the byte count, or another dtype under that name, is rejected with the tensor's name."""
     U = np.arange(-6, 6, dtype=np.int8).reshape(4, 3)
     V = np.arange(15, dtype=np.int8).reshape(3, 5)
     meta = {"model_id": "t", "arch": {}, "tokenizer": {"alphabet": "a"}, "vocab": [], "schema": {"fns": []}}
 
-    def build(shape):
-        return rkufile.write(None, meta, [("W.lr", "lr", shape, U.tobytes() + V.tobytes(), 700, 20, 0.0)])
+    def build(shape, dtype="lr"):
+        return rkufile.write(None, meta, [("W.lr", dtype, shape, U.tobytes() + V.tobytes(), 700, 20, 0.0)])
     t = rku.load(build((4, 3, 5))).tensor("W.lr")
     assert (t.dtype, t.shape, t.M, t.S) == ("lr", (4, 3, 5), 700, 20)
     assert bytes(t.data) == U.tobytes() + V.tobytes()
     for bad in [(4, 3, 6), (4, 2, 5), (12, 5)]:
-        with pytest.raises(rku.RkuError, match="low-rank tensor W.lr: shape"):
+        with pytest.raises(rku.RkuError, match=r"low-rank tensor W.lr: lr \[.*\] does not match its 27 bytes"):
             rku.load(build(bad))
+    with pytest.raises(rku.RkuError, match="low-rank tensor W.lr: i8"):
+        rku.load(build((27,), "i8"))
 
 
 def test_bundled_home_model_loads():

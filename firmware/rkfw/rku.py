@@ -103,7 +103,7 @@ def load(buf):
         off, nbytes = t[2], t[3]
         if off < HEADER + meta_len or off + nbytes > total - 4 or off & 3:
             raise RkuError("tensor %s at %d+%d lies outside the data area or is unaligned" % (name, off, nbytes))
-        if t[0] == "lr" and (len(t[1]) != 3 or nbytes != t[1][1] * (t[1][0] + t[1][2])):
-            raise RkuError("low-rank tensor %s: shape %s does not match its %d bytes" % (name, t[1], nbytes))
+        if name.endswith(".lr") and (t[0] != "lr" or len(t[1]) != 3 or nbytes != t[1][1] * (t[1][0] + t[1][2])):
+            raise RkuError("low-rank tensor %s: %s %s does not match its %d bytes" % (name, t[0], t[1], nbytes))
     h = hashlib.sha256(buf)
     return Model(buf, meta, _hex(h.digest()))
