@@ -475,9 +475,8 @@ class Engine:
         for name in model.tensors:
             if name.endswith(".lr"):
                 c = model.tensors[name]
-                R, r, C = c.shape
-                self.lr[name[:-3]] = (self._i8(c.data[:R * r]), self._i8(c.data[R * r:]), r, c.M, c.S,
-                                      zeros("i", r), zeros("b", r))
+                U, V, r = c.factors()
+                self.lr[name[:-3]] = (self._i8(U), self._i8(V), r, c.M, c.S, zeros("i", r), zeros("b", r))
         if self.lr:
             self.lr_c = zeros("i", max(d, f, self.O, dk))
             self.lr_ms = [0, 0]

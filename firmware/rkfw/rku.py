@@ -30,6 +30,11 @@ class Tensor:
         self.S = S
         self.alpha = alpha
 
+    def factors(self):
+        """(U, V, r) of a low-rank tensor (dtype "lr", shape (R, r, C)): views of U (R x r) and V (r x C)."""
+        R, r, C = self.shape
+        return self.data[:R * r], self.data[R * r:], r
+
     def numel(self):
         n = 1
         for s in self.shape:

@@ -281,7 +281,7 @@ def inspect_model(model, nbytes):
     n_tern = sum(t.numel() for t in tern)
     tern_bytes = sum(len(t.data) for t in tern)
     scale_bytes = 4 * len(tern)        # the per-tensor scale the kernels use: M (< 2**14) and S (<= 30)
-    other = {t.name: len(t.data) for t in model.tensors.values() if t.dtype != "t"}     # int8 / uint8: 1 byte each
+    other = {t.name: len(t.data) for t in model.tensors.values() if t.dtype != "t"}     # i8, u8, lr: 1 byte each
     bufs = inference_ram(model)
     meta_len = len(json.dumps(model.meta)) + 45 * len(model.tensors)
     res = {"model_id": model.model_id, "sha256": model.sha256, "file_bytes": nbytes, "arch": model.arch,

@@ -116,8 +116,7 @@ class TLinear(nn.Module):
         out = [self.export(name)]
         if self.lr is not None:
             _, _, Uq, Vq, M, S = self.lr
-            out.append((name + ".lr", "lr", (Uq.shape[0], Uq.shape[1], Vq.shape[1]),
-                        Uq.astype(np.int8).tobytes() + Vq.astype(np.int8).tobytes(), M, S, 0.0))
+            out.append(rkufile.lowrank_entry(name, Uq, Vq, M, S))
         return out
 
 

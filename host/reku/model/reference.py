@@ -159,9 +159,9 @@ class Reference:
             lr = None
             if name + ".lr" in model.tensors:
                 c = model.tensor(name + ".lr")
-                R, r, C = c.shape
-                f = np.frombuffer(bytes(c.data), dtype=np.int8).astype(np.int64)
-                lr = (f[:R * r].reshape(R, r), f[R * r:].reshape(r, C), c.M, c.S)
+                U, V, r = c.factors()
+                lr = (np.frombuffer(bytes(U), dtype=np.int8).astype(np.int64).reshape(-1, r),
+                      np.frombuffer(bytes(V), dtype=np.int8).astype(np.int64).reshape(r, -1), c.M, c.S)
             return unpack_ternary(t.data, *t.shape), t.M, t.S, lr
 
         e = model.tensor("emb")

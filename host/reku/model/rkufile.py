@@ -4,6 +4,8 @@ import json
 import struct
 import zlib
 
+import numpy as np
+
 from rkfw import rku
 
 
@@ -19,6 +21,12 @@ def requant_params(factor, mbits=14, smax=30):
         S -= 1
         M = int(round(factor * (1 << S)))
     return M, S
+
+
+def lowrank_entry(name, U, V, M, S):
+    """The one table entry of a low-rank correction U (R x r) @ V (r x C), int8 factors (docs/format.md)."""
+    U, V = np.asarray(U, dtype=np.int8), np.asarray(V, dtype=np.int8)
+    return (name + ".lr", "lr", (U.shape[0], U.shape[1], V.shape[1]), U.tobytes() + V.tobytes(), M, S, 0.0)
 
 
 def write(path_or_none, meta, tensors):

@@ -35,7 +35,7 @@ def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0
             V = rng.integers(-127, 128, size=(r, C)).astype(np.int8)
             # factor K = Mu/2**Su: U @ quant_i8(V @ x) * amax * K is a fraction of |W @ x| (~127 * sqrt(C))
             Mu, Su = rkufile.requant_params(0.5 / (127.0 ** 3 * math.sqrt(r)), mbits=10)
-            T.append((name + ".lr", "lr", (R, r, C), U.tobytes() + V.tobytes(), Mu, Su, 0.0))
+            T.append(rkufile.lowrank_entry(name, U, V, Mu, Su))
 
     def u8(name, n, lo=0, hi=256):
         T.append((name, "u8", (n,), rng.integers(lo, hi, size=n).astype(np.uint8).tobytes(), 0, 0, 0.0))
