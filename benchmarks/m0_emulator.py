@@ -265,13 +265,39 @@ def tmv_i8(m, W, x, count=True):
     return np.frombuffer(m.read(ya, 4 * R), dtype=np.int32).copy(), n, cyc
 
 
+def _fp4():
+    sys.path.insert(0, str(ROOT / "firmware"))
+    from rkfw import fp4
+    return fp4
+
+
 def quant(m, name, h, count=True):
+    """Runs rk_quant_i8 or rk_quant_fp4: (values int8, amax, instructions, cycles); quant_fp4's packed output
+    is read back with rkfw.fp4.unpack4."""
     h = np.asarray(h, dtype=np.int32)
+    nb = _fp4().fp4_bytes(len(h)) if name == "rk_quant_fp4" else len(h)
     m.reset_heap()
     ha = m.alloc(h.tobytes())
-    xa = m.alloc(len(h))
+    xa = m.alloc(nb)
     amax, n, cyc = m.call(name, ha, len(h), xa, count=count)
-    return np.frombuffer(m.read(xa, len(h)), dtype=np.int8).copy(), amax, n, cyc
+    raw = m.read(xa, nb)
+    if nb == len(h):
+        return np.frombuffer(raw, dtype=np.int8).copy(), amax, n, cyc
+    x = np.zeros(len(h), dtype=np.int8)
+    _fp4().unpack4(bytes(raw), len(h), x)
+    return x, amax, n, cyc
+
+
+def tmv4(m, W, xp, count=True):
+    """Runs rk_tmv4 (packed FP4 input xp, bytes). Returns (y, instructions, cycles)."""
+    R, C = W.shape
+    m.reset_heap()
+    w = m.alloc(pack(W))
+    xa = m.alloc(bytes(xp))
+    ya = m.alloc(4 * R)
+    sc = m.alloc(SCRATCH)
+    _, n, cyc = m.call("rk_tmv4", w, R, C, xa, ya, sc, count=count)
+    return np.frombuffer(m.read(ya, 4 * R), dtype=np.int32).copy(), n, cyc
 
 
 def layer(m, P, W, h, count=True):

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reku.model import reference as ref
+from rkfw import fp4 as F
 from rkfw import kernels as K
 
 PY = K.PYTHON
@@ -32,9 +33,16 @@ def test_tmv(R, C, data):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5).map(lambda b: 8 * b).flatmap(lambda n: vec(H, n)))
 def test_quant_i8_and_fp4(h):
-    for fw, rf, lim in ((PY.quant_i8, ref.quant_i8, 127), (PY.quant_fp4, ref.quant_fp4, 96)):
-        x = array("b", [0] * len(h))
-        amax = fw(array("i", h), x)
+    for fw, rf, lim in ((PY.quant_i8, ref.quant_i8, 127), (F.quant_fp4, ref.quant_fp4, 96)):
+        if fw is F.quant_fp4:
+            # packed two codes per byte plus the block shifts, read back with unpack4
+            p = array("b", [7] * F.fp4_bytes(len(h)))
+            amax = fw(array("i", h), p)
+            x = array("b", [0] * len(h))
+            F.unpack4(p, len(h), x)
+        else:
+            x = array("b", [0] * len(h))
+            amax = fw(array("i", h), x)
         want, want_amax = rf(h)
         assert amax == want_amax == max(abs(v) for v in h)
         assert list(x) == list(want)
@@ -55,6 +63,51 @@ def test_quant_fp4_grid():
         for b in range(0, 32, 8):
             blk = np.abs(x[b:b + 8])
             assert any(all(v % (1 << s) == 0 and (v >> s) in grid for v in blk) for s in range(4))
+
+
+def test_fp4_packing_layout():
+    """docs/format.md, "Packed FP4 activations": codes sign << 3 | m two per byte (even index low), then the
+    2-bit block shifts four per byte; 40 values take 20 + 2 bytes."""
+    assert [F.fp4_bytes(n) for n in (8, 32, 40, 80, 96)] == [5, 17, 22, 43, 51]
+    h = [0] * 40
+    h[0], h[1], h[9], h[39] = 96, -12, -48, 5      # amax 96, so the values are 96, -16, -48, 4
+    p = array("b", [0] * 22)
+    assert F.quant_fp4(array("i", h), p) == 96
+    b = bytes(p)
+    assert b[0] == 0x7 | 0xA << 4                 # +12 << 3 (m 7), -2 << 3 (sign | m 2): block 0 has s = 3
+    assert b[4] == 0xF << 4                        # value 9: -12 << 2 (sign | m 7), high nibble
+    assert b[19] == 0x4 << 4                       # value 39: +4 (m 4), s = 0
+    assert b[20] == 3 | 2 << 2 and b[21] == 0      # shifts of blocks 0..3, then block 4
+    assert sum(b) == 0xA7 + 0xF0 + 0x40 + 0x0B
+    x = array("b", [0] * 40)
+    F.unpack4(p, 40, x)
+    assert list(x) == list(ref.quant_fp4(h)[0]) and (x[0], x[1], x[9], x[39]) == (96, -16, -48, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4).map(lambda b: 40 * b).flatmap(
+    lambda n: st.tuples(vec(H, n), vec(H, n), vec(st.integers(0, 255), n))))
+def test_shift4_reads_packed_fp4(t):
+    a, b, mu = t
+    n = len(a)
+    x, p = array("b", [0] * F.fp4_bytes(n)), array("b", [0] * F.fp4_bytes(n))
+    F.quant_fp4(array("i", a), x)
+    F.quant_fp4(array("i", b), p)
+    out = array("b", [0] * n)
+    F.shift4(x, p, bytes(mu), out)
+    assert list(out) == list(ref.shift(ref.quant_fp4(a)[0], ref.quant_fp4(b)[0], np.array(mu)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 3).map(lambda g: 40 * g), st.data())
+def test_tmv4_reads_packed_fp4(R, C, data):
+    W = np.array(data.draw(vec(vec(st.integers(-1, 1), C), R)))
+    h = data.draw(vec(H, C))
+    x = array("b", [0] * F.fp4_bytes(C))
+    F.quant_fp4(array("i", h), x)
+    y = array("i", [0] * R)
+    F.tmv4(ref.pack_ternary(W), R, C, x, y)
+    assert list(y) == list(ref.tmv(W, ref.quant_fp4(h)[0]))
 
 
 def test_quant_i8_property_max_maps_to_127():

@@ -23,6 +23,7 @@ QUERIES = [
 MODELS = {
     "i8-1layer": dict(seed=1, d=40, f=80, layers=1),
     "fp4-i8-2layer": dict(seed=2, d=40, f=80, layers=2, acts=["fp4", "i8"]),
+    "fp4-all": dict(seed=7, d=40, f=80, layers=2, acts=["fp4", "fp4"]),
     "wide-hot": dict(seed=3, d=80, f=120, layers=1, gain=4.0),
     "ternary-emb": dict(seed=4, d=40, f=80, layers=2, emb="t"),
     "lowrank": dict(seed=5, d=40, f=80, layers=2, acts=["i8", "fp4"], lowrank=3),
@@ -157,8 +158,11 @@ def test_lowrank_correction_changes_the_stream_and_matches_on_every_tier():
             assert e.run(q)[0] == want, (e.tier, q)
 
 
-def test_micropython_matches_reference_with_lowrank(tmp_path):
-    blob = random_model(TOOLS, **MODELS["lowrank"])
+@pytest.mark.parametrize("name", ["lowrank", "fp4-all"])
+def test_micropython_matches_reference_allocation_free(name, tmp_path):
+    """Low-rank corrections, and every layer FP4 (x, xf, prev, prevc packed): on MicroPython the calls are the
+    reference's and a step allocates nothing."""
+    blob = random_model(TOOLS, **MODELS[name])
     r = Reference(rku.load(blob))
     qs = QUERIES[:8]
     got = run_micropython(blob, qs, tmp_path)
@@ -166,4 +170,4 @@ def test_micropython_matches_reference_with_lowrank(tmp_path):
     for q, g in zip(qs, got):
         assert "error" not in g, g
         assert g["calls"] == r.run(q)[0], q
-        assert g["step_alloc_20"] == 0, "a step with low-rank corrections allocates on MicroPython"
+        assert g["step_alloc_20"] == 0, "a step of %s allocates on MicroPython" % name

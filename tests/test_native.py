@@ -16,7 +16,7 @@ from reku.errors import RekuError
 from reku.model import reference as ref
 from reku.model.reference import Reference
 from reku.model.synth import random_model
-from rkfw import infer, kernels, rku
+from rkfw import fp4, infer, kernels, rku
 
 N = native.raw()          # fails (not skips) when the extension was not built
 TRITS = np.array([1, 3, 9, 27, 81])
@@ -43,7 +43,7 @@ def c_tmv(W, x):
 def test_extension_is_the_built_core():
     assert native.available()
     assert N.__name__ == "reku._rkernel"
-    for name in kernels.NAMES:
+    for name in kernels.NAMES + kernels.OPTIONAL:
         assert callable(getattr(N, name)), name
 
 
@@ -221,27 +221,74 @@ def hvec():
                            min_size=n, max_size=n))
 
 
+def c_quant(name, h):
+    """(values, amax, raw output) of the C quantizer; quant_fp4's packed output read back with unpack4."""
+    if name == "quant_i8":
+        x = array("b", [0] * len(h))
+        amax = N.quant_i8(array("i", h), x)
+        return list(x), amax, bytes(x)
+    p = array("b", [5] * fp4.fp4_bytes(len(h)))
+    amax = N.quant_fp4(array("i", h), p)
+    x = array("b", [0] * len(h))
+    fp4.unpack4(p, len(h), x)
+    return list(x), amax, bytes(p)
+
+
 @settings(max_examples=300, deadline=None)
 @given(hvec())
 def test_quant_matches_reference(h):
     for name in ("quant_i8", "quant_fp4"):
-        x = array("b", [0] * len(h))
-        amax = getattr(N, name)(array("i", h), x)
+        x, amax, raw = c_quant(name, h)
         want, want_amax = getattr(ref, name)(h)
         assert amax == want_amax
-        assert list(x) == list(want), name
+        assert x == list(want), name
         x2, a2 = getattr(native, name)(np.array(h))
         assert a2 == amax and list(x2) == list(want)
+        # the same bytes as the firmware's Python tier (the packed FP4 layout is one format)
+        py = array("b", [0] * len(raw))
+        (kernels.PYTHON.quant_i8 if name == "quant_i8" else fp4.quant_fp4)(array("i", h), py)
+        assert bytes(py) == raw, name
 
 
 def test_quant_edges():
     for h in ([0] * 16, [TOP] * 8, [-TOP] * 8, [1] + [0] * 7, [TOP, -1, 1, 0, 2, -2, 3, TOP >> 4] * 2,
               [(-1) ** j * (TOP >> j) for j in range(24)]):
         for name in ("quant_i8", "quant_fp4"):
-            x = array("b", [0] * len(h))
-            amax = getattr(N, name)(array("i", h), x)
+            x, amax, _ = c_quant(name, h)
             want, want_amax = getattr(ref, name)(h)
-            assert (amax, list(x)) == (want_amax, list(want)), (name, h)
+            assert (amax, x) == (want_amax, list(want)), (name, h)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 12).map(lambda b: 40 * b), st.integers(1, 40), st.integers(0, 2 ** 32 - 1))
+def test_packed_fp4_inputs_match_reference(n, R, seed):
+    """tmv4 and shift4 read quant_fp4's packed output: W @ x and the token shift of the reference's values."""
+    rng = np.random.default_rng(seed)
+    h, hp = rng.integers(-TOP, TOP + 1, size=n), rng.integers(-TOP, TOP + 1, size=n) >> int(rng.integers(0, 20))
+    x, p = array("b", [0] * fp4.fp4_bytes(n)), array("b", [0] * fp4.fp4_bytes(n))
+    N.quant_fp4(array("i", h.tolist()), x)
+    N.quant_fp4(array("i", hp.tolist()), p)
+    xv, pv = ref.quant_fp4(h)[0], ref.quant_fp4(hp)[0]
+    W = rng.integers(-1, 2, size=(R, n))
+    y = array("i", [0] * R)
+    N.tmv4(ref.pack_ternary(W), R, n, x, y)
+    assert list(y) == list(W @ xv)
+    mu = rng.integers(0, 256, size=n)
+    out = array("b", [0] * n)
+    N.shift4(x, p, bytes(mu.tolist()), out)
+    assert list(out) == list(ref.shift(xv, pv, mu))
+
+
+def test_packed_fp4_bad_sizes_are_errors():
+    x = array("b", [0] * fp4.fp4_bytes(40))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        N.quant_fp4(array("i", [1] * 12), x)
+    with pytest.raises(ValueError):
+        N.quant_fp4(array("i", [1] * 48), x)                 # 48 values need 25 bytes, x has 22
+    with pytest.raises(ValueError):
+        N.tmv4(bytes(8 * 16), 2, 80, x, array("i", [0, 0]))  # 80 inputs need 43 bytes
+    with pytest.raises(ValueError):
+        N.shift4(x, x, bytes(48), array("b", [0] * 48))
 
 
 @settings(max_examples=100, deadline=None)

@@ -107,6 +107,28 @@ def test_quant_on_m0_matches_reference(m0, h):
         assert amax == want_amax and list(x) == list(want), name
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 21), st.integers(1, 4).map(lambda g: 40 * g), st.integers(0, 2 ** 32 - 1))
+def test_packed_fp4_inputs_on_m0_match_reference(m0, R, C, seed):
+    """rk_tmv4 and rk_shift4 read rk_quant_fp4's packed vectors: W @ x and the token shift of the values."""
+    from array import array
+
+    from rkfw import fp4
+    rng = np.random.default_rng(seed)
+    h, hp = rng.integers(-TOP, TOP + 1, size=C), rng.integers(-TOP, TOP + 1, size=C) >> int(rng.integers(0, 20))
+    xp, pp = array("b", bytes(fp4.fp4_bytes(C))), array("b", bytes(fp4.fp4_bytes(C)))
+    fp4.quant_fp4(array("i", h.tolist()), xp)
+    fp4.quant_fp4(array("i", hp.tolist()), pp)
+    xv, pv = ref.quant_fp4(h)[0], ref.quant_fp4(hp)[0]
+    W = rng.integers(-1, 2, size=(R, C))
+    assert (E.tmv4(m0, W, bytes(xp), count=False)[0] == W @ xv).all()
+    mu = rng.integers(0, 256, size=C)
+    m0.reset_heap()
+    xa, pa, ma, oa = m0.alloc(bytes(xp)), m0.alloc(bytes(pp)), m0.alloc(bytes(mu.tolist())), m0.alloc(C)
+    m0.call("rk_shift4", xa, pa, ma, oa, C, count=False)
+    assert (np.frombuffer(m0.read(oa, C), dtype=np.int8) == ref.shift(xv, pv, mu)).all()
+
+
 def test_step_pieces_on_m0_match_reference(m0):
     """requant's 32-bit fast path and 64-bit fallback (libgcc multiply), wkv, shift, square, add, embed."""
     rng = np.random.default_rng(9)
@@ -164,7 +186,7 @@ def _m0_engine(m0, model):
     """The firmware engine whose fused layer step runs as rk_layer on the emulated Cortex-M0 (the other
     kernels on the Python tier)."""
     from rkfw import infer, kernels
-    funcs = {name: getattr(kernels.PYTHON, name) for name in kernels.NAMES}
+    funcs = {name: getattr(kernels.PYTHON, name) for name in kernels.NAMES}     # FP4 kernels: rkfw.fp4
     funcs["layer"] = lambda h, P, W: E.layer(m0, P, W, h, count=False)
     return infer.Engine(model, kernels.Tier("m0", funcs))
 
@@ -183,6 +205,7 @@ def test_layer_on_m0_matches_python_tier(m0, which):
     else:
         tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
         model = rku.load(random_model(tools, seed=5, d=40, f=80, layers=2, acts=["fp4", "i8"]))
+        assert len(infer.Engine(model, kernels.PYTHON).prev[0]) == 22     # packed: 40 values in 22 bytes
         queries = ["turn on the kitchen light"]
     e1 = _m0_engine(m0, model)
     e2 = infer.Engine(model, kernels.PYTHON)

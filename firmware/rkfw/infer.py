@@ -469,6 +469,19 @@ class Engine:
         self.head = T("head")
         self.pk = T("ptr_k")
         self.pq = T("ptr_q")
+        # FP4 layers keep x, xf, prev, prevc packed (docs/format.md; rkfw.fp4.act_bytes counts the buffers),
+        # written by quant_fp4 and read by shift4, tmv4: the tier's (native), else rkfw.fp4's Python versions
+        fp4 = [a == "fp4" for a in self.acts]
+        n4 = sum(fp4)
+        fb = _kernels.fp4_bytes
+        if n4:
+            if d % 8 or f % 8:
+                raise ValueError("FP4 activations need d and f multiples of 8 (d=%d, f=%d)" % (d, f))
+            k = self.k
+            self.k4 = (k.quant_fp4, k.shift4, k.tmv4)
+            if None in self.k4:
+                from rkfw import fp4 as _fp4
+                self.k4 = (_fp4.quant_fp4, _fp4.shift4, _fp4.tmv4)
         # optional low-rank corrections "<name>.lr": int8 U (R x r) then V (r x C) (docs/format.md); a loop over
         # .items() here left 480 B more on the heap of MicroPython (WebAssembly build, bench_board heap probe)
         self.lr = {}
@@ -480,18 +493,22 @@ class Engine:
         if self.lr:
             self.lr_c = zeros("i", max(d, f, self.O, dk))
             self.lr_ms = [0, 0]
+            if n4:
+                from rkfw import fp4 as _fp4
+                self.lr_x = zeros("b", max(d, f))      # a packed FP4 input unpacked for V @ x
+                self.unpack4 = _fp4.unpack4
         # preallocated state and scratch
         self.h = zeros("i", d)
-        self.x = zeros("b", d)
+        self.x = zeros("b", fb(d) if n4 == self.L else d)
         self.xs = zeros("b", d)
         self.r = zeros("i", d)
         self.kk = zeros("i", d)
         self.v = zeros("i", d)
         self.o = zeros("i", d)
         self.hf = zeros("i", f)
-        self.xf = zeros("b", f)
-        self.prev = [zeros("b", d) for _ in range(self.L)]
-        self.prevc = [zeros("b", d) for _ in range(self.L)]
+        self.xf = zeros("b", fb(f) if n4 == self.L else f)
+        self.prev = [zeros("b", fb(d) if fp4[i] else d) for i in range(self.L)]
+        self.prevc = [zeros("b", fb(d) if fp4[i] else d) for i in range(self.L)]
         self.state = [zeros("i", d) for _ in range(self.L)]
         self.logits = zeros("i", self.O)
         self.K = zeros("b", ((self.max_in + 1) * dk))
@@ -530,13 +547,20 @@ class Engine:
             return array("b", bytes(data))
         return data
 
-    def _tmv(self, W, R, C, x, y):
-        """y = W @ x for a ternary tensor, plus its low-rank correction when the model has one."""
-        self.k.tmv(W.data, R, C, x, y)
+    def _tmv(self, W, R, C, x, y, fp4=False):
+        """y = W @ x for a ternary tensor (x int8, or packed FP4 with fp4), plus its low-rank correction when
+        the model has one."""
+        if fp4:
+            self.k4[2](W.data, R, C, x, y)
+        else:
+            self.k.tmv(W.data, R, C, x, y)
         lr = self.lr.get(W.name) if self.lr else None
         if lr is not None:
             k = self.k
             U, V, r, M, S, z, zq = lr
+            if fp4:
+                self.unpack4(x, C, self.lr_x)
+                x = self.lr_x
             k.dot_rows(V, r, C, x, z)
             a = k.quant_i8(z, zq)
             if a:
@@ -549,9 +573,10 @@ class Engine:
     def _reset(self):
         for i in range(self.L):
             p, c, s = self.prev[i], self.prevc[i], self.state[i]
-            for j in range(self.d):
+            for j in range(len(p)):
                 p[j] = 0
                 c[j] = 0
+            for j in range(self.d):
                 s[j] = 0
 
     def step(self, tid):
@@ -584,35 +609,41 @@ class Engine:
         A = _kernels.A_LIM
         for i in range(self.L):
             mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]
-            quant = k.quant_fp4 if fp4 else k.quant_i8
+            # an FP4 layer's x, xf, prev and prevc hold packed FP4 (quant_fp4 writes it, shift4 and tmv4 read it)
+            if fp4:
+                quant = self.k4[0]
+                shift = self.k4[1]
+            else:
+                quant = k.quant_i8
+                shift = k.shift
             prev = self.prev[i]
             # time mixing
             quant(h, x)
-            k.shift(x, prev, mu_r, xs)
+            shift(x, prev, mu_r, xs)
             self._tmv(Wr, d, d, xs, r)
             k.requant(r, d, Wr.M, Wr.S, -A, A)
-            k.shift(x, prev, mu_k, xs)
+            shift(x, prev, mu_k, xs)
             self._tmv(Wk, d, d, xs, kk)
             k.requant(kk, d, Wk.M, Wk.S, -A, A)
-            k.shift(x, prev, mu_v, xs)
+            shift(x, prev, mu_v, xs)
             self._tmv(Wv, d, d, xs, v)
             k.requant(v, d, Wv.M, Wv.S, -A, A)
             k.copy(x, prev)
             k.wkv(r, kk, v, self.state[i], w, u, self.sig, o)
             quant(o, x)
-            self._tmv(Wo, d, d, x, o)
+            self._tmv(Wo, d, d, x, o, fp4)
             k.requant(o, d, Wo.M, Wo.S, -_kernels.H_LIM, _kernels.H_LIM)
             k.add(h, o)
             # channel mixing
             prevc = self.prevc[i]
             quant(h, x)
-            k.shift(x, prevc, cmu, xs)
+            shift(x, prevc, cmu, xs)
             k.copy(x, prevc)
             self._tmv(Ck, f, d, xs, self.hf)
             k.requant(self.hf, f, Ck.M, Ck.S, 0, A)
             k.square(self.hf, f)
             quant(self.hf, self.xf)
-            self._tmv(Cv, d, f, self.xf, o)
+            self._tmv(Cv, d, f, self.xf, o, fp4)
             k.requant(o, d, Cv.M, Cv.S, -_kernels.H_LIM, _kernels.H_LIM)
             k.add(h, o)
 
@@ -620,11 +651,11 @@ class Engine:
         """Pointer key of input position j from the current residual stream."""
         k = self.k
         dk = self.dk
-        k.quant_i8(self.h, self.x)
+        k.quant_i8(self.h, self.xs)
         if self.lr:
-            self._tmv(self.pk, dk, self.d, self.x, self.q32)
+            self._tmv(self.pk, dk, self.d, self.xs, self.q32)
         else:
-            k.tmv(self.pk.data, dk, self.d, self.x, self.q32)
+            k.tmv(self.pk.data, dk, self.d, self.xs, self.q32)
         k.quant_i8(self.q32, self.q8)
         k.copy(self.q8, self.K, j * dk)
 
@@ -650,9 +681,9 @@ class Engine:
             kind = g.next()
             if kind == K_DONE:
                 break
-            k.quant_i8(self.h, self.x)
+            k.quant_i8(self.h, self.xs)
             if kind == K_TOKEN:
-                self._tmv(self.head, self.O, d, self.x, self.logits)
+                self._tmv(self.head, self.O, d, self.xs, self.logits)
                 best = pick(self.logits, g.allow, g.n_allow)
                 g.feed(best)
                 feed_id = tok.n_in + best
@@ -660,7 +691,7 @@ class Engine:
                     n_out += 1
                     break
             else:
-                self._tmv(self.pq, dk, d, self.x, self.q32)
+                self._tmv(self.pq, dk, d, self.xs, self.q32)
                 k.quant_i8(self.q32, self.q8)
                 k.dot_rows(self.K, n + 1, dk, self.q8, self.scores)
                 pos = g.positions()

@@ -11,7 +11,6 @@ H_LIM = 1 << 23          # residual stream clamp (Q8)
 QA = 12                  # r, k, v, the time-mixing state and the channel-mixing hidden are Q12 (real * 4096)
 A_LIM = (8 << QA) - 1    # clamp of r, k, v and the channel-mixing hidden before squaring (real +-8)
 S_LIM = 1 << 21          # clamp of the time-mixing state (Q12, real +-512)
-FP4TAB = (0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12)
 
 
 def _trit_tables():
@@ -50,9 +49,14 @@ def tmv(w, R, C, x, y):
         o += G
 
 
-def _amax(h, x):
-    """max |h[j]| over the len(x) first entries; when it is 0, x is zeroed (both quantizers return then)."""
-    n = len(x)
+def fp4_bytes(n):
+    """Bytes of n packed FP4 values (n a multiple of 8): n/2 bytes of 4-bit codes, then the 2-bit block shifts,
+    four per byte (docs/format.md, "Packed FP4 activations"; the kernels are in rkfw.fp4 and the native module)."""
+    return (n >> 1) + ((n + 31) >> 5)
+
+
+def _amax(h, n):
+    """max |h[j]| over the n first entries."""
     amax = 0
     for j in range(n):
         a = h[j]
@@ -60,17 +64,16 @@ def _amax(h, x):
             a = -a
         if a > amax:
             amax = a
-    if amax == 0:
-        for j in range(n):
-            x[j] = 0
     return amax
 
 
 def quant_i8(h, x):
     """x = round(h*127/amax) (half away from zero on magnitudes); returns amax."""
     n = len(x)
-    amax = _amax(h, x)
+    amax = _amax(h, n)
     if amax == 0:
+        for j in range(n):
+            x[j] = 0
         return 0
     half = amax >> 1
     for j in range(n):
@@ -79,48 +82,6 @@ def quant_i8(h, x):
             x[j] = -((-a * 127 + half) // amax)
         else:
             x[j] = (a * 127 + half) // amax
-    return amax
-
-
-def quant_fp4(h, x):
-    """FP4 E2M1 values with a power-of-two scale per block of 8, as int8 (|x| <= 96); returns amax."""
-    n = len(x)
-    amax = _amax(h, x)
-    if amax == 0:
-        return 0
-    half = amax >> 1
-    tab = FP4TAB
-    for b0 in range(0, n, 8):
-        bm = 0
-        for j in range(b0, b0 + 8):
-            a = h[j]
-            if a < 0:
-                a = -a
-            t = (a * 96 + half) // amax
-            x[j] = t if h[j] >= 0 else -t      # |t| <= 96 fits int8; final values written below
-            if t > bm:
-                bm = t
-        if bm <= 12:
-            s = 0
-        elif bm <= 24:
-            s = 1
-        elif bm <= 48:
-            s = 2
-        else:
-            s = 3
-        rnd = (1 << s) >> 1
-        for j in range(b0, b0 + 8):
-            t = x[j]
-            if t < 0:
-                u = (-t + rnd) >> s
-                if u > 12:
-                    u = 12
-                x[j] = -(tab[u] << s)
-            else:
-                u = (t + rnd) >> s
-                if u > 12:
-                    u = 12
-                x[j] = tab[u] << s
     return amax
 
 
@@ -242,6 +203,8 @@ def _select():
     g = globals()
     try:
         import rkernel
+        if not hasattr(rkernel, "tmv4"):      # a build older than the packed FP4 activations: not used
+            raise ImportError
         for name in NAMES + OPTIONAL:
             f = getattr(rkernel, name, None)
             if f is not None:
@@ -262,12 +225,12 @@ def _select():
     g["TIER"] = "viper"
 
 
-NAMES = ("tmv", "quant_i8", "quant_fp4", "shift", "copy", "requant", "wkv", "square", "add", "embed", "embed_t",
-         "dot_rows")
+NAMES = ("tmv", "quant_i8", "shift", "copy", "requant", "wkv", "square", "add", "embed", "embed_t", "dot_rows")
 # Kernels only some tiers have (None elsewhere): layer(h, P, W) runs a whole layer's step in one call (the
-# native module; rk_layer in modules/rkernel/rk_core.c), the same kernel sequence as rkfw.infer.Engine.step.
-OPTIONAL = ("layer",)
-layer = None
+# native module; rk_layer in modules/rkernel/rk_core.c), the same kernel sequence as rkfw.infer.Engine.step;
+# quant_fp4, shift4, tmv4 write and read packed FP4 activations (native module; Python versions in rkfw.fp4).
+OPTIONAL = ("layer", "quant_fp4", "shift4", "tmv4")
+layer = quant_fp4 = shift4 = tmv4 = None
 
 
 class Tier:
@@ -281,7 +244,7 @@ class Tier:
             setattr(self, k, funcs.get(k))
 
 
-PYTHON = {"tmv": tmv, "quant_i8": quant_i8, "quant_fp4": quant_fp4, "shift": shift, "copy": copy,
+PYTHON = {"tmv": tmv, "quant_i8": quant_i8, "shift": shift, "copy": copy,
           "requant": requant, "wkv": wkv, "square": square, "add": add, "embed": embed, "embed_t": embed_t,
           "dot_rows": dot_rows}
 

@@ -15,6 +15,8 @@ per weight and multiplied with AVX2 when the CPU has it; anything else runs the 
 `simd(False)` (or REKU_NO_SIMD=1 in the environment) forces the portable path. See docs/native.md.
 """
 
+from array import array
+
 import numpy as np
 
 from .errors import RekuError
@@ -85,19 +87,22 @@ def quant_i8(h):
 
 
 def quant_fp4(h):
-    """(x int8, amax) = reference.quant_fp4(h) for |h| < 2**24, len(h) a multiple of 8."""
+    """(x int8, amax) = reference.quant_fp4(h) for |h| < 2**24, len(h) a multiple of 8: the kernel writes packed
+    FP4 (rkfw.fp4.fp4_bytes), read back here with rkfw.fp4.unpack4."""
+    from rkfw import fp4
     h = _i32(h)
-    x = np.empty(h.size, dtype=np.int8)
-    amax = raw().quant_fp4(h, x)
-    return x, amax
+    p = np.zeros(fp4.fp4_bytes(h.size), dtype=np.int8)
+    amax = raw().quant_fp4(h, p)
+    x = array("b", bytes(h.size))
+    fp4.unpack4(p.tobytes(), h.size, x)
+    return np.frombuffer(x, dtype=np.int8).copy(), amax
 
 
 def tier():
     """The C kernels as an rkfw.kernels.Tier, for rkfw.infer.Engine(model, native.tier())."""
     from rkfw import kernels
     m = raw()
-    funcs = {name: getattr(m, name) for name in kernels.NAMES}
-    funcs["layer"] = m.layer           # one layer's step in one call (rk_layer), as on the boards
+    funcs = {name: getattr(m, name) for name in kernels.NAMES + kernels.OPTIONAL}   # layer: rk_layer, as on boards
     funcs["tmv"] = m.tmv_host          # same arguments and results as rk_tmv; the host fast path
     return kernels.Tier("native", funcs)
 

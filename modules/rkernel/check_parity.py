@@ -6,7 +6,7 @@
 # Prints one line per group of checks and "parity ok" at the end; raises AssertionError on the first mismatch.
 from array import array
 
-from rkfw import kernels
+from rkfw import fp4, kernels
 
 PY = kernels.PYTHON
 
@@ -116,14 +116,47 @@ def check_quant(nat, rng):
             else:
                 h = [rng.int(-top, top) for _ in range(n8)]
             ha = array("i", h)
-            for name in ("quant_i8", "quant_fp4"):
-                x1 = array("b", [0] * n8)
-                x2 = array("b", [0] * n8)
-                a1 = getattr(nat, name)(ha, x1)
-                a2 = getattr(PY, name)(ha, x2)
-                assert a1 == a2, "%s amax %d vs %d" % (name, a1, a2)
-                same(x1, x2, "%s n=%d %s" % (name, n8, mode))
-                n += 1
+            x1 = array("b", [0] * n8)
+            x2 = array("b", [0] * n8)
+            a1 = nat.quant_i8(ha, x1)
+            a2 = PY.quant_i8(ha, x2)
+            assert a1 == a2, "quant_i8 amax %d vs %d" % (a1, a2)
+            same(x1, x2, "quant_i8 n=%d %s" % (n8, mode))
+            # packed FP4: the same bytes
+            p1 = array("b", [5] * fp4.fp4_bytes(n8))
+            p2 = array("b", [0] * fp4.fp4_bytes(n8))
+            a1 = nat.quant_fp4(ha, p1)
+            a2 = fp4.quant_fp4(ha, p2)
+            assert a1 == a2, "quant_fp4 amax %d vs %d" % (a1, a2)
+            same(p1, p2, "quant_fp4 n=%d %s" % (n8, mode))
+            n += 2
+    return n
+
+
+def check_fp4_inputs(nat, rng):
+    """shift4 and tmv4 on packed FP4 vectors (quant_fp4's output)."""
+    n = 0
+    top = (1 << 24) - 1
+    for C in (40, 80, 160, 320):
+        x = array("b", [0] * fp4.fp4_bytes(C))
+        p = array("b", [0] * fp4.fp4_bytes(C))
+        fp4.quant_fp4(array("i", [rng.int(-top, top) >> rng.int(0, 23) for _ in range(C)]), x)
+        fp4.quant_fp4(array("i", [rng.int(-top, top) for _ in range(C)]), p)
+        mu = bytes([rng.int(0, 255) for _ in range(C)])
+        o1 = array("b", [0] * C)
+        o2 = array("b", [0] * C)
+        nat.shift4(x, p, mu, o1)
+        fp4.shift4(x, p, mu, o2)
+        same(o1, o2, "shift4 n=%d" % C)
+        for R in (1, 5, 13, 80):
+            w = pack([[rng.int(-1, 1) for _ in range(C)] for _ in range(R)], C)
+            y1 = array("i", [7] * R)
+            y2 = array("i", [0] * R)
+            nat.tmv4(w, R, C, x, y1)
+            fp4.tmv4(w, R, C, x, y2)
+            same(y1, y2, "tmv4 %dx%d" % (R, C))
+            n += 1
+        n += 1
     return n
 
 
@@ -231,13 +264,12 @@ def check_engine(nat, model_path):
     with open(model_path, "rb") as f:
         m = rku.load(f.read())
     funcs = {}
-    for name in kernels.NAMES:
+    for name in kernels.NAMES + kernels.OPTIONAL:
         funcs[name] = getattr(nat, name)
-    funcs["layer"] = nat.layer
     tn = kernels.Tier("native", funcs)
     e1 = infer.Engine(m, tn)          # each layer's step in one native call (rk_layer)
     e2 = infer.Engine(m, PY)          # the same step composed from the Python tier's kernels
-    assert e1.fused is not None and e2.fused is None
+    assert (e1.fused is not None) == (not e1.lr) and e2.fused is None     # low-rank models: no fused step
     n = 0
     for q in QUERIES:
         c1 = e1.run(q)[0]
@@ -253,6 +285,7 @@ def main(nat, model_path=None, out=print):
     out("tmv: %d checks" % check_tmv(nat, rng))
     out("quant: %d checks" % check_quant(nat, rng))
     out("step pieces: %d checks" % check_step_pieces(nat, rng))
+    out("packed FP4 inputs: %d checks" % check_fp4_inputs(nat, rng))
     if model_path:
         out("engine: %d queries" % check_engine(nat, model_path))
     out("parity ok")

@@ -66,7 +66,16 @@ static void rk_dec(const void *w, int R, int C, const int8_t *x, int32_t *y) {
     rk_tmv_decode(w, R, C, x, y);
 }
 
-/* Shared by tmv and the baselines: (w, R, C, x, y); packed = weights are 5 trits per byte. */
+static int rk_fp4_n(Py_ssize_t n, const char *what) {
+    if (n % 8 != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: FP4 vectors need a multiple of 8 values, got %zd", what, n);
+        return -1;
+    }
+    return 0;
+}
+
+/* Shared by tmv, tmv4 and the baselines: (w, R, C, x, y); packed = weights are 5 trits per byte; packed == 2:
+ * tmv4 (x packed FP4). */
 static PyObject *rk_mv(PyObject *args, int packed, rk_mv_fn fn, const char *name) {
     PyObject *ow, *ox, *oy, *os = NULL;
     int R, C;
@@ -80,7 +89,8 @@ static PyObject *rk_mv(PyObject *args, int packed, rk_mv_fn fn, const char *name
     }
     if ((nw = rk_get(&b, ow, 1, 0, name, &w)) < 0 || (nx = rk_get(&b, ox, 1, 0, name, &x)) < 0
         || (ny = rk_get(&b, oy, 4, 1, name, &y)) < 0
-        || rk_need(nw, (Py_ssize_t)R * (packed ? rk_row_bytes(C) : C), name) < 0 || rk_need(nx, C, name) < 0
+        || rk_need(nw, (Py_ssize_t)R * (packed ? rk_row_bytes(C) : C), name) < 0
+        || (packed == 2 && rk_fp4_n(C, name) < 0) || rk_need(nx, packed == 2 ? rk_fp4_bytes(C) : C, name) < 0
         || rk_need(ny, R, name) < 0) {
         goto fail;
     }
@@ -97,7 +107,9 @@ static PyObject *rk_mv(PyObject *args, int packed, rk_mv_fn fn, const char *name
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    if (fn == NULL) {
+    if (packed == 2) {
+        rk_tmv4(w, R, C, x, y, given ? given : scratch);
+    } else if (fn == NULL) {
         rk_tmv(w, R, C, x, y, given ? given : scratch);
     } else {
         fn(w, R, C, x, y);
@@ -114,6 +126,11 @@ fail:
 static PyObject *py_tmv(PyObject *self, PyObject *args) {
     (void)self;
     return rk_mv(args, 1, NULL, "tmv");
+}
+
+static PyObject *py_tmv4(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_mv(args, 2, NULL, "tmv4");
 }
 
 static PyObject *py_tmv_i8(PyObject *self, PyObject *args) {
@@ -365,10 +382,8 @@ static PyObject *py_host_cache(PyObject *self, PyObject *args) {
     return Py_BuildValue("(in)", rk_hc_n, (Py_ssize_t)rk_hc_bytes);
 }
 
-typedef int32_t (*rk_quant_fn)(const int32_t *, int, int8_t *);
-
-/* quant_*(h, x) -> amax over n = len(x) values. */
-static PyObject *rk_quant(PyObject *args, rk_quant_fn fn, const char *name) {
+/* quant_i8(h, x) -> amax over n = len(x) values; quant_fp4(h, x): n = len(h) values packed into x. */
+static PyObject *rk_quant(PyObject *args, int fp4, const char *name) {
     PyObject *oh, *ox;
     rk_bufs b = {.n = 0};
     void *h, *x;
@@ -378,52 +393,69 @@ static PyObject *rk_quant(PyObject *args, rk_quant_fn fn, const char *name) {
         return NULL;
     }
     if ((nh = rk_get(&b, oh, 4, 0, name, &h)) < 0 || (nx = rk_get(&b, ox, 1, 1, name, &x)) < 0
-        || rk_need(nh, nx, name) < 0) {
+        || (fp4 ? rk_fp4_n(nh, name) < 0 || rk_need(nx, rk_fp4_bytes((int)nh), name) < 0
+                : rk_need(nh, nx, name) < 0)) {
         rk_free(&b);
         return NULL;
     }
-    amax = fn(h, (int)nx, x);
+    amax = fp4 ? rk_quant_fp4(h, (int)nh, x) : rk_quant_i8(h, (int)nx, x);
     rk_free(&b);
     return PyLong_FromLong(amax);
 }
 
 static PyObject *py_quant_i8(PyObject *self, PyObject *args) {
     (void)self;
-    return rk_quant(args, rk_quant_i8, "quant_i8");
+    return rk_quant(args, 0, "quant_i8");
 }
 
 static PyObject *py_quant_fp4(PyObject *self, PyObject *args) {
     (void)self;
-    return rk_quant(args, rk_quant_fp4, "quant_fp4");
+    return rk_quant(args, 1, "quant_fp4");
 }
 
-/* shift(x, prev, mu, out): n = len(out). */
-static PyObject *py_shift(PyObject *self, PyObject *args) {
+/* shift(x, prev, mu, out): n = len(out); shift4: x and prev packed FP4. */
+static PyObject *rk_shift_any(PyObject *args, int fp4, const char *name) {
     PyObject *o[4];
     void *p[4];
     Py_ssize_t n[4];
     rk_bufs b = {.n = 0};
     int i;
-    (void)self;
     if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3])) {
         return NULL;
     }
     for (i = 0; i < 4; i++) {
-        if ((n[i] = rk_get(&b, o[i], 1, i == 3, "shift", &p[i])) < 0) {
+        if ((n[i] = rk_get(&b, o[i], 1, i == 3, name, &p[i])) < 0) {
             goto fail;
         }
+    }
+    if (fp4 && rk_fp4_n(n[3], name) < 0) {
+        goto fail;
     }
     for (i = 0; i < 3; i++) {
-        if (rk_need(n[i], n[3], "shift") < 0) {
+        if (rk_need(n[i], fp4 && i < 2 ? rk_fp4_bytes((int)n[3]) : n[3], name) < 0) {
             goto fail;
         }
     }
-    rk_shift(p[0], p[1], p[2], p[3], (int)n[3]);
+    if (fp4) {
+        rk_shift4(p[0], p[1], p[2], p[3], (int)n[3]);
+    } else {
+        rk_shift(p[0], p[1], p[2], p[3], (int)n[3]);
+    }
     rk_free(&b);
     Py_RETURN_NONE;
 fail:
     rk_free(&b);
     return NULL;
+}
+
+static PyObject *py_shift(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_shift_any(args, 0, "shift");
+}
+
+static PyObject *py_shift4(PyObject *self, PyObject *args) {
+    (void)self;
+    return rk_shift_any(args, 1, "shift4");
 }
 
 /* copy(src, dst[, off]): dst[i] = src[i] for i < len(dst); with off >= 0: dst[off + i] = src[i] for
@@ -672,7 +704,7 @@ static PyObject *py_layer(PyObject *self, PyObject *args) {
     Py_buffer v[25];
     void *ptr[25];
     Py_ssize_t n[25], d, f;
-    int nb = 0, i;
+    int nb = 0, i, fp4;
     rk_layer_t p;
     rk_work_t w;
     (void)self;
@@ -710,8 +742,17 @@ static PyObject *py_layer(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "layer: bad shape");
         goto fail;
     }
+    if ((fp4 = PyObject_IsTrue(PySequence_Fast_GET_ITEM(P, 25))) < 0
+        || (fp4 && (rk_fp4_n(d, "layer") < 0 || rk_fp4_n(f, "layer") < 0))) {
+        goto fail;
+    }
     for (i = 0; i < 11; i++) {
-        if (rk_need(n[i], wlen[i] ? f : d, "layer W") < 0) {
+        /* an FP4 layer's prev, prevc, x, xf (W[0], W[1], W[3], W[5]) hold packed FP4 */
+        Py_ssize_t need = wlen[i] ? f : d;
+        if (fp4 && (i == 0 || i == 1 || i == 3 || i == 5)) {
+            need = rk_fp4_bytes((int)need);
+        }
+        if (rk_need(n[i], need, "layer W") < 0) {
             goto fail;
         }
     }
@@ -738,10 +779,7 @@ static PyObject *py_layer(PyObject *self, PyObject *args) {
         p.M[i] = (int32_t)M;
         p.S[i] = (int32_t)S;
     }
-    if ((i = PyObject_IsTrue(PySequence_Fast_GET_ITEM(P, 25))) < 0) {
-        goto fail;
-    }
-    p.fp4 = i;
+    p.fp4 = fp4;
     p.mu_r = ptr[12];
     p.mu_k = ptr[13];
     p.mu_v = ptr[14];
@@ -779,8 +817,10 @@ fail:
 static PyMethodDef rk_methods[] = {
     {"tmv", py_tmv, METH_VARARGS, "tmv(w, R, C, x, y[, scratch]): y = W @ x for packed ternary W (R x C), int8 x, int32 y."},
     {"quant_i8", py_quant_i8, METH_VARARGS, "quant_i8(h, x) -> amax: int32 h to int8 x (absmax, 127 levels)."},
-    {"quant_fp4", py_quant_fp4, METH_VARARGS, "quant_fp4(h, x) -> amax: int32 h to FP4 values (as int8) in x."},
+    {"quant_fp4", py_quant_fp4, METH_VARARGS, "quant_fp4(h, x) -> amax: int32 h to packed FP4 in x (rk_fp4_bytes(len(h)) bytes)."},
     {"shift", py_shift, METH_VARARGS, "shift(x, prev, mu, out): token shift, out = prev + (((x-prev)*mu) >> 8)."},
+    {"shift4", py_shift4, METH_VARARGS, "shift4(x, prev, mu, out): shift of packed FP4 x and prev into int8 out."},
+    {"tmv4", py_tmv4, METH_VARARGS, "tmv4(w, R, C, x, y[, scratch]): tmv with a packed FP4 x."},
     {"copy", py_copy, METH_VARARGS, "copy(src, dst[, off]): dst[:] = src[:len(dst)]; with off: dst[off:off+len(src)] = src."},
     {"requant", py_requant, METH_VARARGS, "requant(y, n, M, S, lo, hi): y = clamp((y*M + 2**(S-1)) >> S)."},
     {"wkv", py_wkv, METH_VARARGS, "wkv(r, k, v, s, w, u, sig, out): time-mixing recurrence, s in place."},

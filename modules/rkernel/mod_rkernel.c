@@ -2,12 +2,14 @@
  * micropython.mk / micropython.cmake) or as a dynamic native module (natmod/Makefile, .mpy).
  *
  * Same functions and arguments as firmware/rkfw/kernels.py, which imports this module when present:
- *   tmv(w, R, C, x, y[, scratch])  quant_i8(h, x) -> amax  quant_fp4(h, x) -> amax  shift(x, prev, mu, out)
+ *   tmv(w, R, C, x, y[, scratch])  tmv4(w, R, C, x, y[, scratch])  quant_i8(h, x) -> amax
+ *   quant_fp4(h, x) -> amax  shift(x, prev, mu, out)  shift4(x, prev, mu, out)
  *   copy(src, dst[, off])  requant(y, n, M, S, lo, hi)  wkv(r, k, v, s, w, u, sig, out)  square(k, n)  add(h, y)
  *   embed(e, off, n, M, S, h)  embed_t(w, off, n, M, S, h)  dot_rows(K, n, dk, q, out)
  *   layer(h, P, W[, scratch])  (one layer's whole step, see rk_layer in rk_core.h)
  * Buffers: weights/bytes any buffer (bytes, bytearray, memoryview into a ROMFS file, array); int8 vectors
- * array('b') (or any 1-byte buffer); int32 vectors array('i').
+ * array('b') (or any 1-byte buffer); int32 vectors array('i'); packed FP4 vectors (quant_fp4's output, tmv4's
+ * and shift4's inputs) any 1-byte buffer of rk_fp4_bytes(n) bytes, n a multiple of 8.
  * tmv's lookup tables need RK_TMV_SCRATCH_BYTES (7808 on microcontrollers) of scratch, allocated once: in
  * the natmod as static BSS (RAM taken at import), in firmware on the GC heap at the first tmv call after
  * import (kept by a root pointer, dropped again by __init__ at the first import after a soft reset).
@@ -77,8 +79,23 @@ static MP_DEFINE_CONST_FUN_OBJ_0(rkm_init_obj, rkm_init);
 #define RKM_SCRATCH_PER_CALL 1
 #endif
 
-/* tmv(w, R, C, x, y[, scratch]) */
-static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
+static void rkm_fp4_n(size_t n) {
+    if (n % 8 != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel: FP4 vectors need a multiple of 8 values"));
+    }
+}
+
+/* rk_tmv, or rk_tmv4 for a packed FP4 x */
+static void rkm_mv(int fp4, const uint8_t *w, int R, int C, const void *x, int32_t *y, int32_t *scratch) {
+    if (fp4) {
+        rk_tmv4(w, R, C, x, y, scratch);
+    } else {
+        rk_tmv(w, R, C, x, y, scratch);
+    }
+}
+
+/* tmv(w, R, C, x, y[, scratch]); tmv4: the same with a packed FP4 x */
+static mp_obj_t rkm_tmv_any(size_t n_args, const mp_obj_t *args, int fp4) {
     mp_buffer_info_t w, x, y, s;
     mp_int_t R = mp_obj_get_int(args[1]);
     mp_int_t C = mp_obj_get_int(args[2]);
@@ -86,33 +103,52 @@ static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
     if (R < 0 || C < 0 || C > 65535) {
         mp_raise_ValueError(MP_ERROR_TEXT("rkernel.tmv: bad shape"));
     }
+    if (fp4) {
+        rkm_fp4_n((size_t)C);
+    }
     rkm_need(rkm_buf(args[0], &w, MP_BUFFER_READ, 1), (size_t)R * rk_row_bytes((int)C));
-    rkm_need(rkm_buf(args[3], &x, MP_BUFFER_READ, 1), (size_t)C);
+    rkm_need(rkm_buf(args[3], &x, MP_BUFFER_READ, 1), fp4 ? (size_t)rk_fp4_bytes((int)C) : (size_t)C);
     rkm_need(rkm_buf(args[4], &y, MP_BUFFER_WRITE, 4), (size_t)R);
     if (n_args > 5) {
         mp_get_buffer_raise(args[5], &s, MP_BUFFER_WRITE);
         rkm_need(s.len, RK_TMV_SCRATCH_BYTES + 3);
         /* tables are int32: align */
         scratch = (int32_t *)(((uintptr_t)s.buf + 3) & ~(uintptr_t)3);
-        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
+        rkm_mv(fp4, w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
     } else {
         #ifdef RKM_SCRATCH_PER_CALL
         scratch = m_new(int32_t, RK_TMV_SCRATCH_BYTES / 4);
-        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
+        rkm_mv(fp4, w.buf, (int)R, (int)C, x.buf, y.buf, scratch);
         m_del(int32_t, scratch, RK_TMV_SCRATCH_BYTES / 4);
         #else
-        rk_tmv(w.buf, (int)R, (int)C, x.buf, y.buf, rkm_scratch());
+        rkm_mv(fp4, w.buf, (int)R, (int)C, x.buf, y.buf, rkm_scratch());
         #endif
     }
     return mp_const_none;
 }
+
+static mp_obj_t rkm_tmv(size_t n_args, const mp_obj_t *args) {
+    return rkm_tmv_any(n_args, args, 0);
+}
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_tmv_obj, 5, 6, rkm_tmv);
 
+static mp_obj_t rkm_tmv4(size_t n_args, const mp_obj_t *args) {
+    return rkm_tmv_any(n_args, args, 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_tmv4_obj, 5, 6, rkm_tmv4);
+
+/* quant_i8: n = len(x); quant_fp4: n = len(h) values packed into x */
 static mp_obj_t rkm_quant(mp_obj_t h_in, mp_obj_t x_in, int fp4) {
     mp_buffer_info_t h, x;
-    size_t n = rkm_buf(x_in, &x, MP_BUFFER_WRITE, 1);
-    rkm_need(rkm_buf(h_in, &h, MP_BUFFER_READ, 4), n);
-    return mp_obj_new_int(fp4 ? rk_quant_fp4(h.buf, (int)n, x.buf) : rk_quant_i8(h.buf, (int)n, x.buf));
+    size_t nx = rkm_buf(x_in, &x, MP_BUFFER_WRITE, 1);
+    size_t nh = rkm_buf(h_in, &h, MP_BUFFER_READ, 4);
+    if (fp4) {
+        rkm_fp4_n(nh);
+        rkm_need(nx, (size_t)rk_fp4_bytes((int)nh));
+        return mp_obj_new_int(rk_quant_fp4(h.buf, (int)nh, x.buf));
+    }
+    rkm_need(nh, nx);
+    return mp_obj_new_int(rk_quant_i8(h.buf, (int)nx, x.buf));
 }
 
 /* quant_i8(h, x) -> amax */
@@ -127,18 +163,37 @@ static mp_obj_t rkm_quant_fp4(mp_obj_t h_in, mp_obj_t x_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(rkm_quant_fp4_obj, rkm_quant_fp4);
 
-/* shift(x, prev, mu, out) */
-static mp_obj_t rkm_shift(size_t n_args, const mp_obj_t *args) {
+/* shift(x, prev, mu, out), n = len(out); shift4: x and prev packed FP4 */
+static mp_obj_t rkm_shift_any(const mp_obj_t *args, int fp4) {
     mp_buffer_info_t x, p, mu, out;
     size_t n = rkm_buf(args[3], &out, MP_BUFFER_WRITE, 1);
-    (void)n_args;
-    rkm_need(rkm_buf(args[0], &x, MP_BUFFER_READ, 1), n);
-    rkm_need(rkm_buf(args[1], &p, MP_BUFFER_READ, 1), n);
+    size_t nin = n;
+    if (fp4) {
+        rkm_fp4_n(n);
+        nin = (size_t)rk_fp4_bytes((int)n);
+    }
+    rkm_need(rkm_buf(args[0], &x, MP_BUFFER_READ, 1), nin);
+    rkm_need(rkm_buf(args[1], &p, MP_BUFFER_READ, 1), nin);
     rkm_need(rkm_buf(args[2], &mu, MP_BUFFER_READ, 1), n);
-    rk_shift(x.buf, p.buf, mu.buf, out.buf, (int)n);
+    if (fp4) {
+        rk_shift4(x.buf, p.buf, mu.buf, out.buf, (int)n);
+    } else {
+        rk_shift(x.buf, p.buf, mu.buf, out.buf, (int)n);
+    }
     return mp_const_none;
 }
+
+static mp_obj_t rkm_shift(size_t n_args, const mp_obj_t *args) {
+    (void)n_args;
+    return rkm_shift_any(args, 0);
+}
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_shift_obj, 4, 4, rkm_shift);
+
+static mp_obj_t rkm_shift4(size_t n_args, const mp_obj_t *args) {
+    (void)n_args;
+    return rkm_shift_any(args, 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(rkm_shift4_obj, 4, 4, rkm_shift4);
 
 /* copy(src, dst[, off]): dst[i] = src[i] for i < len(dst); with off >= 0: dst[off + i] = src[i] for
  * i < len(src) */
@@ -283,7 +338,7 @@ static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t b;
     rk_layer_t p;
     rk_work_t w;
-    size_t np, nw, i, d, f;
+    size_t np, nw, i, d, f, dq;
     mp_obj_t *P, *W;
     int32_t *scratch;
     static const uint8_t wrows[6] = {0, 0, 0, 0, 1, 0}, wcols[6] = {0, 0, 0, 0, 0, 1};  /* 1: f, 0: d */
@@ -296,12 +351,19 @@ static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
     }
     f = rkm_buf(W[10], &b, MP_BUFFER_WRITE, 4);
     w.hf = b.buf;
-    rkm_need(rkm_buf(W[0], &b, MP_BUFFER_RW, 1), d); w.prev = b.buf;
-    rkm_need(rkm_buf(W[1], &b, MP_BUFFER_RW, 1), d); w.prevc = b.buf;
+    p.fp4 = mp_obj_is_true(P[25]);
+    if (p.fp4) {
+        rkm_fp4_n(d);
+        rkm_fp4_n(f);
+    }
+    /* packed FP4 (prev, prevc, x, xf) in an FP4 layer */
+    dq = p.fp4 ? (size_t)rk_fp4_bytes((int)d) : d;
+    rkm_need(rkm_buf(W[0], &b, MP_BUFFER_RW, 1), dq); w.prev = b.buf;
+    rkm_need(rkm_buf(W[1], &b, MP_BUFFER_RW, 1), dq); w.prevc = b.buf;
     rkm_need(rkm_buf(W[2], &b, MP_BUFFER_RW, 4), d); w.state = b.buf;
-    rkm_need(rkm_buf(W[3], &b, MP_BUFFER_WRITE, 1), d); w.x = b.buf;
+    rkm_need(rkm_buf(W[3], &b, MP_BUFFER_WRITE, 1), dq); w.x = b.buf;
     rkm_need(rkm_buf(W[4], &b, MP_BUFFER_WRITE, 1), d); w.xs = b.buf;
-    rkm_need(rkm_buf(W[5], &b, MP_BUFFER_WRITE, 1), f); w.xf = b.buf;
+    rkm_need(rkm_buf(W[5], &b, MP_BUFFER_WRITE, 1), p.fp4 ? (size_t)rk_fp4_bytes((int)f) : f); w.xf = b.buf;
     rkm_need(rkm_buf(W[6], &b, MP_BUFFER_WRITE, 4), d); w.r = b.buf;
     rkm_need(rkm_buf(W[7], &b, MP_BUFFER_WRITE, 4), d); w.k = b.buf;
     rkm_need(rkm_buf(W[8], &b, MP_BUFFER_WRITE, 4), d); w.v = b.buf;
@@ -327,7 +389,6 @@ static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
         }
         p.S[i] = (int32_t)S;
     }
-    p.fp4 = mp_obj_is_true(P[25]);
     if (n_args > 3) {
         mp_get_buffer_raise(args[3], &b, MP_BUFFER_WRITE);
         rkm_need(b.len, RK_TMV_SCRATCH_BYTES + 3);
@@ -354,6 +415,8 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_quant_i8, MP_OBJ_FROM_PTR(&rkm_quant_i8_obj));
     mp_store_global(MP_QSTR_quant_fp4, MP_OBJ_FROM_PTR(&rkm_quant_fp4_obj));
     mp_store_global(MP_QSTR_shift, MP_OBJ_FROM_PTR(&rkm_shift_obj));
+    mp_store_global(MP_QSTR_tmv4, MP_OBJ_FROM_PTR(&rkm_tmv4_obj));
+    mp_store_global(MP_QSTR_shift4, MP_OBJ_FROM_PTR(&rkm_shift4_obj));
     mp_store_global(MP_QSTR_copy, MP_OBJ_FROM_PTR(&rkm_copy_obj));
     mp_store_global(MP_QSTR_requant, MP_OBJ_FROM_PTR(&rkm_requant_obj));
     mp_store_global(MP_QSTR_wkv, MP_OBJ_FROM_PTR(&rkm_wkv_obj));
@@ -378,6 +441,8 @@ static const mp_rom_map_elem_t rkm_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_quant_i8), MP_ROM_PTR(&rkm_quant_i8_obj) },
     { MP_ROM_QSTR(MP_QSTR_quant_fp4), MP_ROM_PTR(&rkm_quant_fp4_obj) },
     { MP_ROM_QSTR(MP_QSTR_shift), MP_ROM_PTR(&rkm_shift_obj) },
+    { MP_ROM_QSTR(MP_QSTR_tmv4), MP_ROM_PTR(&rkm_tmv4_obj) },
+    { MP_ROM_QSTR(MP_QSTR_shift4), MP_ROM_PTR(&rkm_shift4_obj) },
     { MP_ROM_QSTR(MP_QSTR_copy), MP_ROM_PTR(&rkm_copy_obj) },
     { MP_ROM_QSTR(MP_QSTR_requant), MP_ROM_PTR(&rkm_requant_obj) },
     { MP_ROM_QSTR(MP_QSTR_wkv), MP_ROM_PTR(&rkm_wkv_obj) },

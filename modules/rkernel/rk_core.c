@@ -17,6 +17,17 @@
 #define RK_WIDE 0
 #endif
 
+int32_t rk_fp4_at(const uint8_t *x, int n, int i) {
+    int32_t c = (x[i >> 1] >> ((i & 1) << 2)) & 15;
+    int32_t v = (int32_t)((0xC8643210u >> ((c & 7) << 2)) & 15) << ((x[(n >> 1) + (i >> 5)] >> ((i >> 2) & 6)) & 3);
+    return c & 8 ? -v : v;
+}
+
+/* Input i of a matrix-vector product: of the int8 x, or (x NULL) of the packed FP4 xp; 0 outside [0, C). */
+static int rk_in(const int8_t *x, const uint8_t *xp, int C, int i) {
+    return i < 0 || i >= C ? 0 : x != NULL ? x[i] : (int)rk_fp4_at(xp, C, i);
+}
+
 /* ---------------------------------------------------------------------------------------------------
  * Ternary matrix-vector product, table-lookup style (T-MAC / bitnet.cpp TL).
  *
@@ -174,12 +185,8 @@ void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4) {
     rk_tl_build_m0(t, x0, x1, x2, x3, x4, 0);
 }
 
-/* Input i of x, 0 past the end or before the start of a group list. */
-static int rk_xat(const int8_t *x, int C, int i) {
-    return i >= 0 && i < C ? x[i] : 0;
-}
-
-void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+static void rk_tmv_in(const uint8_t *w, int R, int C, const int8_t *x, const uint8_t *xp, int32_t *y,
+    int32_t *scratch) {
     const int G = rk_row_bytes(C);
     const int R4 = R & ~3;
     int32_t nlow = 0;          /* biased low-half lookups per row of the assembly loop, over all chunks */
@@ -204,16 +211,9 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
             const int c0 = 5 * (g0 + 2 * (j0 + j) - skip);
             uint32_t X[5];
             int i;
-            if (c0 >= 5 * g0 && c0 + 10 <= C) {
-                const int8_t *a = x + c0;
-                for (i = 0; i < 5; i++) {
-                    X[i] = (uint32_t)(int32_t)a[i] + ((uint32_t)(int32_t)a[i + 5] << 16);
-                }
-            } else {
-                for (i = 0; i < 5; i++) {
-                    int lo = c0 >= 5 * g0 ? rk_xat(x, C, c0 + i) : 0;
-                    X[i] = (uint32_t)lo + ((uint32_t)rk_xat(x, C, c0 + 5 + i) << 16);
-                }
+            for (i = 0; i < 5; i++) {
+                int lo = c0 >= 5 * g0 ? rk_in(x, xp, C, c0 + i) : 0;
+                X[i] = (uint32_t)lo + ((uint32_t)rk_in(x, xp, C, c0 + 5 + i) << 16);
             }
             rk_tl_build_m0(scratch + j * RK_TL_STRIDE, (int)X[0], (int)X[1], (int)X[2], (int)X[3], (int)X[4],
                 RK_BIAS);
@@ -348,7 +348,8 @@ static void rk_tl_rows(const uint8_t *w, int G, int g0, int ng, int r0, int R, c
     }
 }
 
-void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+static void rk_tmv_in(const uint8_t *w, int R, int C, const int8_t *x, const uint8_t *xp, int32_t *y,
+    int32_t *scratch) {
     const int G = rk_row_bytes(C);
     int g0, r;
     for (r = 0; r < R; r++) {
@@ -360,21 +361,22 @@ void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t
         for (k = 0; k < ng; k++) {
             int c = 5 * (g0 + k);
             int32_t *t = scratch + k * RK_TL_STRIDE;
-            if (c + 5 <= C) {
-                rk_tl_build(t, x[c], x[c + 1], x[c + 2], x[c + 3], x[c + 4]);
-            } else {
-                int v[5], i;
-                for (i = 0; i < 5; i++) {
-                    v[i] = c + i < C ? x[c + i] : 0;
-                }
-                rk_tl_build(t, v[0], v[1], v[2], v[3], v[4]);
-            }
+            rk_tl_build(t, rk_in(x, xp, C, c), rk_in(x, xp, C, c + 1), rk_in(x, xp, C, c + 2),
+                rk_in(x, xp, C, c + 3), rk_in(x, xp, C, c + 4));
         }
         rk_tl_rows(w, G, g0, ng, 0, R, scratch, y);
     }
 }
 
 #endif
+
+void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+    rk_tmv_in(w, R, C, x, NULL, y, scratch);
+}
+
+void rk_tmv4(const uint8_t *w, int R, int C, const uint8_t *x, int32_t *y, int32_t *scratch) {
+    rk_tmv_in(w, R, C, NULL, x, y, scratch);
+}
 
 /* ---------------------------------------------------------------------------------------------------
  * Activation quantization. Quotients of magnitudes (C's / truncates, Python's // floors).
@@ -460,45 +462,47 @@ int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x) {
     return amax;
 }
 
-/* FP4TAB[u] = {0,1,2,3,4,4,6,6,8,8,8,12,12}[u] (u = 0..12): the doubled E2M1 grid with the contract's tie
- * rules, as 4-bit fields of two constants (no data section, no 64-bit shifts). */
-#define RK_FP4TAB(u) ((int32_t)((u) < 8 ? (0x66443210u >> (4 * (u))) & 0xF : (0xCC888u >> (4 * ((u) - 8))) & 0xF))
-
-int32_t rk_quant_fp4(const int32_t *h, int n, int8_t *x) {
+int32_t rk_quant_fp4(const int32_t *h, int n, uint8_t *x) {
     int32_t amax = rk_amax(h, n);
     rk_qdiv_t d;
     int b0, j;
     if (amax == 0) {
-        for (j = 0; j < n; j++) {
+        for (j = 0; j < rk_fp4_bytes(n); j++) {
             x[j] = 0;
         }
         return 0;
     }
     rk_qdiv_init(&d, amax, 96);
     for (b0 = 0; b0 < n; b0 += 8) {
-        int e = b0 + 8 < n ? b0 + 8 : n;
         int32_t bm = 0;
-        int s, rnd;
-        for (j = b0; j < e; j++) {
+        int s, rnd, q;
+        uint8_t *sb = x + (n >> 1) + (b0 >> 5);
+        for (j = b0; j < b0 + 8; j++) {
             int32_t v = h[j];
-            int32_t q = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
-            x[j] = (int8_t)(v < 0 ? -q : q);
-            if (q > bm) {
-                bm = q;
+            int32_t t = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
+            if (t > bm) {
+                bm = t;
             }
         }
         s = bm <= 12 ? 0 : bm <= 24 ? 1 : bm <= 48 ? 2 : 3;
         rnd = (1 << s) >> 1;
-        for (j = b0; j < e; j++) {
-            int32_t v = x[j];
-            int32_t u = ((v < 0 ? -v : v) + rnd) >> s;
-            int32_t g;
-            if (u > 12) {
-                u = 12;
+        for (j = b0; j < b0 + 8; j += 2) {
+            uint32_t c2 = 0;
+            int k;
+            for (k = 0; k < 2; k++) {
+                int32_t v = h[j + k];
+                int32_t u = ((int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v)) + rnd) >> s;
+                /* code of FP4TAB[u]: {0,1,2,3,4,4,5,5,6,6,6,7,7}[u], 7 from u = 11 on */
+                uint32_t c = u < 8 ? (0x55443210u >> (4 * u)) & 0xF : u < 11 ? 6u : 7u;
+                if (v < 0 && c != 0) {
+                    c |= 8u;
+                }
+                c2 |= c << (4 * k);
             }
-            g = RK_FP4TAB(u) << s;
-            x[j] = (int8_t)(v < 0 ? -g : g);
+            x[j >> 1] = (uint8_t)c2;
         }
+        q = (b0 >> 2) & 6;
+        *sb = (uint8_t)((q == 0 ? 0 : *sb & ((1u << q) - 1u)) | ((unsigned)s << q));
     }
     return amax;
 }
@@ -512,6 +516,14 @@ void rk_shift(const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *ou
     for (i = 0; i < n; i++) {
         int32_t p = prev[i];
         out[i] = (int8_t)(p + (((x[i] - p) * (int32_t)mu[i] + 128) >> 8));
+    }
+}
+
+void rk_shift4(const uint8_t *x, const uint8_t *prev, const uint8_t *mu, int8_t *out, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t p = rk_fp4_at(prev, n, i);
+        out[i] = (int8_t)(p + (((rk_fp4_at(x, n, i) - p) * (int32_t)mu[i] + 128) >> 8));
     }
 }
 
@@ -642,34 +654,56 @@ static void rk_copy8(const int8_t *src, int8_t *dst, int n) {
     }
 }
 
+/* The layer's activation quantizer, token shift and input product: int8, or packed FP4 in x, prev, xf. */
+static void rk_lq(int fp4, const int32_t *h, int n, int8_t *x) {
+    if (fp4) {
+        rk_quant_fp4(h, n, (uint8_t *)x);
+    } else {
+        rk_quant_i8(h, n, x);
+    }
+}
+
+static void rk_lshift(int fp4, const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *out, int n) {
+    if (fp4) {
+        rk_shift4((const uint8_t *)x, (const uint8_t *)prev, mu, out, n);
+    } else {
+        rk_shift(x, prev, mu, out, n);
+    }
+}
+
+static void rk_lmv(int fp4, const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch) {
+    rk_tmv_in(w, R, C, fp4 ? NULL : x, fp4 ? (const uint8_t *)x : NULL, y, scratch);
+}
+
 void rk_layer(const rk_layer_t *p, const rk_work_t *s, int32_t *h, int d, int f, int32_t *scratch) {
-    int32_t (*quant)(const int32_t *, int, int8_t *) = p->fp4 ? rk_quant_fp4 : rk_quant_i8;
+    const int q = p->fp4 != 0;
+    const int nprev = q ? rk_fp4_bytes(d) : d;
     /* time mixing */
-    quant(h, d, s->x);
-    rk_shift(s->x, s->prev, p->mu_r, s->xs, d);
+    rk_lq(q, h, d, s->x);
+    rk_lshift(q, s->x, s->prev, p->mu_r, s->xs, d);
     rk_tmv(p->W[0], d, d, s->xs, s->r, scratch);
     rk_requant(s->r, d, p->M[0], (int)p->S[0], -RK_A_LIM, RK_A_LIM);
-    rk_shift(s->x, s->prev, p->mu_k, s->xs, d);
+    rk_lshift(q, s->x, s->prev, p->mu_k, s->xs, d);
     rk_tmv(p->W[1], d, d, s->xs, s->k, scratch);
     rk_requant(s->k, d, p->M[1], (int)p->S[1], -RK_A_LIM, RK_A_LIM);
-    rk_shift(s->x, s->prev, p->mu_v, s->xs, d);
+    rk_lshift(q, s->x, s->prev, p->mu_v, s->xs, d);
     rk_tmv(p->W[2], d, d, s->xs, s->v, scratch);
     rk_requant(s->v, d, p->M[2], (int)p->S[2], -RK_A_LIM, RK_A_LIM);
-    rk_copy8(s->x, s->prev, d);
+    rk_copy8(s->x, s->prev, nprev);
     rk_wkv(s->r, s->k, s->v, s->state, p->w, p->u, p->sig, s->o, d);
-    quant(s->o, d, s->x);
-    rk_tmv(p->W[3], d, d, s->x, s->o, scratch);
+    rk_lq(q, s->o, d, s->x);
+    rk_lmv(q, p->W[3], d, d, s->x, s->o, scratch);
     rk_requant(s->o, d, p->M[3], (int)p->S[3], -RK_H_LIM, RK_H_LIM);
     rk_add(h, s->o, d);
     /* channel mixing */
-    quant(h, d, s->x);
-    rk_shift(s->x, s->prevc, p->cmu, s->xs, d);
-    rk_copy8(s->x, s->prevc, d);
+    rk_lq(q, h, d, s->x);
+    rk_lshift(q, s->x, s->prevc, p->cmu, s->xs, d);
+    rk_copy8(s->x, s->prevc, nprev);
     rk_tmv(p->W[4], f, d, s->xs, s->hf, scratch);
     rk_requant(s->hf, f, p->M[4], (int)p->S[4], 0, RK_A_LIM);
     rk_square(s->hf, f);
-    quant(s->hf, f, s->xf);
-    rk_tmv(p->W[5], d, f, s->xf, s->o, scratch);
+    rk_lq(q, s->hf, f, s->xf);
+    rk_lmv(q, p->W[5], d, f, s->xf, s->o, scratch);
     rk_requant(s->o, d, p->M[5], (int)p->S[5], -RK_H_LIM, RK_H_LIM);
     rk_add(h, s->o, d);
 }

@@ -66,6 +66,9 @@ static inline int rk_row_bytes(int C) {
  * weight byte costs one table read and one add. */
 void rk_tmv(const uint8_t *w, int R, int C, const int8_t *x, int32_t *y, int32_t *scratch);
 
+/* rk_tmv with a packed FP4 input (C values, see rk_quant_fp4). */
+void rk_tmv4(const uint8_t *w, int R, int C, const uint8_t *x, int32_t *y, int32_t *scratch);
+
 /* One group's table: t[b] = sum_k (digit_k(b) - 1) * x_k for b = 0..242 (t has room for 244 entries). */
 void rk_tl_build(int32_t *t, int x0, int x1, int x2, int x3, int x4);
 
@@ -78,12 +81,26 @@ void rk_tl_build_m0(int32_t *t, int x0, int x1, int x2, int x3, int x4, int bias
  * |h| < 2**24. */
 int32_t rk_quant_i8(const int32_t *h, int n, int8_t *x);
 
-/* FP4 E2M1 with a power-of-two scale per block of 8 (n a multiple of 8), as doubled values in int8
- * (|x| <= 96). Returns amax. */
-int32_t rk_quant_fp4(const int32_t *h, int n, int8_t *x);
+/* Packed FP4 vectors (docs/format.md): n values (n a multiple of 8) in rk_fp4_bytes(n) bytes: n/2 bytes of
+ * 4-bit codes (value 2j in the low nibble of byte j, 2j+1 in the high one), code = sign << 3 | m for the value
+ * sign * {0,1,2,3,4,6,8,12}[m] << s, then the 2-bit shift s of each block of 8 (block b at bits 2*(b%4) of
+ * byte n/2 + b/4). */
+static inline int rk_fp4_bytes(int n) {
+    return (n >> 1) + ((n + 31) >> 5);
+}
+
+/* Value i of a packed FP4 vector of n values. */
+int32_t rk_fp4_at(const uint8_t *x, int n, int i);
+
+/* FP4 E2M1 with a power-of-two scale per block of 8 (n a multiple of 8), the doubled values |v| <= 96 of
+ * reference.quant_fp4, packed into x (rk_fp4_bytes(n) bytes). Returns amax. */
+int32_t rk_quant_fp4(const int32_t *h, int n, uint8_t *x);
 
 /* out[i] = prev[i] + (((x[i] - prev[i]) * mu[i] + 128) >> 8)  (token shift, mu 0..255). */
 void rk_shift(const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *out, int n);
+
+/* rk_shift of two packed FP4 vectors x, prev (n values each) into int8 out. */
+void rk_shift4(const uint8_t *x, const uint8_t *prev, const uint8_t *mu, int8_t *out, int n);
 
 /* y[i] = clamp((y[i]*M + 2**(S-1)) >> S, lo, hi) in place, 1 <= S <= 62. */
 void rk_requant(int32_t *y, int n, int32_t M, int S, int32_t lo, int32_t hi);
@@ -124,9 +141,9 @@ typedef struct {
 } rk_layer_t;
 
 typedef struct {
-    int8_t *prev, *prevc;
+    int8_t *prev, *prevc;      /* d int8, or packed FP4 (rk_fp4_bytes(d)) when fp4 */
     int32_t *state;
-    int8_t *x, *xs, *xf;       /* d, d, f */
+    int8_t *x, *xs, *xf;       /* d, d, f; x and xf hold packed FP4 when fp4 */
     int32_t *r, *k, *v, *o, *hf;  /* d, d, d, d, f */
 } rk_work_t;
 
