@@ -217,9 +217,21 @@ def main():
     ap.add_argument("--heap-on", metavar="PORT", help="only the heap probe, on the MicroPython device at PORT "
                     "(mpremote), e.g. MicroPython's qemu port on /dev/pts/N; prints, writes nothing")
     ap.add_argument("--natmod", help="with --heap-on: an rkernel.mpy for the device's ARCH to load")
+    ap.add_argument("--heap-wasm", action="store_true", help="only the heap probe, on the WebAssembly build "
+                    "(firmware as .mpy); prints, writes nothing")
+    ap.add_argument("--model", help="with --heap-on or --heap-wasm: this .rku instead of the bundled home model")
     args = ap.parse_args()
+    global MODEL
+    if args.model:
+        MODEL = Path(args.model)
     if args.heap_on:
         heap_on(args.heap_on, args.natmod)
+        return
+    if args.heap_wasm:
+        h = heap(QUERIES, mpy=True)
+        for st in h["stages"]:
+            print("  %8d B  (+%6d above the previous stage)  %s" % (st["heap_bytes"], st["delta_bytes"], st["stage"]))
+        print("  resident %d B; peak upper bound %d B" % (h["resident_after_load_bytes"], h["peak_upper_bound_bytes"]))
         return
     queries = QUERIES[:4] if args.quick else QUERIES
     rounds = 1 if args.quick else 3

@@ -50,15 +50,15 @@ def main():
         args.steps, args.skills, args.examples = 60, ["home"], 2000
     sys.path.insert(0, str(ROOT / "host"))
     sys.path.insert(0, str(ROOT / "firmware"))
-    from reku.model.ptq import act_ram_bytes
+    from rkfw.fp4 import act_bytes
     d, f, L = (int(v) for v in args.dims.split(","))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     res = {"name": "routes", "machine": "%s, %s, Python %s, %d CPUs" % (
         platform.machine(), platform.system(), platform.python_version(), os.cpu_count()),
         "dims": args.dims, "steps": args.steps, "skills": {}}
-    all_i8, all_fp4 = act_ram_bytes(d, f, ["i8"] * L), act_ram_bytes(d, f, ["fp4"] * L)
-    mix_budget = act_ram_bytes(d, f, ["fp4"] + ["i8"] * (L - 1))     # room for one FP4 layer: a mix
+    all_i8, all_fp4 = act_bytes(d, f, ["i8"] * L), act_bytes(d, f, ["fp4"] * L)
+    mix_budget = act_bytes(d, f, ["fp4"] + ["i8"] * (L - 1))     # room for one FP4 layer: a mix
     for name in args.skills:
         skill = ROOT / "skills" / name
         test = skill / "test.jsonl"

@@ -12,6 +12,7 @@ from reku import paths
 from reku.model import ptq
 from reku.model.reference import Reference
 from rkfw import infer, kernels, rku
+from rkfw.fp4 import act_bytes
 
 SKILL = paths.SKILLS / "home"
 QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "lock the front door", "what's the weather", ""]
@@ -107,8 +108,8 @@ def test_svd_budget_is_respected(ckpt, kb):
 
 def test_act_budget_is_respected_and_uses_sensitivity(ckpt):
     net, _ = ptq.load_checkpoint(ckpt)
-    all_i8 = ptq.act_ram_bytes(net.d, net.f, ["i8"] * net.L)
-    all_fp4 = ptq.act_ram_bytes(net.d, net.f, ["fp4"] * net.L)
+    all_i8 = act_bytes(net.d, net.f, ["i8"] * net.L)
+    all_fp4 = act_bytes(net.d, net.f, ["fp4"] * net.L)
     assert all_fp4 < all_i8
     blob, info = ptq.quantize(ckpt, act_budget_bytes=all_i8, n_calib=120, log=None)
     assert info["acts"] == ["i8"] * net.L and len(info["sensitivity"]) == net.L
@@ -120,10 +121,18 @@ def test_act_budget_is_respected_and_uses_sensitivity(ckpt):
         ptq.quantize(ckpt, act_budget_bytes=all_fp4 - 1, n_calib=60, log=None)
 
 
-def test_act_ram_counts_fp4_layers_at_four_bits():
-    assert ptq.act_ram_bytes(40, 80, ["i8", "i8"]) == (2 * 40 + 80) + 4 * 40
-    assert ptq.act_ram_bytes(40, 80, ["fp4", "i8"]) == (2 * 40 + 80) + 2 * 40 + 40
-    assert ptq.act_ram_bytes(40, 80, ["fp4", "fp4"]) == (2 * 40 + 80) // 2 + 2 * 40
+@pytest.mark.parametrize("acts,want", [(["i8", "i8"], 40 + (40 + 80) + 4 * 40),
+                                       (["fp4", "i8"], 40 + (40 + 80) + 2 * 22 + 2 * 40),
+                                       (["fp4", "fp4"], 40 + (22 + 43) + 4 * 22)])
+def test_act_bytes_are_the_engines_buffers(acts, want):
+    """The budget counts what the engine allocates: xs int8; x, xf packed (22 and 43 bytes for 40 and 80
+    values) when every layer is FP4; each FP4 layer's prev and prevc packed."""
+    from reku.model.synth import random_model
+    assert act_bytes(40, 80, acts) == want
+    tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+    e = infer.Engine(rku.load(random_model(tools, seed=3, d=40, f=80, layers=2, acts=acts)), kernels.PYTHON)
+    bufs = [e.x, e.xs, e.xf] + e.prev + e.prevc
+    assert sum(len(b) * b.itemsize for b in bufs) == want
 
 
 def test_quantize_cli_and_micropython(ckpt, tmp_path):
@@ -157,3 +166,25 @@ def test_cli_errors_are_one_line(ckpt, tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a float checkpoint" in r.stderr
     r = reku("train", "--float", "--skill", str(SKILL), "--out", str(tmp_path / "x.pt"), "--algo", "ff")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--float" in r.stderr
+
+
+@pytest.mark.parametrize("cfg", [dict(acts=["i8", "i8"]), dict(acts=["fp4", "fp4"]),
+                                 dict(acts=["i8", "fp4"], lowrank=3)])
+def test_inspect_counts_the_engines_buffers(cfg):
+    """`reku inspect`'s RAM figure (inference_ram) is the bytes of every buffer the engine preallocates."""
+    from array import array
+
+    from reku.model.cli import inference_ram
+    from reku.model.synth import random_model
+    tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+    m = rku.load(random_model(tools, seed=4, d=40, f=80, layers=2, **cfg))
+    e = infer.Engine(m, kernels.PYTHON)
+    bufs = [e.grammar.allow]
+    for v in vars(e).values():
+        if isinstance(v, array):
+            bufs.append(v)
+        elif isinstance(v, list) and v and isinstance(v[0], array):
+            bufs += v
+    for lr in e.lr.values():
+        bufs += [lr[5], lr[6]]           # V @ x and its int8 requantisation (U, V are the model's bytes)
+    assert inference_ram(m) == sum(len(b) * b.itemsize for b in bufs)

@@ -21,6 +21,10 @@ RUNTIME_CODE = 20.7 * 1024     # 19 KB before the fused-layer step and the token
 META_FACTOR = 5.5
 BUFFER_FACTOR = 2.5
 QUERY_HEAP = 6 * 1024
+# A model with FP4 layers on a tier without FP4 kernels (Python, viper) also loads rkfw.fp4: its code (2.5 KB) and
+# the qstr pool growth it causes; measured on the WebAssembly build (peak of all-FP4 and one-FP4-layer models of
+# d 80 f 160 against the int8 one, buffers aside: 7.0 and 6.9 KB). The native module needs none of it.
+FP4_CODE = 7.0 * 1024
 HEAP_TARGET_SHARE = 0.78      # keep the peak under 78% of the heap at boot (Pico: 160 KB of 205 KB)
 FILE_LIMIT = 128 * 1024
 
@@ -268,11 +272,18 @@ def configure_inspect(p):
 
 
 def inference_ram(model):
-    """Bytes of the Engine's preallocated buffers (int32 = 4 bytes, int8 = 1)."""
+    """Bytes of the Engine's preallocated buffers (int32 = 4 bytes, int8 = 1): the activations as
+    rkfw.fp4.act_bytes counts them (FP4 layers packed), the int32 state and scratch, the pointer keys, and the
+    buffers of low-rank corrections when the model has any."""
+    from rkfw.fp4 import act_bytes
     a = model.arch
     d, f, L, dk, mi, O = a["d"], a["f"], a["layers"], a["dk"], a["max_in"], len(model.vocab)
     i32 = 5 * d + f + L * d + O + dk + (mi + 1)
-    i8 = 2 * d + f + 2 * L * d + (mi + 1) * dk + dk
+    i8 = act_bytes(d, f, a["acts"]) + (mi + 1) * dk + dk
+    ranks = [t.shape[1] for t in model.tensors.values() if t.dtype == "lr"]
+    if ranks:
+        i32 += max(d, f, O, dk) + sum(ranks)
+        i8 += sum(ranks) + (max(d, f) if "fp4" in a["acts"] else 0)
     return 4 * i32 + i8 + 2 * mi + 2 * O
 
 
@@ -289,7 +300,8 @@ def inspect_model(model, nbytes):
            "ternary_params": n_tern, "other_params": sum(other.values()),
            "bits_per_ternary_weight": 8.0 * (tern_bytes + scale_bytes) / max(1, n_tern),
            "ram_buffers_bytes": bufs}
-    runtime = int(APP_HEAP + RUNTIME_CODE + META_FACTOR * meta_len + BUFFER_FACTOR * bufs + QUERY_HEAP)
+    runtime = int(APP_HEAP + RUNTIME_CODE + META_FACTOR * meta_len + BUFFER_FACTOR * bufs + QUERY_HEAP
+                  + (FP4_CODE if "fp4" in model.arch["acts"] else 0))
     res["peak_heap_model_in_ram"] = runtime + nbytes
     res["peak_heap_model_in_flash"] = runtime
     res["boards"] = {}

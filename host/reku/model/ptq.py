@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from rkfw import infer, rku
+from rkfw.fp4 import act_bytes
 
 from . import data as datagen
 from . import rkufile
@@ -43,16 +44,6 @@ def load_checkpoint(path):
     net.load_state_dict(ck["state"])
     net.set_float(True)
     return net, ck
-
-
-# ---- activation RAM ----------------------------------------------------------------------------------------
-def act_ram_bytes(d, f, acts):
-    """Bytes of the engine's activation buffers (rkfw.infer.Engine: x, xs (d), xf (f) shared by the layers;
-    prev, prevc (d) per layer) with FP4 values counted at 4 bits. Nominal: the engine keeps FP4 values in
-    int8 arrays today, so its real buffers are those of `reku inspect` whatever the precision."""
-    shared = (2 * d + f) * (4 if all(a == "fp4" for a in acts) else 8)
-    per = sum(2 * d * (4 if a == "fp4" else 8) for a in acts)
-    return (shared + per + 7) // 8
 
 
 # ---- quantization ------------------------------------------------------------------------------------------
@@ -318,12 +309,12 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
             net.set_act(i, "i8")
         acts = ["i8"] * L
         for i in sorted(range(L), key=lambda j: (sens[j], j)):
-            if act_ram_bytes(net.d, net.f, acts) <= act_budget_bytes:
+            if act_bytes(net.d, net.f, acts) <= act_budget_bytes:
                 break
             acts[i] = "fp4"
-        if act_ram_bytes(net.d, net.f, acts) > act_budget_bytes:
+        if act_bytes(net.d, net.f, acts) > act_budget_bytes:
             raise ValueError("activation buffers need %d bytes even with every layer FP4, over --act-budget-kb (%d bytes)"
-                             % (act_ram_bytes(net.d, net.f, acts), act_budget_bytes))
+                             % (act_bytes(net.d, net.f, acts), act_budget_bytes))
         for i, a in enumerate(acts):
             net.set_act(i, a)
         blob = build_model_bytes(net, meta_schema, vocab, ck["model_id"], extra)
@@ -332,7 +323,7 @@ def quantize(ck_path, svd_rank=None, svd_budget_bytes=None, act_budget_bytes=Non
     res = evaluate_model(model, dev)
     errs = {names[id(m)]: recon_errors(m, X[m]) for m in mods}
     info = {"bytes": len(blob), "bytes_plain": len(base), "svd_bytes": svd_bytes, "ranks": {names[id(m)]: r for m, r in zip(mods, ranks)}, "recon": errs, "acts": acts,
-            "sensitivity": sens, "act_ram": act_ram_bytes(net.d, net.f, acts), "calib_loss_plain": loss_plain,
+            "sensitivity": sens, "act_ram": act_bytes(net.d, net.f, acts), "calib_loss_plain": loss_plain,
             "calib_loss_svd": loss_svd, "calib_loss_refined": loss_refined, "refine_steps": refine_steps if loss_refined is not None else 0,
             "exact_match": res["exact_match"], "n_eval": res["n"], "net": net}
     return blob, info
