@@ -471,8 +471,7 @@ class Engine:
         self.pq = T("ptr_q")
         # FP4 layers keep x, xf, prev, prevc packed (docs/format.md; rkfw.fp4.act_bytes counts the buffers),
         # written by quant_fp4 and read by shift4, tmv4: the tier's (native), else rkfw.fp4's Python versions
-        fp4 = [a == "fp4" for a in self.acts]
-        n4 = sum(fp4)
+        n4 = self.acts.count("fp4")
         fb = _kernels.fp4_bytes
         if n4:
             if d % 8 or f % 8:
@@ -507,8 +506,8 @@ class Engine:
         self.o = zeros("i", d)
         self.hf = zeros("i", f)
         self.xf = zeros("b", fb(f) if n4 == self.L else f)
-        self.prev = [zeros("b", fb(d) if fp4[i] else d) for i in range(self.L)]
-        self.prevc = [zeros("b", fb(d) if fp4[i] else d) for i in range(self.L)]
+        self.prev = [zeros("b", fb(d) if a == "fp4" else d) for a in self.acts]
+        self.prevc = [zeros("b", fb(d) if a == "fp4" else d) for a in self.acts]
         self.state = [zeros("i", d) for _ in range(self.L)]
         self.logits = zeros("i", self.O)
         self.K = zeros("b", ((self.max_in + 1) * dk))
