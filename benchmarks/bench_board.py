@@ -136,7 +136,7 @@ def mpy_firmware(dst):
     (dst / "rkfw").mkdir(parents=True)
     for src in sorted((paths.FIRMWARE / "rkfw").glob("*.py")):
         rel = "rkfw/" + src.name
-        if src.name == "kernels_viper.py":
+        if deploy.NATIVE_DECORATOR.search(src.read_text()):
             # viper code needs -march of a real board; the wasm build has no viper emitter and falls back
             (dst / "rkfw" / src.name).write_bytes(src.read_bytes())
             continue

@@ -1,4 +1,5 @@
-"""The viper tier (firmware/rkfw/kernels_viper.py) on a MicroPython with native emitters (the unix port):
+"""The viper tier (firmware/rkfw/kernels_viper.py, and fp4_viper.py for FP4 layers) on a MicroPython with native
+emitters (the unix port):
 identical tokens to the numpy reference. The WebAssembly build has no viper, so this needs a unix
 `micropython` binary: $REKU_MICROPYTHON_UNIX or `micropython` on PATH (skipped, saying so, without one)."""
 import json
@@ -24,6 +25,9 @@ from rkfw import rku, infer, kernels
 m = rku.load(open(%r, 'rb').read())
 e = infer.Engine(m)
 out = {"tier": e.tier, "calls": [e.run(q)[0] for q in json.loads(%r)]}
+if hasattr(e, "k4"):
+    from rkfw import fp4_viper
+    out["viper_tmv4"] = e.k4[2] is fp4_viper.tmv4
 print(json.dumps(out))
 """
 
@@ -35,7 +39,7 @@ def unix_micropython():
     return exe
 
 
-@pytest.mark.parametrize("seed,acts", [(5, ["i8"]), (6, ["fp4", "i8"])])
+@pytest.mark.parametrize("seed,acts", [(5, ["i8"]), (6, ["fp4", "i8"]), (7, ["fp4", "fp4"])])
 def test_viper_tier_matches_reference(tmp_path, seed, acts):
     exe = unix_micropython()
     blob = random_model(TOOLS, seed=seed, d=40, f=80, layers=len(acts), acts=acts)
@@ -46,5 +50,7 @@ def test_viper_tier_matches_reference(tmp_path, seed, acts):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["tier"] in ("viper", "native")
+    if "fp4" in acts and out["tier"] == "viper":
+        assert out["viper_tmv4"], "FP4 layers on the viper tier should use rkfw.fp4_viper.tmv4"
     r = Reference(rku.load(blob))
     assert out["calls"] == [r.run(q)[0] for q in QUERIES]

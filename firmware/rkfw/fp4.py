@@ -151,3 +151,9 @@ def act_bytes(d, f, acts):
     else:
         shared = d + f
     return d + shared + 2 * (n4 * fp4_bytes(d) + (L - n4) * d)
+
+
+try:
+    from rkfw.fp4_viper import tmv4     # where the port has the viper emitter (not CPython, not the wasm build)
+except (ImportError, SyntaxError, ValueError, NotImplementedError):
+    pass
