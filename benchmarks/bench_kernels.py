@@ -36,7 +36,7 @@ import m0_emulator as E  # noqa: E402
 
 from reku import native, paths  # noqa: E402
 from reku.model import reference as ref  # noqa: E402
-from rkfw import infer, kernels, rku  # noqa: E402
+from rkfw import fp4, infer, kernels, rku  # noqa: E402
 
 QUERIES = ["turn on the kitchen light", "dim the bedroom to 30%", "play some jazz in the kitchen",
            "set a timer for 10 minutes for pasta", "set an alarm for 7:30", "lock the front door",
@@ -108,8 +108,8 @@ def host(shapes, min_time):
 class Recorder:
     """A kernel tier that forwards to the native kernels and records (name, size) of every call."""
 
-    SIZE = {"tmv": lambda a: (a[1], a[2]), "quant_i8": lambda a: (len(a[1]),), "quant_fp4": lambda a: (len(a[1]),),
-            "shift": lambda a: (len(a[3]),), "copy": lambda a: (len(a[1]),), "requant": lambda a: (a[1],),
+    SIZE = {"tmv": lambda a: (a[1], a[2]), "tmv4": lambda a: (a[1], a[2]), "quant_i8": lambda a: (len(a[1]),),
+            "quant_fp4": lambda a: (len(a[0]),), "shift": lambda a: (len(a[3]),), "shift4": lambda a: (len(a[3]),), "copy": lambda a: (len(a[1]),), "requant": lambda a: (a[1],),
             "wkv": lambda a: (len(a[7]),), "square": lambda a: (a[1],), "add": lambda a: (len(a[0]),),
             "embed": lambda a: (a[2],), "embed_t": lambda a: (a[2],), "dot_rows": lambda a: (a[1], a[2]),
             "layer": lambda a: (len(a[0]), len(a[2][10]), bool(a[1][25]))}
@@ -147,6 +147,11 @@ def m0_cost(m, name, size, rng, cache, layer_args=None):
     elif name == "tmv":
         R, C = size
         _, n, c = E.tmv(m, rng.integers(-1, 2, size=(R, C)), rng.integers(-127, 128, size=C))
+    elif name == "tmv4":
+        R, C = size
+        xp = array("b", bytes(fp4.fp4_bytes(C)))
+        fp4.quant_fp4(array("i", rng.integers(-(1 << 20), 1 << 20, size=C).tolist()), xp)
+        _, n, c = E.tmv4(m, rng.integers(-1, 2, size=(R, C)), bytes(xp))
     elif name in ("quant_i8", "quant_fp4"):
         _, _, n, c = E.quant(m, "rk_" + name, rng.integers(-(1 << 20), 1 << 20, size=size[0]))
     elif name == "dot_rows":
@@ -160,7 +165,7 @@ def m0_cost(m, name, size, rng, cache, layer_args=None):
     else:
         k = size[0]
         a = [m.alloc(4 * k) for _ in range(8)]
-        args = {"shift": (a[0], a[1], a[2], a[3], k), "requant": (a[0], k, 12345, 14, -2047, 2047),
+        args = {"shift": (a[0], a[1], a[2], a[3], k), "shift4": (a[0], a[1], a[2], a[3], k), "requant": (a[0], k, 12345, 14, -2047, 2047),
                 "wkv": (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], k), "square": (a[0], k),
                 "add": (a[0], a[1], k), "embed": (a[0], k, 8641, 11, a[1]),
                 "embed_t": (a[0], k, 8641, 11, a[1])}[name]

@@ -101,7 +101,7 @@ static mp_obj_t rkm_tmv_any(size_t n_args, const mp_obj_t *args, int fp4) {
     mp_int_t C = mp_obj_get_int(args[2]);
     int32_t *scratch;
     if (R < 0 || C < 0 || C > 65535) {
-        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.tmv: bad shape"));
+        mp_raise_ValueError(fp4 ? MP_ERROR_TEXT("rkernel.tmv4: bad shape") : MP_ERROR_TEXT("rkernel.tmv: bad shape"));
     }
     if (fp4) {
         rkm_fp4_n((size_t)C);
@@ -351,6 +351,9 @@ static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
     }
     f = rkm_buf(W[10], &b, MP_BUFFER_WRITE, 4);
     w.hf = b.buf;
+    if (d > 65535 || f > 65535) {
+        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.layer: bad shape"));
+    }
     p.fp4 = mp_obj_is_true(P[25]);
     if (p.fp4) {
         rkm_fp4_n(d);
@@ -375,9 +378,6 @@ static mp_obj_t rkm_layer(size_t n_args, const mp_obj_t *args) {
     rkm_need(rkm_buf(P[4], &b, MP_BUFFER_READ, 1), d); p.u = b.buf;
     rkm_need(rkm_buf(P[5], &b, MP_BUFFER_READ, 1), 256); p.sig = b.buf;
     rkm_need(rkm_buf(P[6], &b, MP_BUFFER_READ, 1), d); p.cmu = b.buf;
-    if (d > 65535 || f > 65535) {
-        mp_raise_ValueError(MP_ERROR_TEXT("rkernel.layer: bad shape"));
-    }
     for (i = 0; i < 6; i++) {
         size_t R = wrows[i] ? f : d, C = wcols[i] ? f : d;
         mp_int_t S = mp_obj_get_int(P[19 + i]);

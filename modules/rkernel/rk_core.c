@@ -17,14 +17,18 @@
 #define RK_WIDE 0
 #endif
 
-int32_t rk_fp4_at(const uint8_t *x, int n, int i) {
+/* Magnitude of FP4 code m (0..7): {0,1,2,3,4,6,8,12}[m], as 4-bit fields of a constant (no data section). */
+#define RK_FP4MAG(m) ((int32_t)((0xC8643210u >> ((m) << 2)) & 15u))
+
+/* Value i of a packed FP4 vector of n values (rk_core.h describes the layout). */
+static inline int32_t rk_fp4_at(const uint8_t *x, int n, int i) {
     int32_t c = (x[i >> 1] >> ((i & 1) << 2)) & 15;
-    int32_t v = (int32_t)((0xC8643210u >> ((c & 7) << 2)) & 15) << ((x[(n >> 1) + (i >> 5)] >> ((i >> 2) & 6)) & 3);
+    int32_t v = RK_FP4MAG(c & 7) << ((x[(n >> 1) + (i >> 5)] >> ((i >> 2) & 6)) & 3);
     return c & 8 ? -v : v;
 }
 
 /* Input i of a matrix-vector product: of the int8 x, or (x NULL) of the packed FP4 xp; 0 outside [0, C). */
-static int rk_in(const int8_t *x, const uint8_t *xp, int C, int i) {
+static inline int rk_in(const int8_t *x, const uint8_t *xp, int C, int i) {
     return i < 0 || i >= C ? 0 : x != NULL ? x[i] : (int)rk_fp4_at(xp, C, i);
 }
 
@@ -211,9 +215,16 @@ static void rk_tmv_in(const uint8_t *w, int R, int C, const int8_t *x, const uin
             const int c0 = 5 * (g0 + 2 * (j0 + j) - skip);
             uint32_t X[5];
             int i;
-            for (i = 0; i < 5; i++) {
-                int lo = c0 >= 5 * g0 ? rk_in(x, xp, C, c0 + i) : 0;
-                X[i] = (uint32_t)lo + ((uint32_t)rk_in(x, xp, C, c0 + 5 + i) << 16);
+            if (x != NULL && c0 >= 5 * g0 && c0 + 10 <= C) {
+                const int8_t *a = x + c0;
+                for (i = 0; i < 5; i++) {
+                    X[i] = (uint32_t)(int32_t)a[i] + ((uint32_t)(int32_t)a[i + 5] << 16);
+                }
+            } else {
+                for (i = 0; i < 5; i++) {
+                    int lo = c0 >= 5 * g0 ? rk_in(x, xp, C, c0 + i) : 0;
+                    X[i] = (uint32_t)lo + ((uint32_t)rk_in(x, xp, C, c0 + 5 + i) << 16);
+                }
             }
             rk_tl_build_m0(scratch + j * RK_TL_STRIDE, (int)X[0], (int)X[1], (int)X[2], (int)X[3], (int)X[4],
                 RK_BIAS);
@@ -361,8 +372,12 @@ static void rk_tmv_in(const uint8_t *w, int R, int C, const int8_t *x, const uin
         for (k = 0; k < ng; k++) {
             int c = 5 * (g0 + k);
             int32_t *t = scratch + k * RK_TL_STRIDE;
-            rk_tl_build(t, rk_in(x, xp, C, c), rk_in(x, xp, C, c + 1), rk_in(x, xp, C, c + 2),
-                rk_in(x, xp, C, c + 3), rk_in(x, xp, C, c + 4));
+            if (x != NULL && c + 5 <= C) {
+                rk_tl_build(t, x[c], x[c + 1], x[c + 2], x[c + 3], x[c + 4]);
+            } else {
+                rk_tl_build(t, rk_in(x, xp, C, c), rk_in(x, xp, C, c + 1), rk_in(x, xp, C, c + 2),
+                    rk_in(x, xp, C, c + 3), rk_in(x, xp, C, c + 4));
+            }
         }
         rk_tl_rows(w, G, g0, ng, 0, R, scratch, y);
     }
@@ -474,24 +489,24 @@ int32_t rk_quant_fp4(const int32_t *h, int n, uint8_t *x) {
     }
     rk_qdiv_init(&d, amax, 96);
     for (b0 = 0; b0 < n; b0 += 8) {
-        int32_t bm = 0;
+        int32_t bm = 0, t[8];
         int s, rnd, q;
         uint8_t *sb = x + (n >> 1) + (b0 >> 5);
-        for (j = b0; j < b0 + 8; j++) {
-            int32_t v = h[j];
-            int32_t t = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
-            if (t > bm) {
-                bm = t;
+        for (j = 0; j < 8; j++) {
+            int32_t v = h[b0 + j];
+            t[j] = (int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v));
+            if (t[j] > bm) {
+                bm = t[j];
             }
         }
         s = bm <= 12 ? 0 : bm <= 24 ? 1 : bm <= 48 ? 2 : 3;
         rnd = (1 << s) >> 1;
-        for (j = b0; j < b0 + 8; j += 2) {
+        for (j = 0; j < 8; j += 2) {
             uint32_t c2 = 0;
             int k;
             for (k = 0; k < 2; k++) {
-                int32_t v = h[j + k];
-                int32_t u = ((int32_t)rk_qdiv(&d, (uint32_t)(v < 0 ? -v : v)) + rnd) >> s;
+                int32_t v = h[b0 + j + k];
+                int32_t u = (t[j + k] + rnd) >> s;
                 /* code of FP4TAB[u]: {0,1,2,3,4,4,5,5,6,6,6,7,7}[u], 7 from u = 11 on */
                 uint32_t c = u < 8 ? (0x55443210u >> (4 * u)) & 0xF : u < 11 ? 6u : 7u;
                 if (v < 0 && c != 0) {
@@ -499,7 +514,7 @@ int32_t rk_quant_fp4(const int32_t *h, int n, uint8_t *x) {
                 }
                 c2 |= c << (4 * k);
             }
-            x[j >> 1] = (uint8_t)c2;
+            x[(b0 + j) >> 1] = (uint8_t)c2;
         }
         q = (b0 >> 2) & 6;
         *sb = (uint8_t)((q == 0 ? 0 : *sb & ((1u << q) - 1u)) | ((unsigned)s << q));
@@ -520,10 +535,23 @@ void rk_shift(const int8_t *x, const int8_t *prev, const uint8_t *mu, int8_t *ou
 }
 
 void rk_shift4(const uint8_t *x, const uint8_t *prev, const uint8_t *mu, int8_t *out, int n) {
-    int i;
-    for (i = 0; i < n; i++) {
-        int32_t p = rk_fp4_at(prev, n, i);
-        out[i] = (int8_t)(p + (((rk_fp4_at(x, n, i) - p) * (int32_t)mu[i] + 128) >> 8));
+    int b, j;
+    for (b = 0; b < n; b += 8) {
+        /* the block's two shifts once, then each value from its nibble */
+        const int q = (b >> 2) & 6;
+        const int sx = (x[(n >> 1) + (b >> 5)] >> q) & 3, sp = (prev[(n >> 1) + (b >> 5)] >> q) & 3;
+        for (j = b; j < b + 8; j++) {
+            const int e = (j & 1) << 2;
+            const int32_t cx = (x[j >> 1] >> e) & 15, cp = (prev[j >> 1] >> e) & 15;
+            int32_t a = RK_FP4MAG(cx & 7) << sx, p = RK_FP4MAG(cp & 7) << sp;
+            if (cx & 8) {
+                a = -a;
+            }
+            if (cp & 8) {
+                p = -p;
+            }
+            out[j] = (int8_t)(p + (((a - p) * (int32_t)mu[j] + 128) >> 8));
+        }
     }
 }
 

@@ -89,8 +89,6 @@ static inline int rk_fp4_bytes(int n) {
     return (n >> 1) + ((n + 31) >> 5);
 }
 
-/* Value i of a packed FP4 vector of n values. */
-int32_t rk_fp4_at(const uint8_t *x, int n, int i);
 
 /* FP4 E2M1 with a power-of-two scale per block of 8 (n a multiple of 8), the doubled values |v| <= 96 of
  * reference.quant_fp4, packed into x (rk_fp4_bytes(n) bytes). Returns amax. */

@@ -274,7 +274,9 @@ def configure_inspect(p):
 def inference_ram(model):
     """Bytes of the Engine's preallocated buffers (int32 = 4 bytes, int8 = 1): the activations as
     rkfw.fp4.act_bytes counts them (FP4 layers packed), the int32 state and scratch, the pointer keys, and the
-    buffers of low-rank corrections when the model has any."""
+    working buffers of low-rank corrections when the model has any (not the copies of their factors that the
+    Python tier makes on MicroPython, which has no memoryview cast: those are model bytes, about the size of
+    the .lr tensors)."""
     from rkfw.fp4 import act_bytes
     a = model.arch
     d, f, L, dk, mi, O = a["d"], a["f"], a["layers"], a["dk"], a["max_in"], len(model.vocab)
