@@ -229,3 +229,29 @@ def test_instruction_counter_counts(m0):
     assert 0 < n1 < n2 < 2 * n1 and c1 >= n1 and c2 >= n2
     E.tmv(m0, W1, x, count=False)          # cached uncounted translation must not hide instructions
     assert E.tmv(m0, W1, x)[1:] == (n1, c1)
+
+
+def test_kernel_benchmark_costs_every_kernel_an_fp4_model_calls(m0):
+    """benchmarks/bench_kernels.py replays an engine's kernel calls on the emulator: every kernel the engine
+    can call has a size recorder, and the packed-FP4 ones (a model with FP4 layers and low-rank corrections
+    takes the composed step) are costed on the emulator, not skipped."""
+    import json
+
+    from reku.model.synth import random_model
+    from rkfw import infer, kernels, rku
+    sys.path.insert(0, str(paths.ROOT / "benchmarks"))
+    try:
+        import bench_kernels as B
+    finally:
+        sys.path.pop(0)
+    assert set(kernels.NAMES + kernels.OPTIONAL) <= set(B.Recorder.SIZE)
+    tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
+    model = rku.load(random_model(tools, seed=5, d=40, f=80, layers=2, acts=["fp4", "fp4"], lowrank=2))
+    rec = B.Recorder()
+    infer.Engine(model, rec).run("turn on the kitchen light")
+    seen = {name for name, _ in rec.calls}
+    assert {"quant_fp4", "shift4", "tmv4"} <= seen
+    rng, cache = np.random.default_rng(0), {}
+    for name, size in set(rec.calls):
+        n, c = B.m0_cost(m0, name, size, rng, cache)
+        assert c >= n and (n > 0 or name == "copy"), (name, size)
