@@ -70,14 +70,9 @@ def quant_fp4(h, x):
 
 def unpack4(x, n, out):
     """out[j] = value j of the packed FP4 vector x of n values, for j < n (int8 out)."""
-    mag = FP4MAG
     sb = n >> 1
-    for b0 in range(0, n, 8):
-        s = ((x[sb + (b0 >> 5)] & 255) >> ((b0 >> 2) & 6)) & 3
-        for j in range(b0, b0 + 8):
-            c = ((x[j >> 1] & 255) >> ((j & 1) << 2)) & 15
-            v = mag[c & 7] << s
-            out[j] = -v if c & 8 else v
+    for j in range(n):
+        out[j] = _fp4_at(x, sb, j)
 
 
 def shift4(x, prev, mu, out):

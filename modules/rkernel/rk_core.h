@@ -89,7 +89,6 @@ static inline int rk_fp4_bytes(int n) {
     return (n >> 1) + ((n + 31) >> 5);
 }
 
-
 /* FP4 E2M1 with a power-of-two scale per block of 8 (n a multiple of 8), the doubled values |v| <= 96 of
  * reference.quant_fp4, packed into x (rk_fp4_bytes(n) bytes). Returns amax. */
 int32_t rk_quant_fp4(const int32_t *h, int n, uint8_t *x);
