@@ -17,7 +17,6 @@ Usable as a module (tests/test_native_m0.py) and as a script:
 """
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -46,7 +45,8 @@ def toolchain():
     """Path of arm-none-eabi-gcc, or ToolchainMissing with the Debian packages to install."""
     p = shutil.which(CC)
     if not p:
-        raise ToolchainMissing("%s not found: apt-get install gcc-arm-none-eabi" % CC)
+        raise ToolchainMissing("%s not found: install the Debian package gcc-arm-none-eabi (`make test` does, "
+                               "through .ci/provision)" % CC)
     return p
 
 

@@ -26,7 +26,7 @@ def out(tmp_path_factory):
     try:
         E.toolchain()
     except E.ToolchainMissing as e:
-        pytest.fail(str(e))
+        pytest.fail(str(e), pytrace=False)
     return tmp_path_factory.mktemp("m0")
 
 
