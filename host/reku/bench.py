@@ -28,6 +28,9 @@ def configure(p):
 
 
 def run(args):
+    if not BENCH_DIR.is_dir():
+        raise RekuError("the benchmarks live in a repository checkout (benchmarks/ next to host/); this reku is "
+                        "installed from a wheel: run `make bench` in a clone")
     found = {s.stem[len("bench_"):]: s for s in scripts()}
     unknown = [n for n in args.names if n not in found]
     if unknown:

@@ -8,23 +8,27 @@ import sys
 from . import __version__
 from .errors import RekuError
 
-# name: (module or None when not built yet, one-line help, issue that builds it)
+# name: (module that configures and runs it, one-line help)
 COMMANDS = {
-    "demo": ("reku.demo", "start a virtual board and send example queries to it", 2),
-    "sim": ("reku.sim.cli", "run the firmware as a virtual board with its UART on a pty", 2),
-    "query": ("reku.client_cli", "send a request to a board and print the calls as JSON", 5),
-    "info": ("reku.client_cli", "print what a board reports about itself and its model", 5),
-    "upload": ("reku.client_cli", "upload a model to a board over the protocol (--port or --i2c)", 5),
-    "train": ("reku.model.cli", "train a model for a skill", 3),
-    "eval": ("reku.model.cli", "evaluate a model on a JSONL test set", 3),
-    "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint", 8),
-    "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file", 3),
-    "flash": ("reku.flash", "flash MicroPython firmware onto a board", 7),
-    "deploy": ("reku.deploy", "copy firmware, profile, model and native module onto a board", 7),
-    "doctor": ("reku.doctor", "check a connected board end to end", 7),
-    "wiring": ("reku.wiring", "draw the wiring between a board and its host as SVG", 4),
-    "bench": ("reku.bench", "run the benchmarks and write benchmarks/results/", 6),
+    "demo": ("reku.demo", "start a virtual board and send example queries to it"),
+    "sim": ("reku.sim.cli", "run the firmware as a virtual board with its UART on a pty"),
+    "query": ("reku.client_cli", "send a request to a board and print the calls as JSON"),
+    "info": ("reku.client_cli", "print what a board reports about itself and its model"),
+    "upload": ("reku.client_cli", "upload a model to a board over the protocol (--port or --i2c)"),
+    "train": ("reku.model.cli", "train a model for a skill"),
+    "eval": ("reku.model.cli", "evaluate a model on a JSONL test set"),
+    "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint"),
+    "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file"),
+    "flash": ("reku.flash", "flash MicroPython firmware onto a board"),
+    "deploy": ("reku.deploy", "copy firmware, profile, model and native module onto a board"),
+    "doctor": ("reku.doctor", "check a connected board end to end"),
+    "wiring": ("reku.wiring", "draw the wiring between a board and its host as SVG"),
+    "bench": ("reku.bench", "run the benchmarks and write benchmarks/results/"),
 }
+
+
+# optional dependencies: the module a command may import, and the extra of the reku package that installs it
+EXTRAS = {"torch": "train", "matplotlib": "train"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,14 +42,14 @@ def _top_parser():
     parser = _Parser(prog="reku", description="AI co-processor tooling: train, pack, flash, deploy and query.")
     parser.add_argument("--version", action="version", version="reku " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_mod, helptext, _issue) in COMMANDS.items():
+    for name, (_mod, helptext) in COMMANDS.items():
         sub.add_parser(name, help=helptext)
     return parser
 
 
 def command_parser(name):
     """The parser of one subcommand; only that command's module is imported."""
-    modname, helptext, _issue = COMMANDS[name]
+    modname, helptext = COMMANDS[name]
     p = _Parser(prog="reku " + name, description=helptext)
     mod = importlib.import_module(modname)
     (getattr(mod, "configure_" + name, None) or mod.configure)(p)
@@ -57,7 +61,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         parser = _top_parser()
-        args = parser.parse_args(argv)
+        parser.parse_args(argv)            # --help and --version print and exit here
         parser.print_help(sys.stderr)
         return 2
     name = argv[0]
@@ -70,6 +74,13 @@ def main(argv=None):
     except RekuError as e:
         print("reku %s: error: %s" % (name, e), file=sys.stderr)
         return e.exit_code
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print("reku %s: error: needs %s, which this installation lacks: pip install 'reku[%s]'"
+              % (name, top, EXTRAS[top]), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,10 +1,13 @@
-"""Where the repository's shared trees are. reku is installed editable from the repository
-(`make` does this), so firmware/, hw/ and skills/ are found next to the package."""
+"""Where the repository's shared trees are: firmware/, hw/ and skills/ next to the package in a checkout (the
+editable install `make` does), or the copy a wheel carries in reku/_tree (setup.py). $REKU_ROOT overrides both."""
 
 import os
 from pathlib import Path
 
-ROOT = Path(os.environ.get("REKU_ROOT") or Path(__file__).resolve().parents[2])
+_HERE = Path(__file__).resolve().parent
+_CHECKOUT = _HERE.parents[1]
+ROOT = Path(os.environ.get("REKU_ROOT") or (_CHECKOUT if (_CHECKOUT / "firmware" / "main.py").exists()
+                                             else _HERE / "_tree"))
 FIRMWARE = ROOT / "firmware"
 HW = ROOT / "hw"
 BOARDS = HW / "boards"

@@ -28,8 +28,11 @@ def micropython_mjs():
     env = os.environ.get("REKU_MICROPYTHON_MJS")
     if env:
         return Path(env) if Path(env).exists() else None
-    p = paths.ROOT / "node_modules" / WASM_PACKAGE / "micropython.mjs"
-    return p if p.exists() else None
+    for top in (paths.ROOT, Path.cwd()):        # the checkout's node_modules, or one where reku runs
+        p = top / "node_modules" / WASM_PACKAGE / "micropython.mjs"
+        if p.exists():
+            return p
+    return None
 
 
 def available_runtimes():
@@ -85,7 +88,7 @@ class VirtualBoard:
             raise RekuError("unknown runtime %r (micropython or cpython)" % runtime)
         if runtime == "micropython" and "micropython" not in available_runtimes():
             raise RekuError("the MicroPython runtime needs node and the npm package %s "
-                            "(run `npm install` in %s)" % (WASM_PACKAGE, paths.ROOT))
+                            "(`npm install %s` in the current folder, or REKU_MICROPYTHON_MJS)" % (WASM_PACKAGE, WASM_PACKAGE))
         if repl and runtime != "micropython":
             raise RekuError("the REPL mode of the virtual board needs the MicroPython runtime "
                             "(node and the npm package %s)" % WASM_PACKAGE)
