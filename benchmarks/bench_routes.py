@@ -57,7 +57,7 @@ def main():
     res = {"name": "routes", "machine": "%s, %s, Python %s, %d CPUs" % (
         platform.machine(), platform.system(), platform.python_version(), os.cpu_count()),
         "dims": args.dims, "steps": args.steps, "skills": {}}
-    all_i8, all_fp4 = act_bytes(d, f, ["i8"] * L), act_bytes(d, f, ["fp4"] * L)
+    all_fp4 = act_bytes(d, f, ["fp4"] * L)
     mix_budget = act_bytes(d, f, ["fp4"] + ["i8"] * (L - 1))     # room for one FP4 layer: a mix
     for name in args.skills:
         skill = ROOT / "skills" / name

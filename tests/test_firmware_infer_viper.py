@@ -25,9 +25,9 @@ from rkfw import rku, infer, kernels
 m = rku.load(open(%r, 'rb').read())
 e = infer.Engine(m)
 out = {"tier": e.tier, "calls": [e.run(q)[0] for q in json.loads(%r)]}
-if hasattr(e, "k4"):
+if hasattr(e, "kern4"):
     from rkfw import fp4_viper
-    out["viper_tmv4"] = e.k4[2] is fp4_viper.tmv4
+    out["viper_tmv4"] = e.kern4[2] is fp4_viper.tmv4
 print(json.dumps(out))
 """
 

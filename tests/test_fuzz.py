@@ -12,7 +12,6 @@ import random
 import signal
 import struct
 
-import pytest
 
 from rkfw import app as A
 from rkfw import proto

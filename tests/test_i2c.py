@@ -212,7 +212,6 @@ def test_sim_cli_i2c_switch_serves_the_bus(tmp_path):
     """`reku sim --i2c` turns the pty into the I2C bus; `reku query --i2c sim:PTY:ADDR` gets a call over it."""
     import subprocess
     import sys
-    import time
     link = str(tmp_path / "bus")
     sim = subprocess.Popen([sys.executable, "-m", "reku.cli", "sim", "--runtime", "cpython", "--i2c", "--quiet",
                             "--link", link], stdout=subprocess.PIPE, text=True)

@@ -7,8 +7,10 @@ import random
 import pytest
 import torch
 
+from reku.model import data as datagen
 from reku.model import ff
 from reku.model import train as T
+from reku.model.objective import Encoded
 from reku.model.qat import Net
 from reku.model.skill import compile_schema, load_skill
 from reku.model.tokenizer import ALPHABET
@@ -22,7 +24,7 @@ QUERIES = ["turn the lamp on", "wait 5 minutes", "say good night", "what is love
 def _data(skill, n=200, seed=0):
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
-    ds = T.Encoded(T.datagen.generate(skill, n, seed=seed), tok, infer.Grammar(schema, vocab), tok.n_in)
+    ds = Encoded(datagen.generate(skill, n, seed=seed), tok, infer.Grammar(schema, vocab), tok.n_in)
     return ds, ff.FFData(ds, tok.n_in, vocab), tok, vocab
 
 
@@ -72,9 +74,12 @@ def test_ff_training_is_deterministic(toy):  # noqa: F811
     assert other != runs[0]
 
 
-def test_ff_refuses_float():
-    with pytest.raises(ValueError, match="--float"):
-        T.train(None, algo="ff", float_mode=True)
+def test_train_config_refuses_unknown_route_and_bad_length():
+    with pytest.raises(ValueError, match="unknown training algorithm 'sgd'"):
+        T.TrainConfig(algo="sgd")
+    for bad in (dict(steps=0), dict(steps=-5), dict(minutes=0)):
+        with pytest.raises(ValueError, match="must be"):
+            T.TrainConfig(**bad)
 
 
 @pytest.fixture(scope="module")

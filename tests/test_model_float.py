@@ -11,7 +11,7 @@ from reku.model.qat import Net
 from reku.model.reference import Reference
 from reku.model.skill import compile_schema
 from reku.model.tokenizer import ALPHABET
-from reku.model.train import build_model_bytes
+from reku.model.objective import build_model_bytes
 from rkfw import rku
 
 TOOLS = json.loads((paths.SKILLS / "home" / "tools.json").read_text())

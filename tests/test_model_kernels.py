@@ -144,7 +144,7 @@ def test_requant(y, M, S):
     vec(st.integers(-(1 << 21), 1 << 21), n), vec(st.integers(0, 255), n), vec(st.integers(0, 255), n))))
 def test_wkv(t):
     r, k, v, s, w, u = t
-    from reku.model.qat import sig_lut
+    from reku.model.reference import sig_lut
     sig = sig_lut()
     out = array("i", [0] * len(r))
     sa = array("i", s)

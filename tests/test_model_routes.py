@@ -171,20 +171,21 @@ def test_cli_errors_are_one_line(ckpt, tmp_path):
 @pytest.mark.parametrize("cfg", [dict(acts=["i8", "i8"]), dict(acts=["fp4", "fp4"]),
                                  dict(acts=["i8", "fp4"], lowrank=3)])
 def test_inspect_counts_the_engines_buffers(cfg):
-    """`reku inspect`'s RAM figure (inference_ram) is the bytes of every buffer the engine preallocates."""
-    from array import array
-
+    """`reku inspect`'s RAM figure (inference_ram, read off the engine) is the bytes the engine's buffers take by
+    their definition: int32 h, r, k, v, o (d each), hf (f), each layer's state (d), logits (O), q32 (dk), scores
+    (max_in+1); int8 activations (act_bytes), pointer keys ((max_in+1) * dk), q8 (dk); uint16 ids (max_in) and the
+    grammar's allowed set (O); with low-rank corrections, the int32 correction buffer, each correction's V @ x (r,
+    int32 and int8) and, with FP4 layers, the unpacked input."""
     from reku.model.cli import inference_ram
     from reku.model.synth import random_model
     tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
     m = rku.load(random_model(tools, seed=4, d=40, f=80, layers=2, **cfg))
-    e = infer.Engine(m, kernels.PYTHON)
-    bufs = [e.grammar.allow]
-    for v in vars(e).values():
-        if isinstance(v, array):
-            bufs.append(v)
-        elif isinstance(v, list) and v and isinstance(v[0], array):
-            bufs += v
-    for lr in e.lr.values():
-        bufs += [lr[5], lr[6]]           # V @ x and its int8 requantisation (U, V are the model's bytes)
-    assert inference_ram(m) == sum(len(b) * b.itemsize for b in bufs)
+    d, f, L, dk, mi, O = 40, 80, 2, m.arch["dk"], m.arch["max_in"], len(m.vocab)
+    i32 = 5 * d + f + L * d + O + dk + (mi + 1)
+    i8 = act_bytes(d, f, cfg["acts"]) + (mi + 1) * dk + dk
+    if cfg.get("lowrank"):
+        ranks = [t.shape[1] for t in m.tensors.values() if t.dtype == "lr"]
+        assert ranks and set(ranks) == {cfg["lowrank"]}
+        i32 += max(d, f, O, dk) + sum(ranks)
+        i8 += sum(ranks) + (max(d, f) if "fp4" in cfg["acts"] else 0)
+    assert inference_ram(m) == 4 * i32 + i8 + 2 * mi + 2 * O

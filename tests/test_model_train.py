@@ -45,6 +45,23 @@ def toy(tmp_path_factory):
     return d
 
 
+def test_training_chart(tmp_path):
+    """The chart `reku train` writes: a PNG with the loss and, when there were held-out evaluations, the held-out
+    exact match and no-call accuracy on a second axis, each axis labelled."""
+    import struct
+
+    from reku.model.chart import training_chart
+    hist = [(i, 2.0 / (1 + i / 50), 0.5) for i in range(600)]
+    evals = [(200, 0.4, 0.7), (400, 0.6, 0.8), (600, 0.7, 0.9)]
+    got = training_chart(hist, evals, tmp_path / "a.png", title="toy")
+    assert got["axes"] == ["loss", "held-out accuracy (generated dev set)", "step"]
+    assert got["curves"] == ["training loss (mean of 3 steps)", "held-out exact match", "held-out no-call accuracy"]
+    png = (tmp_path / "a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (750, 420)
+    got = training_chart(hist, [], tmp_path / "b.png")
+    assert got["curves"] == ["training loss (mean of 3 steps)"] and len(got["axes"]) == 2
+
+
 def test_train_eval_inspect(toy):
     out = toy / "m.rku"
     r = reku("train", "--skill", str(toy), "--out", str(out), "--size", "tiny", "--steps", "200",
@@ -79,7 +96,8 @@ def test_the_largest_shape_that_fits_is_picked(toy):
     shape fits and the next larger does not; for a board, its estimated peak heap decides (reku inspect)."""
     from reku.model.cli import _board_fits, inspect_model
     from reku.model.skill import compile_schema
-    from reku.model.train import build_model_bytes, fit_shape, shapes
+    from reku.model.objective import build_model_bytes
+    from reku.model.train import fit_shape, shapes
     from reku.model.qat import Net
     from rkfw import infer, rku
     schema, vocab = compile_schema(load_skill(toy))

@@ -37,14 +37,6 @@ def _read_json(path):
         return {}
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _remove(path):
     try:
         os.remove(path)

@@ -366,9 +366,9 @@ class Grammar:
         return self._calls
 
 
-_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+NUM_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
           "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+NUM_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 
 
 def _below100(words, k):
@@ -376,14 +376,14 @@ def _below100(words, k):
     if k >= len(words):
         return 0, 0
     w = words[k][1]
-    if w in _UNITS:
-        return _UNITS.index(w), 1
-    if w in _TENS and w:
-        v = 10 * _TENS.index(w)
+    if w in NUM_UNITS:
+        return NUM_UNITS.index(w), 1
+    if w in NUM_TENS and w:
+        v = 10 * NUM_TENS.index(w)
         if k + 1 < len(words):
             u = words[k + 1][1]
-            if u in _UNITS and 0 < _UNITS.index(u) < 10:
-                return v + _UNITS.index(u), 2
+            if u in NUM_UNITS and 0 < NUM_UNITS.index(u) < 10:
+                return v + NUM_UNITS.index(u), 2
         return v, 1
     return 0, 0
 
@@ -441,8 +441,8 @@ class Engine:
     """Integer inference of a .rku model: prefill the request, then decode under the schema grammar."""
 
     def __init__(self, model, kernels=None):
-        self.k = kernels if kernels is not None else _kernels.best()
-        self.tier = self.k.TIER
+        self.kern = kernels if kernels is not None else _kernels.best()
+        self.tier = self.kern.TIER
         a = model.arch
         self.model = model
         self.d = d = a["d"]
@@ -476,11 +476,11 @@ class Engine:
         if n4:
             if d % 8 or f % 8:
                 raise ValueError("FP4 activations need d and f multiples of 8 (d=%d, f=%d)" % (d, f))
-            k = self.k
-            self.k4 = (k.quant_fp4, k.shift4, k.tmv4)
-            if None in self.k4:
+            k = self.kern
+            self.kern4 = (k.quant_fp4, k.shift4, k.tmv4)
+            if None in self.kern4:
                 from rkfw import fp4 as _fp4
-                self.k4 = (_fp4.quant_fp4, _fp4.shift4, _fp4.tmv4)
+                self.kern4 = (_fp4.quant_fp4, _fp4.shift4, _fp4.tmv4)
         # optional low-rank corrections "<name>.lr": int8 U (R x r) then V (r x C) (docs/format.md); a loop over
         # .items() here left 480 B more on the heap of MicroPython (WebAssembly build, bench_board heap probe)
         self.lr = {}
@@ -501,7 +501,7 @@ class Engine:
         self.x = zeros("b", fb(d) if n4 == self.L else d)
         self.xs = zeros("b", d)
         self.r = zeros("i", d)
-        self.kk = zeros("i", d)
+        self.key = zeros("i", d)
         self.v = zeros("i", d)
         self.o = zeros("i", d)
         self.hf = zeros("i", f)
@@ -518,7 +518,7 @@ class Engine:
         # A tier with a fused layer kernel (native) runs each layer's step in one call: its parameters and
         # buffers as fixed tuples (rk_layer's P and W). Models with low-rank corrections take the step below.
         self.fused = None
-        fused = getattr(self.k, "layer", None)
+        fused = getattr(self.kern, "layer", None)
         if fused is not None and not self.lr:
             self.fused = fused
             self.lp = []
@@ -529,7 +529,7 @@ class Engine:
                 self.lp.append(tuple([mu_r, mu_k, mu_v, w, u, self.sig, cmu] + [W.data for W in Ws] +
                                      [W.M for W in Ws] + [W.S for W in Ws] + [fp4]))
                 self.lw.append((self.prev[i], self.prevc[i], self.state[i], self.x, self.xs, self.xf,
-                                self.r, self.kk, self.v, self.o, self.hf))
+                                self.r, self.key, self.v, self.o, self.hf))
         # Called before every step (prefill and decode) when set: the app feeds its watchdog, drives the LED
         # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
         self.hook = None
@@ -550,12 +550,12 @@ class Engine:
         """y = W @ x for a ternary tensor (x int8, or packed FP4 with fp4), plus its low-rank correction when
         the model has one."""
         if fp4:
-            self.k4[2](W.data, R, C, x, y)
+            self.kern4[2](W.data, R, C, x, y)
         else:
-            self.k.tmv(W.data, R, C, x, y)
+            self.kern.tmv(W.data, R, C, x, y)
         lr = self.lr.get(W.name) if self.lr else None
         if lr is not None:
-            k = self.k
+            k = self.kern
             U, V, r, M, S, z, zq = lr
             if fp4:
                 self.unpack4(x, C, self.lr_x)
@@ -582,7 +582,7 @@ class Engine:
         """Feed one input id (character, SEP, or n_in + output token); leaves the residual stream in h."""
         if self.hook is not None:
             self.hook()
-        k = self.k
+        k = self.kern
         d = self.d
         h = self.h
         e = self.emb
@@ -602,7 +602,7 @@ class Engine:
         x = self.x
         xs = self.xs
         r = self.r
-        kk = self.kk
+        kk = self.key
         v = self.v
         o = self.o
         A = _kernels.A_LIM
@@ -610,8 +610,8 @@ class Engine:
             mu_r, mu_k, mu_v, w, u, Wr, Wk, Wv, Wo, cmu, Ck, Cv, fp4 = self.layers[i]
             # an FP4 layer's x, xf, prev and prevc hold packed FP4 (quant_fp4 writes it, shift4 and tmv4 read it)
             if fp4:
-                quant = self.k4[0]
-                shift = self.k4[1]
+                quant = self.kern4[0]
+                shift = self.kern4[1]
             else:
                 quant = k.quant_i8
                 shift = k.shift
@@ -648,7 +648,7 @@ class Engine:
 
     def _key(self, j):
         """Pointer key of input position j from the current residual stream."""
-        k = self.k
+        k = self.kern
         dk = self.dk
         k.quant_i8(self.h, self.xs)
         if self.lr:
@@ -661,7 +661,7 @@ class Engine:
     def run(self, text):
         """Calls for one request (and token counts). Allocates only per request (the strings of the calls),
         nothing per step; the app collects garbage after the reply is out (rkfw.app), not here."""
-        k = self.k
+        k = self.kern
         tok = self.tok
         n = tok.encode(text, self.ids)
         text = text[:n]

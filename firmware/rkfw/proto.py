@@ -20,14 +20,14 @@ MAX_WIRE = MAX_FRAME + MAX_FRAME // 254 + 2   # COBS-encoded frame plus its deli
 # Request types (host -> board). A reply has the request's type | 0x80 and the request's seq.
 HELLO = 0x01        # reply: INFO (JSON)
 PING = 0x02         # reply: PONG, payload echoed
-QUERY = 0x03        # payload: UTF-8 request text; reply: JSON {"calls": [...], "ms": .., "tokens_in": .., "tokens_out": ..}
+QUERY = 0x03        # payload: UTF-8 request text; reply: JSON {"calls": [...], "us": .., "tokens_in": .., "tokens_out": ..}
 STATS = 0x04        # reply: JSON counters
 SCHEMA = 0x05       # payload: offset u32; reply: total u32 | the model's schema summary (JSON) from offset
 MODEL_BEGIN = 0x10  # payload: size u32 | sha256[32] [| auth]; reply: offset u32 (where to continue)
 MODEL_CHUNK = 0x11  # payload: offset u32 | data; reply: next offset u32
 MODEL_COMMIT = 0x12 # payload: [auth]; reply: JSON {"id", "sha256", "bytes"} of the model now serving
 MODEL_ABORT = 0x13  # payload: [auth]; reply: empty
-FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "entries"}
+FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "limit"}
 RESET = 0x21        # payload: [auth]; reply: empty, then the board resets
 CONFIG = 0x22       # payload: JSON object merged into reku.json [| auth]; reply: JSON of the whole config
 REPLY = 0x80

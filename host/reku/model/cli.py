@@ -99,6 +99,17 @@ def _board_fits(board):
     return fits
 
 
+def _train_config(args, **kw):
+    from .train import TrainConfig
+    try:
+        return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
+                           n_train=args.examples, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
+                           dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
+                           acts=args.acts.split(",") if args.acts else None, **kw)
+    except ValueError as e:
+        raise RekuError(str(e))
+
+
 def run_train(args):
     from . import data as datagen
     from .skill import load_skill
@@ -117,44 +128,38 @@ def run_train(args):
             raise RekuError("unknown board %r (have: %s)" % (board, ", ".join(sorted(profiles))))
         fits = _board_fits(board)
         target = "board %s" % board
-    dev = datagen.generate(skill, 300, seed=args.seed + 1000)
+    cfg = _train_config(args, algo="float" if args.float else args.algo, budget_bytes=budget, fits=fits)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
-    acts = args.acts.split(",") if args.acts else None
     if args.float:
-        return _train_float(args, skill, budget, fits, acts, log)
+        return _train_float(args, skill, cfg, log)
+    dev = datagen.generate(skill, 300, seed=args.seed + 1000)
     try:
-        blob, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                           n_train=args.examples, batch=args.batch, lr=args.lr, log=log, dev_data=dev,
-                           dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
-                           budget_bytes=budget, fits=fits, acts=acts, png=str(out.with_suffix(".png")),
-                           eval_every=args.eval_every, algo=args.algo)
+        blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")))
     except ValueError as e:
         raise RekuError(str(e))
-    if acts and len(acts) != info["layers"]:
-        raise RekuError("--acts lists %d layers, the model has %d" % (len(acts), info["layers"]))
+    if cfg.acts and len(cfg.acts) != info["layers"]:
+        raise RekuError("--acts lists %d layers, the model has %d" % (len(cfg.acts), info["layers"]))
     if (budget and len(blob) > budget) or (fits and not fits(blob)):
         raise RekuError("trained model (%d bytes) does not fit the %s" % (len(blob), target))
     out.write_bytes(blob)
     ev = info.get("eval", {})
     print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
-          "loss curve %s" % (out, "forward-forward, " if args.algo == "ff" else "", len(blob), info["d"], info["f"],
-                             info["layers"], info["steps"], info["seconds"],
-                             ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
+          "training chart %s" % (out, "forward-forward, " if args.algo == "ff" else "", len(blob), info["d"], info["f"],
+                                 info["layers"], info["steps"], info["seconds"],
+                                 ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
     return 0
 
 
-def _train_float(args, skill, budget, fits, acts, log):
+def _train_float(args, skill, cfg, log):
     """`reku train --float`: the same network trained without quantization, saved as a torch checkpoint for
     `reku quantize` (docs/routes.md)."""
     from .ptq import save_checkpoint
     from .train import train
     out = Path(args.out)
     try:
-        _, info = train(skill, out=None, size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                        n_train=args.examples, batch=args.batch, lr=args.lr, log=log, budget_bytes=budget, fits=fits,
-                        acts=acts, float_mode=True)
+        _, info = train(skill, cfg, log=log)
     except ValueError as e:
         raise RekuError(str(e))
     net = info["net"]
@@ -272,21 +277,28 @@ def configure_inspect(p):
 
 
 def inference_ram(model):
-    """Bytes of the Engine's preallocated buffers (int32 = 4 bytes, int8 = 1): the activations as
-    rkfw.fp4.act_bytes counts them (FP4 layers packed), the int32 state and scratch, the pointer keys, and the
-    working buffers of low-rank corrections when the model has any (not the copies of their factors that the
-    Python tier makes on MicroPython, which has no memoryview cast: those are model bytes, about the size of
-    the .lr tensors)."""
-    from rkfw.fp4 import act_bytes
-    a = model.arch
-    d, f, L, dk, mi, O = a["d"], a["f"], a["layers"], a["dk"], a["max_in"], len(model.vocab)
-    i32 = 5 * d + f + L * d + O + dk + (mi + 1)
-    i8 = act_bytes(d, f, a["acts"]) + (mi + 1) * dk + dk
-    ranks = [t.shape[1] for t in model.tensors.values() if t.dtype == "lr"]
-    if ranks:
-        i32 += max(d, f, O, dk) + sum(ranks)
-        i8 += sum(ranks) + (max(d, f) if "fp4" in a["acts"] else 0)
-    return 4 * i32 + i8 + 2 * mi + 2 * O
+    """Bytes of the buffers rkfw.infer.Engine preallocates for `model` (its arrays: activations, FP4 layers
+    packed, int32 state and scratch, pointer keys, ids, low-rank working buffers, the grammar's allowed set), read
+    off an Engine built on the Python tier rather than re-derived. Not counted: the copies of low-rank factors
+    that the Python tier makes on MicroPython, which has no memoryview cast (model bytes, about the size of the
+    .lr tensors)."""
+    from array import array
+
+    from rkfw import infer, kernels
+    e = infer.Engine(model, kernels.PYTHON)
+    seen, total = set(), 0
+    todo = list(vars(e).values()) + list(vars(e.grammar).values())
+    while todo:
+        v = todo.pop()
+        if isinstance(v, array):
+            if id(v) not in seen:
+                seen.add(id(v))
+                total += len(v) * v.itemsize
+        elif isinstance(v, (list, tuple)):
+            todo += v
+        elif isinstance(v, dict):
+            todo += v.values()
+    return total
 
 
 def inspect_model(model, nbytes):

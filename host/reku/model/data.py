@@ -4,11 +4,10 @@ Deterministic for a given seed (random.Random only, no global state)."""
 import random
 import re
 
-PH = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from rkfw.infer import NUM_TENS as TENS
+from rkfw.infer import NUM_UNITS as ONES          # the words the board's number reader knows, and no others
 
-ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
-TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+PH = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Requests for nothing a home-automation-like skill does; skills add their own near misses as examples.
 GENERIC_NEGATIVES = [
@@ -213,7 +212,7 @@ def claims(skill):
     """A predicate: would one of the skill's own (call-making) examples produce this text? Placeholders match
     any words. Generic negatives the skill claims ("call mom" in a skill with `call {name}`) are not negatives
     for that skill."""
-    numwords = "(?:%s)" % "|".join(sorted(set(ONES + TENS[2:] + ["hundred", "a"]), key=len, reverse=True))
+    numwords = "(?:%s)" % "|".join(sorted(set(ONES + TENS[2:] + ("hundred", "a")), key=len, reverse=True))
     number = r"(?:[0-9]+|%s(?: %s)*)" % (numwords, numwords)
     pats = []
     for ex in skill.examples:

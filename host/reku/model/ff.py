@@ -9,7 +9,7 @@ own objective and no gradient crosses a layer boundary:
   token to the end of the sequence; loss `softplus(theta - g_pos) + softplus(g_neg - theta)`. Normalisation
   between layers: the block's input quantiser (absmax per position) hands it only the direction of the stream.
   The recurrence inside a block is unrolled in its matrix form (within the layer).
-- the readout is trained by the QAT cross-entropy (`train.readout_loss`) on the detached final stream, so the
+- the readout is trained by the QAT cross-entropy (`objective.readout_loss`) on the detached final stream, so the
   board's greedy grammar decoding (head argmax, pointer argmax) runs the file unchanged.
 
 Positive sequences: request + SEP + the fed-back decode tokens of the correct calls, the last one (END/NOCALL)
@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from rkfw.infer import FALSE, TRUE
+
+from .objective import readout_loss
 
 THETA = 1.0          # goodness threshold (mean square of a block's update, real units)
 FIRST_SHARE = 0.5    # share of negatives that corrupt the first decision (function / no call)
@@ -103,9 +105,9 @@ def layer_groups(net):
 
 
 def step_loss(net, U, b, theta=THETA):
-    """One FF step's losses: (sum of the per-layer losses, readout loss, correct, n, per-block stats).
-    Backpropagating the sum trains each layer by its own objective only (detached inputs)."""
-    from .train import readout_loss
+    """One FF step's losses: (sum of the per-layer losses + readout loss, readout loss, correct, n, per-block
+    (mean g_pos, mean g_neg), [loss of each block]). Backpropagating the sum trains each layer by its own
+    objective only (detached inputs)."""
     losses, stats, h = ff_losses(net, b, theta)
     B = b["ids"].shape[0] // 2
     ro, correct, n = readout_loss(net, U, b, h[:B].detach())

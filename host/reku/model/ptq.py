@@ -15,7 +15,7 @@ from . import data as datagen
 from . import rkufile
 from .qat import Net
 from .tokenizer import ALPHABET
-from .train import Encoded, build_model_bytes, loss_fn
+from .objective import Encoded, build_model_bytes, loss_fn
 
 CKPT_KIND = "reku-float-1"
 MAX_RANK = 64

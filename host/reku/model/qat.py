@@ -1,7 +1,8 @@
 """The PyTorch model used for quantization-aware training. Its forward pass is the float image of the
 integer path of reference.py: ternary weights with absmean scales (BitNet b1.58) and a straight-through
 estimator, activations fake-quantised exactly as quant_i8/quant_fp4 (absmax per vector, which doubles as
-the normalisation), the same sigmoid LUT, clamps and Q8 grids for mu/w/u. export() writes the .rku."""
+the normalisation), the same sigmoid LUT, clamps and Q8 grids for mu/w/u. Net.export_tensors() gives the
+tensor entries that reku.model.objective.build_model_bytes writes into a .rku."""
 
 import math
 
@@ -23,19 +24,13 @@ def ste(x, q):
     return x + (q - x).detach()
 
 
-def sig_lut():
-    i = np.arange(256)
-    v = np.round(256.0 / (1.0 + np.exp(-((i - 128) / 8.0 + 1.0 / 16.0))))
-    return np.clip(v, 0, 255).astype(np.uint8)
-
-
 def fq_i8(h):
     amax = h.abs().amax(-1, keepdim=True).clamp_min(1e-6)
     y = h / amax
     return ste(y, torch.round(y * 127.0) / 127.0)
 
 
-_FP4 = torch.tensor([0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12], dtype=torch.float32)
+_FP4 = torch.tensor(ref.FP4TAB, dtype=torch.float32)
 
 
 def fq_fp4(h):
@@ -147,7 +142,7 @@ class Net(nn.Module):
         self.ptr_k = TLinear(dk, d)
         self.ptr_q = TLinear(dk, d)
         self.log_temp = nn.Parameter(torch.tensor(math.log(0.5)))
-        self.register_buffer("lut", torch.tensor(sig_lut(), dtype=torch.float32) / 256.0)
+        self.register_buffer("lut", torch.tensor(ref.sig_lut(), dtype=torch.float32) / 256.0)
         self.float_mode = False
 
     def set_float(self, on=True):
@@ -249,7 +244,7 @@ class Net(nn.Module):
                 E = np.clip(np.round(self.emb.numpy() / s), -127, 127).astype(np.int8)
                 M, S = rkufile.requant_params(s * 256.0)
                 out.append(("emb", "i8", E.shape, E.tobytes(), M, S, s))
-            out.append(("sig", "u8", (256,), sig_lut().tobytes(), 0, 0, 0.0))
+            out.append(("sig", "u8", (256,), ref.sig_lut().tobytes(), 0, 0, 0.0))
 
             def grid(p):
                 return np.clip(np.round(torch.sigmoid(p).numpy() * 256.0), 0, 255).astype(np.uint8)

@@ -5,7 +5,7 @@ arrays; `>>` floors (arithmetic shift), `//` is only applied to non-negative num
 Pieces (names match rkfw.kernels):
   tmv(W, x)                     y = W @ x, W ternary {-1,0,1} (unpacked), x int8
   quant_i8(h) -> (x, amax)      x = sgn(h) * ((|h|*127 + (amax>>1)) // amax)
-  quant_fp4(h) -> (x, amax)     kernel contract (kernels.md): FP4 E2M1 with power-of-two block scales, 8 per block
+  quant_fp4(h) -> (x, amax)     kernel contract (docs/format.md, "Packed FP4 activations"): FP4 E2M1 with power-of-two block scales, 8 per block
   shift(x, prev, mu)            prev + (((x - prev) * mu + 128) >> 8),    mu in 0..255
   requant(y, M, S, lo, hi)      clip((y*M + (1 << (S-1))) >> S, lo, hi)
   wkv(r, k, v, s, w, u, sig)    kv = (k*v) >> 12                   (r, k, v, s, out in Q12; w, u, sig in Q8)
@@ -35,12 +35,18 @@ Decoding: rkfw.infer.Grammar (shared), argmax over allowed tokens/positions, tie
 import numpy as np
 
 from rkfw import infer
+from rkfw.fp4 import FP4IDX, FP4MAG
+from rkfw.kernels import A_LIM, H_LIM, QA, S_LIM  # noqa: F401  (the limits' one home; used here and by qat)
 
-H_LIM = 1 << 23            # residual stream h: Q8 (real * 256)
-QA = 12                    # r, k, v, state, channel-mixing hidden: Q12 (real * 4096)
-A_LIM = (8 << QA) - 1
-S_LIM = 1 << 21
-FP4TAB = np.array([0, 1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 12, 12], dtype=np.int64)
+# doubled E2M1 magnitude of |value| u = 0..12 after rounding: the firmware's code table read through its index
+FP4TAB = np.array([FP4MAG[i] for i in FP4IDX], dtype=np.int64)
+
+
+def sig_lut():
+    """The model's sigmoid table (tensor "sig", uint8): 256 * sigmoid((i - 128) / 8 + 1/16), i = 0..255."""
+    i = np.arange(256)
+    v = np.round(256.0 / (1.0 + np.exp(-((i - 128) / 8.0 + 1.0 / 16.0))))
+    return np.clip(v, 0, 255).astype(np.uint8)
 
 
 def unpack_ternary(data, R, C):

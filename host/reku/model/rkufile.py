@@ -8,6 +8,8 @@ import numpy as np
 
 from rkfw import rku
 
+MAX_IN = 96          # arch.max_in of the models reku writes: the longest request, in characters, a model reads
+
 
 def requant_params(factor, mbits=14, smax=30):
     """(M, S) with M/2**S ~= factor, 2**(mbits-1) <= M < 2**mbits where S allows (S in 1..smax)."""

@@ -5,15 +5,13 @@ import math
 import numpy as np
 
 from . import rkufile
-from .qat import sig_lut
-from .reference import pack_ternary
+from .reference import pack_ternary, sig_lut
 from .skill import compile_schema
 from .tokenizer import ALPHABET
 
-MAX_IN = 96
 
 
-def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0, max_in=MAX_IN, alphabet=ALPHABET,
+def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0, max_in=rkufile.MAX_IN, alphabet=ALPHABET,
                  model_id=None, emb="i8", lowrank=0):
     """.rku bytes of a model with random ternary weights for `tools` (a tools.json list). lowrank=r adds random
     int8 low-rank corrections of rank r (docs/format.md) to every ternary tensor but the embedding."""
