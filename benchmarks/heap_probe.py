@@ -23,9 +23,9 @@ try:
         stage("native module rkernel imported")
     except ImportError:
         pass
-    from rkfw import app, boards, proto
-    stage("firmware code imported (rkfw.app, boards, proto, port)")
-    a = app.App(boards.load('board.json'), {})
+    from rkfw import app, proto, status, transport
+    stage("firmware code imported (rkfw.app, proto, port, status, transport)")
+    a = app.App(app.read_profile(), {})
     stage("App constructed (profile, config, buffers)")
     from rkfw import infer, kernels, rku
     stage("inference code imported (rkfw.rku, infer, kernels)")

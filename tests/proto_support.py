@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 from reku import paths, sim
-from rkfw import proto
+from rkfw import auth, proto
 
 HOME_MODEL = paths.SKILLS / "home" / "model.rku"
 MP_APP = Path(__file__).parent / "helpers" / "mp_app.mjs"
@@ -50,8 +50,8 @@ def upload_frames(data, seq0=100, chunk=proto.MAX_CHUNK, key=None, nonce=None, c
     begin = struct.pack("<I", len(data)) + hashlib.sha256(data).digest()
     commit = b""
     if key is not None:
-        begin = proto.add_auth(key, nonce, proto.MODEL_BEGIN, counter + 1, begin)
-        commit = proto.add_auth(key, nonce, proto.MODEL_COMMIT, counter + 2, b"")
+        begin = auth.add_auth(key, nonce, proto.MODEL_BEGIN, counter + 1, begin)
+        commit = auth.add_auth(key, nonce, proto.MODEL_COMMIT, counter + 2, b"")
     out = [frame(proto.MODEL_BEGIN, seq0, begin)]
     seq = seq0
     for off in range(0, len(data), chunk):

@@ -13,7 +13,7 @@ import serial
 from reku.client import (AuthError, BoardError, BoardTimeout, Client, ClientError, SerialLink,
                          UploadError, VersionMismatch)
 from reku.sim import VirtualBoard, populate
-from rkfw import proto
+from rkfw import auth, proto
 
 from proto_support import HOME_MODEL, upload_frames, variant_model
 
@@ -147,7 +147,7 @@ def test_hmac_on_the_board(runtime, tmp_path):
             nonce = c.board["auth"]["nonce"]
             assert c.info()["auth"]["counter"] == 3                      # BEGIN, COMMIT, CONFIG
         # a captured signed frame replayed under a new seq is refused
-        signed = proto.add_auth(KEY, bytes.fromhex(nonce), proto.CONFIG, 3, b'{"baud": 230400}')
+        signed = auth.add_auth(KEY, bytes.fromhex(nonce), proto.CONFIG, 3, b'{"baud": 230400}')
         with Client.serial(vb.port, timeout=20) as c:
             with pytest.raises(AuthError) as e:
                 c.request(proto.CONFIG, signed)

@@ -5,7 +5,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rkfw import proto
+from rkfw import auth, proto
 
 payloads = st.binary(min_size=0, max_size=proto.MAX_PAYLOAD)
 
@@ -132,14 +132,14 @@ def test_i2c_register_map_is_consistent():
 def test_auth_trailer(key, payload, ftype, counter):
     import hmac
     nonce = bytes(range(8))
-    signed = proto.add_auth(key, nonce, ftype, counter, payload)
-    assert signed[:len(payload)] == payload and len(signed) == len(payload) + proto.AUTH_TRAILER
+    signed = auth.add_auth(key, nonce, ftype, counter, payload)
+    assert signed[:len(payload)] == payload and len(signed) == len(payload) + auth.AUTH_TRAILER
     assert struct.unpack_from("<I", signed, len(payload))[0] == counter
-    msg = proto.AUTH_LABEL + nonce + struct.pack("<BI", ftype, counter) + payload
+    msg = auth.AUTH_LABEL + nonce + struct.pack("<BI", ftype, counter) + payload
     assert signed[-32:] == hmac.new(key, msg, "sha256").digest()
     flipped = signed[:-1] + bytes([signed[-1] ^ 1])
-    assert proto.same_bytes(signed, bytes(signed)) and not proto.same_bytes(signed, flipped)
-    assert not proto.same_bytes(signed, signed[:-1])
+    assert auth.same_bytes(signed, bytes(signed)) and not auth.same_bytes(signed, flipped)
+    assert not auth.same_bytes(signed, signed[:-1])
 
 
 def test_every_frame_of_version_1_starts_with_a_code_byte_then_0x01():

@@ -9,8 +9,9 @@ import struct
 
 import pytest
 
+from rkfw import admin
 from rkfw import app as A
-from rkfw import proto
+from rkfw import auth, proto
 
 from proto_support import (HOME_MODEL, CpApp, decode, error_code, frame, make_workdir, run_mp,
                            upload_frames, variant_model)
@@ -38,11 +39,11 @@ def test_resent_request_is_answered_from_the_cache_not_run_twice(tmp_path):
     r1 = b.ask(proto.FEEDBACK, 5, fb)
     r2 = b.ask(proto.FEEDBACK, 5, fb)
     assert r1 == r2 and decode(r1)[0] == proto.FEEDBACK | proto.REPLY
-    assert (tmp_path / A.FEEDBACK_FILE).read_text().count("\n") == 1
+    assert (tmp_path / admin.FEEDBACK_FILE).read_text().count("\n") == 1
     assert b.app.stats["duplicates"] == 1
     # same seq, other payload: a new request (e.g. a host that restarted), executed
     b.ask(proto.FEEDBACK, 5, fb.replace(b"lights on", b"lights off"))
-    assert (tmp_path / A.FEEDBACK_FILE).read_text().count("\n") == 2
+    assert (tmp_path / admin.FEEDBACK_FILE).read_text().count("\n") == 2
     # same seq and payload but another type: executed too
     assert decode(b.ask(proto.PING, 5, fb))[0] == proto.PING | proto.REPLY
     assert b.app.stats["duplicates"] == 1
@@ -100,7 +101,7 @@ def test_query_without_model_and_oversized_query(tmp_path):
 def test_info_describes_versions_types_limits_and_auth(tmp_path):
     info = CpApp(tmp_path).info()
     assert info["proto"] == proto.VERSION and info["proto_min"] == proto.MIN_VERSION
-    assert set(info["types"]) == set(A.App.HANDLERS)
+    assert set(info["types"]) == set(A.App.HANDLERS) | set(admin.HANDLERS) == set(A.App.HANDLERS) | set(A.ADMIN)
     assert info["limits"]["max_chunk"] == proto.MAX_PAYLOAD - 4
     assert info["auth"] == {"required": False}
     assert info["model"]["sha256"] == OLD_SHA
@@ -248,7 +249,7 @@ def _signed(b, ftype, seq, payload=b"", key=KEY, counter=None):
     info = b.info()
     nonce = bytes.fromhex(info["auth"]["nonce"])
     counter = info["auth"]["counter"] + 1 if counter is None else counter
-    return b.ask(ftype, seq, proto.add_auth(key, nonce, ftype, counter, payload))
+    return b.ask(ftype, seq, auth.add_auth(key, nonce, ftype, counter, payload))
 
 
 def test_hmac_accepted_refused_and_replay_refused(tmp_path):
@@ -265,13 +266,13 @@ def test_hmac_accepted_refused_and_replay_refused(tmp_path):
     assert b.info()["auth"]["counter"] == 1
     # the same signed payload again under a new seq: a replay, refused
     nonce = bytes.fromhex(b.info()["auth"]["nonce"])
-    signed = proto.add_auth(KEY, nonce, proto.CONFIG, 1, cfg)
+    signed = auth.add_auth(KEY, nonce, proto.CONFIG, 1, cfg)
     r = b.ask(proto.CONFIG, 4, signed)
     assert error_code(r) == proto.E_AUTH and b"replayed" in decode(r)[2]
     # resent with the same seq (the reply got lost): answered from the cache, not run again
     assert b.ask(proto.CONFIG, 4, signed) == r
     # a tag made for one type does not pass for another
-    tag_for_config = proto.add_auth(KEY, nonce, proto.CONFIG, 5, b"")
+    tag_for_config = auth.add_auth(KEY, nonce, proto.CONFIG, 5, b"")
     assert error_code(b.ask(proto.RESET, 5, tag_for_config)) == proto.E_AUTH
     assert not b.app.reset_pending
     assert decode(_signed(b, proto.RESET, 6))[0] == proto.RESET | proto.REPLY
@@ -285,7 +286,7 @@ def test_hmac_accepted_refused_and_replay_refused(tmp_path):
 def test_a_new_boot_has_a_new_nonce_so_old_tags_fail(tmp_path):
     b = CpApp(tmp_path, key=KEY)
     nonce = bytes.fromhex(b.info()["auth"]["nonce"])
-    signed = proto.add_auth(KEY, nonce, proto.CONFIG, 1, b"")
+    signed = auth.add_auth(KEY, nonce, proto.CONFIG, 1, b"")
     assert decode(b.ask(proto.CONFIG, 1, signed))[0] == proto.CONFIG | proto.REPLY
     b.boot()
     assert b.info()["auth"]["nonce"] != nonce.hex() and b.info()["auth"]["counter"] == 0
@@ -323,7 +324,7 @@ def test_hmac_matches_the_standard_library():
     for n in (0, 1, 16, 63, 64, 65, 200):
         key = bytes(rng.randrange(256) for _ in range(n))
         msg = bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
-        assert proto.hmac_sha256(key, msg) == hmac.new(key, msg, "sha256").digest()
+        assert auth.hmac_sha256(key, msg) == hmac.new(key, msg, "sha256").digest()
 
 
 # ---- feedback and config ----------------------------------------------------------------------------------
@@ -338,12 +339,12 @@ def test_feedback_is_stored_and_bounded(tmp_path):
         r = decode(b.ask(proto.FEEDBACK, i, json.dumps(fb).encode()))
         assert r[0] == proto.FEEDBACK | proto.REPLY
         assert json.loads(r[2])["bytes"] <= 1200
-    cur = (tmp_path / A.FEEDBACK_FILE).read_text().splitlines()
-    old = (tmp_path / A.FEEDBACK_OLD).read_text().splitlines()
+    cur = (tmp_path / admin.FEEDBACK_FILE).read_text().splitlines()
+    old = (tmp_path / admin.FEEDBACK_OLD).read_text().splitlines()
     assert cur and old
     last = json.loads(cur[-1])
     assert last["text"] == "dim the kitchen 39" and last["outcome"] == "success"
-    assert all(json.loads(x)["outcome"] in A.OUTCOMES for x in cur + old)
+    assert all(json.loads(x)["outcome"] in admin.OUTCOMES for x in cur + old)
     assert sum(len(x) + 1 for x in cur) <= 600 and sum(len(x) + 1 for x in old) <= 600
 
 
@@ -372,7 +373,7 @@ def test_same_rules_on_micropython(tmp_path):
     hello = b"\x00" + frame(proto.HELLO, 1)
     nonce = bytes(range(1, 9))
     cfg = b'{"baud": 230400}'
-    signed_cfg = proto.add_auth(KEY, nonce, proto.CONFIG, 1, cfg)
+    signed_cfg = auth.add_auth(KEY, nonce, proto.CONFIG, 1, cfg)
     steps = [
         b"\x00" + frame(proto.FEEDBACK, 5, fb), b"\x00" + frame(proto.FEEDBACK, 5, fb),    # 0, 1: duplicate
         b"".join(b"\x00" + frame(proto.PING, s, b"%d" % s) for s in (10, 5, 7)),            # 2: out of order
@@ -380,7 +381,7 @@ def test_same_rules_on_micropython(tmp_path):
         "#nonce " + nonce.hex(),
         b"\x00" + frame(proto.CONFIG, 9, signed_cfg),                                       # 5: accepted
         b"\x00" + frame(proto.CONFIG, 10, signed_cfg),                                      # 6: replay
-        b"\x00" + frame(proto.CONFIG, 11, proto.add_auth(b"k" * 32, nonce, proto.CONFIG, 2, cfg)),  # 7: bad key
+        b"\x00" + frame(proto.CONFIG, 11, auth.add_auth(b"k" * 32, nonce, proto.CONFIG, 2, cfg)),  # 7: bad key
         b"\x00" + frame(proto.STATS, 12),                                                   # 8
         hello,                                                                               # 9
         "#reboot", hello,                                                                    # 10, 11

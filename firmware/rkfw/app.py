@@ -6,7 +6,6 @@ import json
 import os
 import struct
 import binascii
-import hashlib
 
 from rkfw import proto
 from rkfw import port
@@ -18,15 +17,13 @@ MODEL_PART = "model.rku.part"   # an upload in progress; never loaded
 MODEL_PATHS = (MODEL_FILE, "/rom/model.rku")
 KEY_FILE = "reku_key.bin"       # HMAC key, provisioned by `reku deploy --key`
 CONFIG_FILE = "reku.json"
-FEEDBACK_FILE = "feedback.jsonl"
-FEEDBACK_OLD = "feedback.1.jsonl"
-FEEDBACK_MAX = 16384            # bytes per feedback file; one older file is kept (so at most twice this)
 MAX_MODEL = 8 * 1024 * 1024
 # State-changing requests that need an HMAC trailer when the board has a key.
 AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
 # With "auth": "all" in reku.json everything but HELLO and PING needs it.
 AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK)
-OUTCOMES = ("success", "failure", "corrected")
+# The rare requests, served by rkfw.admin (imported when the first one arrives).
+ADMIN = (proto.MODEL_BEGIN, proto.MODEL_CHUNK, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG)
 
 
 def _read_json(path):
@@ -37,18 +34,18 @@ def _read_json(path):
         return {}
 
 
+def read_profile(path="board.json"):
+    """The deployed board profile as a dict, or None. The board reads it as plain JSON: `reku deploy` and
+    `reku doctor` validate it on the host with rkfw.boards, whose validator would cost the board ~10 KB of heap."""
+    p = _read_json(path)
+    return p if "uart" in p and "i2c" in p else None
+
+
 def _remove(path):
     try:
         os.remove(path)
     except OSError:
         pass
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return 0
 
 
 def _free_bytes():
@@ -70,40 +67,8 @@ def _map_model(path):
         f.close()
 
 
-def _sha256_file(path, buf):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(memoryview(buf)[:n])
-    return h.digest()
-
-
-def _random_bytes(n):
-    """Unpredictable bytes for the per-boot auth nonce: os.urandom where the port has it (rp2, esp32),
-    otherwise a hash of the random module, the clock and the chip id."""
-    try:
-        return os.urandom(n)
-    except (AttributeError, NotImplementedError):
-        pass
-    import random
-    seed = bytearray(struct.pack("<II", random.getrandbits(30), port.ticks_us() & 0x3FFFFFFF))
-    try:
-        import machine
-        seed.extend(machine.unique_id())
-    except (ImportError, AttributeError):
-        pass
-    return hashlib.sha256(seed).digest()[:n]
-
-
 def _u32(n):
     return struct.pack("<I", n)
-
-
-class AuthError(Exception):
-    pass
 
 
 class App:
@@ -128,43 +93,24 @@ class App:
         self._init_auth()
         _remove(MODEL_PART)         # an upload cut by a reset or power loss: the old model stays
 
-    # ---- authentication --------------------------------------------------------------------------------
+    # ---- authentication (rkfw.auth, imported only on a board with a key) ---------------------------------
     def _init_auth(self):
         self.key = None
         self.key_error = None
+        self.nonce = None
+        self.counter = 0
+        self.auth_types = ()
         try:
             with open(KEY_FILE, "rb") as f:
                 self.key = f.read()
         except OSError:
-            pass
-        if self.key is not None and len(self.key) < 16:
+            return
+        if len(self.key) < 16:
             self.key_error = "%s has %d bytes (needs at least 16): authenticated commands are refused" % (
                 KEY_FILE, len(self.key))
-        self.nonce = _random_bytes(8)
-        self.counter = 0
-        if self.key is None:
-            self.auth_types = ()
-        elif self.config.get("auth") == "all":
-            self.auth_types = AUTH_ALL
-        else:
-            self.auth_types = AUTH_STATE
-
-    def check_auth(self, ftype, payload):
-        """The payload without its auth trailer, or AuthError."""
-        if self.key_error:
-            raise AuthError(self.key_error)
-        n = len(payload) - proto.AUTH_TRAILER
-        if n < 0:
-            raise AuthError("message type 0x%02x needs authentication (HMAC trailer missing)" % ftype)
-        counter = struct.unpack_from("<I", payload, n)[0]
-        body = payload[:n]
-        tag = proto.auth_tag(self.key, self.nonce, ftype, counter, body)
-        if not proto.same_bytes(tag, payload[n + 4:]):
-            raise AuthError("bad HMAC tag (wrong key, or a message for another board or boot)")
-        if counter <= self.counter:
-            raise AuthError("replayed or stale counter %d (last accepted %d)" % (counter, self.counter))
-        self.counter = counter
-        return body
+        from rkfw import auth
+        self.nonce = auth.random_bytes(8)
+        self.auth_types = AUTH_ALL if self.config.get("auth") == "all" else AUTH_STATE
 
     # ---- model -------------------------------------------------------------------------------------
     def load_model(self, paths=MODEL_PATHS):
@@ -254,15 +200,20 @@ class App:
 
     def dispatch(self, ftype, seq, payload):
         handler = self.HANDLERS.get(ftype)
-        if handler is None:
-            return self.error(seq, proto.E_TYPE, "unknown message type 0x%02x" % ftype)
         try:
+            if handler is None:
+                if ftype not in ADMIN:
+                    return self.error(seq, proto.E_TYPE, "unknown message type 0x%02x" % ftype)
+                from rkfw import admin
+                handler = admin.HANDLERS[ftype]
             if ftype in self.auth_types:
-                payload = self.check_auth(ftype, payload)
+                from rkfw import auth
+                try:
+                    payload = auth.check(self, ftype, payload)
+                except auth.AuthError as e:
+                    self.stats["auth_refused"] += 1
+                    return self.error(seq, proto.E_AUTH, str(e))
             return handler(self, seq, payload)
-        except AuthError as e:
-            self.stats["auth_refused"] += 1
-            return self.error(seq, proto.E_AUTH, str(e))
         except MemoryError:
             gc.collect()
             return self.error(seq, proto.E_INTERNAL, "out of memory")
@@ -332,158 +283,9 @@ class App:
         self.collect_due = True       # serve() collects once the reply is written, off the query's latency
         return self.reply_json(proto.QUERY, seq, out)
 
-    # ---- model upload: BEGIN, CHUNK..., COMMIT (or ABORT) --------------------------------------------
-    def _drop_upload(self):
-        up = self.upload
-        self.upload = None
-        if up is not None:
-            try:
-                up[3].close()
-            except OSError:
-                pass
-        _remove(MODEL_PART)
-
-    def on_model_begin(self, seq, payload):
-        if len(payload) != 36:
-            return self.error(seq, proto.E_REQUEST, "MODEL_BEGIN needs size u32 and SHA-256 (36 bytes), got %d"
-                              % len(payload))
-        size = struct.unpack_from("<I", payload, 0)[0]
-        sha = bytes(payload[4:36])
-        up = self.upload
-        if up is not None and up[0] == size and up[1] == sha:
-            return self.reply(proto.MODEL_BEGIN, seq, _u32(up[2]))     # the same upload again: resume
-        self._drop_upload()
-        if size < 20 or size > MAX_MODEL:
-            return self.error(seq, proto.E_MODEL, "model size %d outside 20..%d bytes" % (size, MAX_MODEL))
-        free = _free_bytes()
-        if 0 <= free < size + 4096:
-            return self.error(seq, proto.E_MODEL, "model of %d bytes does not fit: %d bytes free on the "
-                              "filesystem next to the current model" % (size, free))
-        f = open(MODEL_PART, "wb")
-        self.upload = [size, sha, 0, f, hashlib.sha256()]
-        return self.reply(proto.MODEL_BEGIN, seq, _u32(0))
-
-    def on_model_chunk(self, seq, payload):
-        up = self.upload
-        if up is None:
-            return self.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
-        if len(payload) < 4:
-            return self.error(seq, proto.E_REQUEST, "MODEL_CHUNK needs an offset u32")
-        off = struct.unpack_from("<I", payload, 0)[0]
-        n = len(payload) - 4
-        if off != up[2]:
-            # Not where the board is: nothing is written; the reply says where to continue.
-            return self.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
-        if off + n > up[0]:
-            return self.error(seq, proto.E_MODEL, "chunk %d+%d runs past the announced size %d"
-                              % (off, n, up[0]))
-        data = memoryview(payload)[4:]
-        up[3].write(data)
-        up[4].update(data)
-        up[2] = off + n
-        return self.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
-
-    def on_model_commit(self, seq, payload):
-        up = self.upload
-        if up is None:
-            return self.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
-        size, sha, off = up[0], up[1], up[2]
-        if off != size:
-            return self.error(seq, proto.E_MODEL, "upload incomplete: %d of %d bytes received" % (off, size))
-        up[3].close()
-        streamed = up[4].digest()
-        self.upload = None
-        stored = _sha256_file(MODEL_PART, self.buf)       # verify what is on flash, not what passed by
-        if _size(MODEL_PART) != size or stored != sha or streamed != sha:
-            _remove(MODEL_PART)
-            return self.error(seq, proto.E_MODEL, "SHA-256 mismatch: announced %s, received %s; the old "
-                              "model is still serving" % (binascii.hexlify(sha).decode(),
-                                                            binascii.hexlify(stored).decode()))
-        # The new file is complete and verified. Load it before it replaces the old one (the old
-        # engine is dropped first so that both need not fit in RAM at once).
-        if self.load_model((MODEL_PART,)):
-            try:
-                os.rename(MODEL_PART, MODEL_FILE)   # atomic on littlefs and POSIX: old or new, never neither
-            except OSError:
-                _remove(MODEL_FILE)
-                os.rename(MODEL_PART, MODEL_FILE)
-            self.model_path = MODEL_FILE
-            self.stats["uploads"] += 1
-            m = self.model
-            return self.reply_json(proto.MODEL_COMMIT, seq, {"id": m.model_id, "sha256": m.sha256,
-                                                              "bytes": size, "path": MODEL_FILE})
-        reason = self.model_error
-        _remove(MODEL_PART)
-        self.load_model()
-        return self.error(seq, proto.E_MODEL, "new model rejected (%s); %s" % (
-            reason, "the old model is still serving" if self.engine else "no model loaded"))
-
-    def on_model_abort(self, seq, payload):
-        self._drop_upload()
-        return self.reply(proto.MODEL_ABORT, seq, b"")
-
-    # ---- feedback, reset, config -------------------------------------------------------------------
-    def on_feedback(self, seq, payload):
-        try:
-            fb = json.loads(payload)
-        except (ValueError, UnicodeError):
-            return self.error(seq, proto.E_REQUEST, "FEEDBACK payload is not JSON")
-        if not isinstance(fb, dict) or fb.get("outcome") not in OUTCOMES:
-            return self.error(seq, proto.E_REQUEST, "FEEDBACK needs an object with outcome %s" % "|".join(OUTCOMES))
-        text = fb.get("text", "")
-        calls = fb.get("calls", [])
-        corrected = fb.get("corrected")
-        if not isinstance(text, str) or not isinstance(calls, list):
-            return self.error(seq, proto.E_REQUEST, "FEEDBACK text must be a string and calls a list")
-        if fb["outcome"] == "corrected" and not isinstance(corrected, list):
-            return self.error(seq, proto.E_REQUEST, "outcome corrected needs the corrected calls (a list)")
-        entry = {"t": port.ticks_diff(port.ticks_ms(), self.boot_ms), "text": text, "outcome": fb["outcome"],
-                 "calls": calls}
-        if corrected is not None:
-            entry["corrected"] = corrected
-        if self.model is not None:
-            entry["model"] = self.model.sha256[:16]
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        limit = self.config.get("feedback_max", FEEDBACK_MAX)
-        if _size(FEEDBACK_FILE) + len(line) > limit:
-            _remove(FEEDBACK_OLD)
-            try:
-                os.rename(FEEDBACK_FILE, FEEDBACK_OLD)
-            except OSError:
-                pass
-        with open(FEEDBACK_FILE, "a") as f:
-            f.write(line)
-        self.stats["feedback"] += 1
-        return self.reply_json(proto.FEEDBACK, seq, {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD),
-                                                      "limit": 2 * limit})
-
     def on_reset(self, seq, payload):
         self.reset_pending = True
         return self.reply(proto.RESET, seq, b"")
-
-    def on_config(self, seq, payload):
-        if payload:
-            try:
-                change = json.loads(payload)
-            except (ValueError, UnicodeError):
-                return self.error(seq, proto.E_REQUEST, "CONFIG payload is not JSON")
-            if not isinstance(change, dict):
-                return self.error(seq, proto.E_REQUEST, "CONFIG payload must be a JSON object")
-            cfg = _read_json(CONFIG_FILE)
-            for k in change:
-                if change[k] is None:
-                    cfg.pop(k, None)
-                else:
-                    cfg[k] = change[k]
-            tmp = CONFIG_FILE + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(json.dumps(cfg))
-            try:
-                os.rename(tmp, CONFIG_FILE)
-            except OSError:
-                _remove(CONFIG_FILE)
-                os.rename(tmp, CONFIG_FILE)
-        return self.reply_json(proto.CONFIG, seq, _read_json(CONFIG_FILE))
 
     HANDLERS = {
         proto.HELLO: on_hello,
@@ -491,13 +293,7 @@ class App:
         proto.STATS: on_stats,
         proto.QUERY: on_query,
         proto.SCHEMA: on_schema,
-        proto.MODEL_BEGIN: on_model_begin,
-        proto.MODEL_CHUNK: on_model_chunk,
-        proto.MODEL_COMMIT: on_model_commit,
-        proto.MODEL_ABORT: on_model_abort,
-        proto.FEEDBACK: on_feedback,
         proto.RESET: on_reset,
-        proto.CONFIG: on_config,
     }
 
     def info(self):
@@ -517,7 +313,7 @@ class App:
         return {"fw": FW_VERSION, "proto": proto.VERSION, "proto_min": proto.MIN_VERSION,
                 "runtime": port.runtime(), "board": p.get("name", "unknown"), "chip": p.get("chip", "unknown"),
                 "model": model, "model_error": self.model_error,
-                "types": sorted(self.HANDLERS), "auth": auth,
+                "types": sorted(list(self.HANDLERS) + list(ADMIN)), "auth": auth,
                 "transports": [t.name for t in self.transports],
                 "upload": None if up is None else {"bytes": up[0], "received": up[2]},
                 "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": proto.MAX_CHUNK,
@@ -608,11 +404,12 @@ def reset():
 
 
 def main():
-    from rkfw import boards
-    # A profile that does not validate stops the boot with a one-line reason on the REPL: without it the
-    # board cannot know its pins. `reku deploy` and `reku doctor` validate it with the same reader.
     from rkfw import status
-    profile = boards.load("board.json")
+    profile = read_profile()
+    if profile is None:
+        # Without a profile the board cannot know its pins: one line on the REPL, and no serving.
+        print("reku: board.json missing or unreadable (no uart/i2c): run `reku deploy --board NAME`")
+        return
     config = _read_json(CONFIG_FILE)
     st = status.Status(profile, config)     # LED: BOOTING until the board serves
     app = App(profile, config)

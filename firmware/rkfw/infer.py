@@ -53,16 +53,22 @@ class Tokenizer:
 
     def __init__(self, alphabet):
         self.alphabet = alphabet
-        self.index = {}
-        for i, c in enumerate(alphabet):
-            self.index[c] = i + 1
         self.sep = len(alphabet) + 1
         self.n_in = len(alphabet) + 2
         self.word = word_chars(alphabet)
         # ASCII requests (the usual case) are read as bytes through these tables: indexing a str makes a
         # string per character (on MicroPython an interned-string lookup each), a bytes object does not.
-        self.ascii_id = array("H", [self.index.get(chr(o).lower(), 0) for o in range(128)])
-        self.ascii_word = bytearray([1 if self.is_word(chr(o)) else 0 for o in range(128)])
+        # Other characters are looked up in the alphabet itself (no dict of it on the heap).
+        self.ascii_id = array("H", bytes(256))
+        self.ascii_word = bytearray(128)
+        for o in range(128):
+            c = chr(o)
+            self.ascii_id[o] = self.id_of(c.lower())
+            self.ascii_word[o] = self.is_word(c)
+
+    def id_of(self, low):
+        """The id of one lowercased character: its place in the alphabet + 1, or 0 (unknown)."""
+        return self.alphabet.find(low) + 1 if len(low) == 1 else 0
 
     def lower_ascii(self, text):
         """text lowercased as bytes when it is all ASCII (byte i is then character i); else None."""
@@ -82,16 +88,15 @@ class Tokenizer:
             for i in range(n):
                 ids[i] = tab[b[i]]
             return n
-        index = self.index
         for i in range(n):
-            ids[i] = index.get(text[i].lower(), 0)
+            ids[i] = self.id_of(text[i].lower())
         return n
 
     def is_word(self, c):
         """Word characters of the alphabet, and any non-ASCII character (ord of c itself: CPython lowercases
         some characters to two, e.g. U+0130)."""
         low = c.lower()
-        return low in self.word or low not in self.index and c != " " and ord(c) > 127
+        return low in self.word or not self.id_of(low) and c != " " and ord(c) > 127
 
 
 def _int_range(lo, hi):

@@ -8,7 +8,6 @@
 
 import struct
 import binascii
-import hashlib
 
 VERSION = 1                 # highest frame version this codec speaks
 MIN_VERSION = 1             # lowest; HELLO in version 1 is answered (in version 1) by every board, forever
@@ -56,54 +55,6 @@ ERROR_NAMES = {
 
 # Sizes derived from MAX_PAYLOAD.
 MAX_CHUNK = MAX_PAYLOAD - 4         # model bytes in one MODEL_CHUNK (after its offset)
-
-# ---- authentication (HMAC-SHA256, docs/protocol.md "Authentication") --------------------------------
-AUTH_TRAILER = 36                   # counter u32 LE | tag[32], appended to the payload
-AUTH_LABEL = b"reku-auth-v1"
-
-
-def hmac_sha256(key, msg):
-    """RFC 2104 HMAC with SHA-256 (hashlib.sha256 is all MicroPython has; there is no hmac module)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    k = bytearray(64)
-    k[:len(key)] = key
-    ipad = bytearray(64)
-    opad = bytearray(64)
-    for i in range(64):
-        ipad[i] = k[i] ^ 0x36
-        opad[i] = k[i] ^ 0x5C
-    h = hashlib.sha256(ipad)
-    h.update(msg)
-    inner = h.digest()
-    h = hashlib.sha256(opad)
-    h.update(inner)
-    return h.digest()
-
-
-def auth_tag(key, nonce, ftype, counter, payload):
-    """The tag of one authenticated request: HMAC(key, label | nonce | type | counter | payload)."""
-    msg = bytearray(AUTH_LABEL)
-    msg.extend(nonce)
-    msg.extend(struct.pack("<BI", ftype, counter))
-    msg.extend(payload)
-    return hmac_sha256(key, msg)
-
-
-def add_auth(key, nonce, ftype, counter, payload=b""):
-    """payload | counter | tag, ready to send."""
-    return bytes(payload) + struct.pack("<I", counter) + auth_tag(key, nonce, ftype, counter, payload)
-
-
-def same_bytes(a, b):
-    """Constant-time comparison (the time does not depend on where the first difference is)."""
-    if len(a) != len(b):
-        return False
-    d = 0
-    for i in range(len(a)):
-        d |= a[i] ^ b[i]
-    return d == 0
-
 
 # ---- I2C register map (docs/i2c.md) ------------------------------------------------------------------
 # The board is an I2C target with 16-bit register addresses (big-endian on the bus, as every I2C

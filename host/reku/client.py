@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rkfw import proto
+from rkfw import auth, proto
 
 from .errors import RekuError
 
@@ -176,15 +176,15 @@ class Client:
     def _auth_types(self):
         if self.board is None:
             self.hello()
-        auth = self.board.get("auth") or {}
-        if not auth.get("required"):
+        state = self.board.get("auth") or {}
+        if not state.get("required"):
             return ()
-        return auth.get("types", AUTH_TYPES)
+        return state.get("types", AUTH_TYPES)
 
     def _sign(self, ftype, payload):
-        auth = self.board["auth"]
-        self._counter = max(self._counter, auth.get("counter", 0)) + 1
-        return proto.add_auth(self.key, binascii.unhexlify(auth["nonce"]), ftype, self._counter, payload)
+        state = self.board["auth"]
+        self._counter = max(self._counter, state.get("counter", 0)) + 1
+        return auth.add_auth(self.key, binascii.unhexlify(state["nonce"]), ftype, self._counter, payload)
 
     def _request(self, ftype, payload, timeout):
         timeout = self.timeout if timeout is None else timeout

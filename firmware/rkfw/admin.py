@@ -1,0 +1,195 @@
+# The board's rare requests: model upload (BEGIN, CHUNK, COMMIT, ABORT), FEEDBACK and CONFIG (docs/protocol.md).
+# rkfw.app imports this module the first time one of them arrives, so a board that only answers queries does not
+# keep its code on the heap. Each handler takes the App, the request's seq and its payload, like App's own.
+import binascii
+import hashlib
+import json
+import os
+import struct
+
+from rkfw import port
+from rkfw import proto
+from rkfw.app import CONFIG_FILE, MAX_MODEL, MODEL_FILE, MODEL_PART, _free_bytes, _read_json, _remove, _u32
+
+FEEDBACK_FILE = "feedback.jsonl"
+FEEDBACK_OLD = "feedback.1.jsonl"
+FEEDBACK_MAX = 16384            # bytes per feedback file; one older file is kept (so at most twice this)
+OUTCOMES = ("success", "failure", "corrected")
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return 0
+
+
+def _sha256_file(path, buf):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(memoryview(buf)[:n])
+    return h.digest()
+
+
+# ---- model upload: BEGIN, CHUNK..., COMMIT (or ABORT) ------------------------------------------------
+def drop_upload(app):
+    up = app.upload
+    app.upload = None
+    if up is not None:
+        try:
+            up[3].close()
+        except OSError:
+            pass
+    _remove(MODEL_PART)
+
+def model_begin(app, seq, payload):
+    if len(payload) != 36:
+        return app.error(seq, proto.E_REQUEST, "MODEL_BEGIN needs size u32 and SHA-256 (36 bytes), got %d"
+                          % len(payload))
+    size = struct.unpack_from("<I", payload, 0)[0]
+    sha = bytes(payload[4:36])
+    up = app.upload
+    if up is not None and up[0] == size and up[1] == sha:
+        return app.reply(proto.MODEL_BEGIN, seq, _u32(up[2]))     # the same upload again: resume
+    drop_upload(app)
+    if size < 20 or size > MAX_MODEL:
+        return app.error(seq, proto.E_MODEL, "model size %d outside 20..%d bytes" % (size, MAX_MODEL))
+    free = _free_bytes()
+    if 0 <= free < size + 4096:
+        return app.error(seq, proto.E_MODEL, "model of %d bytes does not fit: %d bytes free on the "
+                          "filesystem next to the current model" % (size, free))
+    f = open(MODEL_PART, "wb")
+    app.upload = [size, sha, 0, f, hashlib.sha256()]
+    return app.reply(proto.MODEL_BEGIN, seq, _u32(0))
+
+def model_chunk(app, seq, payload):
+    up = app.upload
+    if up is None:
+        return app.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
+    if len(payload) < 4:
+        return app.error(seq, proto.E_REQUEST, "MODEL_CHUNK needs an offset u32")
+    off = struct.unpack_from("<I", payload, 0)[0]
+    n = len(payload) - 4
+    if off != up[2]:
+        # Not where the board is: nothing is written; the reply says where to continue.
+        return app.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
+    if off + n > up[0]:
+        return app.error(seq, proto.E_MODEL, "chunk %d+%d runs past the announced size %d"
+                          % (off, n, up[0]))
+    data = memoryview(payload)[4:]
+    up[3].write(data)
+    up[4].update(data)
+    up[2] = off + n
+    return app.reply(proto.MODEL_CHUNK, seq, _u32(up[2]))
+
+def model_commit(app, seq, payload):
+    up = app.upload
+    if up is None:
+        return app.error(seq, proto.E_MODEL, "no upload in progress (MODEL_BEGIN first)")
+    size, sha, off = up[0], up[1], up[2]
+    if off != size:
+        return app.error(seq, proto.E_MODEL, "upload incomplete: %d of %d bytes received" % (off, size))
+    up[3].close()
+    streamed = up[4].digest()
+    app.upload = None
+    stored = _sha256_file(MODEL_PART, app.buf)       # verify what is on flash, not what passed by
+    if _size(MODEL_PART) != size or stored != sha or streamed != sha:
+        _remove(MODEL_PART)
+        return app.error(seq, proto.E_MODEL, "SHA-256 mismatch: announced %s, received %s; the old "
+                          "model is still serving" % (binascii.hexlify(sha).decode(),
+                                                        binascii.hexlify(stored).decode()))
+    # The new file is complete and verified. Load it before it replaces the old one (the old
+    # engine is dropped first so that both need not fit in RAM at once).
+    if app.load_model((MODEL_PART,)):
+        try:
+            os.rename(MODEL_PART, MODEL_FILE)   # atomic on littlefs and POSIX: old or new, never neither
+        except OSError:
+            _remove(MODEL_FILE)
+            os.rename(MODEL_PART, MODEL_FILE)
+        app.model_path = MODEL_FILE
+        app.stats["uploads"] += 1
+        m = app.model
+        return app.reply_json(proto.MODEL_COMMIT, seq, {"id": m.model_id, "sha256": m.sha256,
+                                                          "bytes": size, "path": MODEL_FILE})
+    reason = app.model_error
+    _remove(MODEL_PART)
+    app.load_model()
+    return app.error(seq, proto.E_MODEL, "new model rejected (%s); %s" % (
+        reason, "the old model is still serving" if app.engine else "no model loaded"))
+
+def model_abort(app, seq, payload):
+    drop_upload(app)
+    return app.reply(proto.MODEL_ABORT, seq, b"")
+
+# ---- feedback, config ---------------------------------------------------------------------------------
+def feedback(app, seq, payload):
+    try:
+        fb = json.loads(payload)
+    except (ValueError, UnicodeError):
+        return app.error(seq, proto.E_REQUEST, "FEEDBACK payload is not JSON")
+    if not isinstance(fb, dict) or fb.get("outcome") not in OUTCOMES:
+        return app.error(seq, proto.E_REQUEST, "FEEDBACK needs an object with outcome %s" % "|".join(OUTCOMES))
+    text = fb.get("text", "")
+    calls = fb.get("calls", [])
+    corrected = fb.get("corrected")
+    if not isinstance(text, str) or not isinstance(calls, list):
+        return app.error(seq, proto.E_REQUEST, "FEEDBACK text must be a string and calls a list")
+    if fb["outcome"] == "corrected" and not isinstance(corrected, list):
+        return app.error(seq, proto.E_REQUEST, "outcome corrected needs the corrected calls (a list)")
+    entry = {"t": port.ticks_diff(port.ticks_ms(), app.boot_ms), "text": text, "outcome": fb["outcome"],
+             "calls": calls}
+    if corrected is not None:
+        entry["corrected"] = corrected
+    if app.model is not None:
+        entry["model"] = app.model.sha256[:16]
+    line = json.dumps(entry, separators=(",", ":")) + "\n"
+    limit = app.config.get("feedback_max", FEEDBACK_MAX)
+    if _size(FEEDBACK_FILE) + len(line) > limit:
+        _remove(FEEDBACK_OLD)
+        try:
+            os.rename(FEEDBACK_FILE, FEEDBACK_OLD)
+        except OSError:
+            pass
+    with open(FEEDBACK_FILE, "a") as f:
+        f.write(line)
+    app.stats["feedback"] += 1
+    return app.reply_json(proto.FEEDBACK, seq, {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD),
+                                                  "limit": 2 * limit})
+
+def config(app, seq, payload):
+    if payload:
+        try:
+            change = json.loads(payload)
+        except (ValueError, UnicodeError):
+            return app.error(seq, proto.E_REQUEST, "CONFIG payload is not JSON")
+        if not isinstance(change, dict):
+            return app.error(seq, proto.E_REQUEST, "CONFIG payload must be a JSON object")
+        cfg = _read_json(CONFIG_FILE)
+        for k in change:
+            if change[k] is None:
+                cfg.pop(k, None)
+            else:
+                cfg[k] = change[k]
+        tmp = CONFIG_FILE + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(cfg))
+        try:
+            os.rename(tmp, CONFIG_FILE)
+        except OSError:
+            _remove(CONFIG_FILE)
+            os.rename(tmp, CONFIG_FILE)
+    return app.reply_json(proto.CONFIG, seq, _read_json(CONFIG_FILE))
+
+
+HANDLERS = {
+    proto.MODEL_BEGIN: model_begin,
+    proto.MODEL_CHUNK: model_chunk,
+    proto.MODEL_COMMIT: model_commit,
+    proto.MODEL_ABORT: model_abort,
+    proto.FEEDBACK: feedback,
+    proto.CONFIG: config,
+}
