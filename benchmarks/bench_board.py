@@ -198,6 +198,8 @@ def heap_on(port, natmod=None, queries=None):
     if not lines:
         raise SystemExit("heap measurement on %s failed: %s" % (port, (r.stdout + r.stderr)[-500:]))
     h = json.loads(lines[-1][7:])
+    if h.get("error"):
+        print("  %s after the stages below" % h["error"])
     prev = h["start"]
     for name, alloc in h.get("stages", []):
         print("  %8d B  (+%6d above the previous stage)  %s" % (alloc - h["start"], alloc - prev, name))
@@ -205,8 +207,9 @@ def heap_on(port, natmod=None, queries=None):
     if "resident" in h:
         qa = max(h["query_alloc"])
         print("  tier %s; resident %d B above the start (%d B at the start); a query allocates up to %d B; "
-              "peak upper bound %d B above the start" % (h["tier"], h["resident"] - h["start"], h["start"], qa,
-                                                        h["resident"] - h["start"] + qa))
+              "peak upper bound %d B above the start; %d of %d queries answered"
+              % (h["tier"], h["resident"] - h["start"], h["start"], qa, h["resident"] - h["start"] + qa,
+                 h["answered"], len(h["query_alloc"])))
     return h
 
 

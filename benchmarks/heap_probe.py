@@ -18,6 +18,10 @@ def stage(name):
 
 
 try:
+    f = open('model.rku', 'rb')             # first, as firmware/main.py does: one block while the heap is empty
+    buf = f.read()
+    f.close()
+    stage("model file read into RAM")
     try:
         import rkernel                      # the native module, where there is one (a natmod lives on the heap)
         stage("native module rkernel imported")
@@ -30,10 +34,6 @@ try:
     from rkfw import infer, kernels, rku
     stage("inference code imported (rkfw.rku, infer, kernels)")
     res["tier"] = kernels.TIER
-    f = open('model.rku', 'rb')
-    buf = f.read()
-    f.close()
-    stage("model file read into RAM")
     m = rku.load(buf)
     stage("model parsed (rku.load)")
     e = infer.Engine(m)
@@ -63,4 +63,5 @@ try:
     res["query_alloc"] = per
 except MemoryError as e:
     res["error"] = "MemoryError: %s" % e
+    res["stages"] = stages
 print("RESULT " + json.dumps(res))

@@ -12,7 +12,7 @@ from reku import paths, sim
 from rkfw import boards
 
 REQUIRED = {"pico": "rp2040", "pico2": "rp2350", "esp32-devkitc": "esp32",
-            "esp32-s3-devkitc": "esp32s3", "xiao-esp32c3": "esp32c3"}
+            "esp32-s3-devkitc": "esp32s3", "esp32-s3-n8r8": "esp32s3", "xiao-esp32c3": "esp32c3"}
 HELPER = Path(__file__).parent / "helpers" / "mp_boards.mjs"
 
 
@@ -103,6 +103,9 @@ def _set(value, *keys):
     (_set(["native", "asm"], "emitters"), "emitters must be a list of native and viper"),
     (_set({"17": "J3-11"}, "header"), "header has no pin label for GPIO16 (uart.rx)"),
     (_set(600, "heap_kb"), "heap_kb larger than ram_kb"),
+    (_set(200, "block_kb"), "block_kb (the largest single allocation) larger than heap_kb"),
+    (_set(0, "block_kb"), "block_kb must be positive"),
+    (_set(7, "mp_variant"), "mp_variant must be a string"),
     (_set(True, "flash_kb"), "flash_kb must be an integer"),
     (_set(2, "led"), "led"),
 ])

@@ -45,6 +45,29 @@ def toy(tmp_path_factory):
     return d
 
 
+def test_board_fit_counts_heap_and_the_largest_block():
+    """`reku inspect`'s fit on a profile: the estimated peak within 78% of heap_kb, and a model read into RAM
+    within block_kb (one allocation); with ROMFS the file stays in flash and neither its bytes nor the block count."""
+    import copy
+
+    from reku.model.cli import HEAP_TARGET_SHARE, board_fit, inspect_model, load_model
+    from rkfw import boards
+    model, path = load_model("home")
+    res = inspect_model(model, path.stat().st_size)
+    pico = boards.load("pico")
+    assert board_fit(pico, res)["fits"] and res["boards"]["pico"] == board_fit(pico, res)
+    p = copy.deepcopy(pico)
+    p["block_kb"] = res["file_bytes"] // 1024            # one KiB short of the file
+    assert not board_fit(p, res)["fits"]
+    p["block_kb"] += 1
+    assert board_fit(p, res)["fits"]
+    p["heap_kb"] = int(res["peak_heap_model_in_ram"] / HEAP_TARGET_SHARE / 1024)      # just under the peak's share
+    assert not board_fit(p, res)["fits"]
+    p["romfs"], p["block_kb"] = True, 1
+    assert board_fit(p, res)["fits"] == (res["peak_heap_model_in_flash"] <= p["heap_kb"] * 1024 * HEAP_TARGET_SHARE)
+    assert board_fit(p, res)["fits"]
+
+
 def test_training_chart(tmp_path):
     """The chart `reku train` writes: a PNG with the loss and, when there were held-out evaluations, the held-out
     exact match and no-call accuracy on a second axis, each axis labelled."""
@@ -131,7 +154,7 @@ def test_errors_are_one_line(toy, tmp_path):
     for dims, why in (("42,80,2", "multiples of 5"), ("40,80", "three integers")):
         r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--dims", dims)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and why in r.stderr
-    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--board", "esp32-devkitc")
+    r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--budget-kb", "1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not even the smallest" in r.stderr
     r = reku("train", "--skill", str(toy), "--out", str(tmp_path / "x.rku"), "--board", "nosuch")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "unknown board" in r.stderr

@@ -98,6 +98,21 @@ def test_query_without_model_and_oversized_query(tmp_path):
     assert error_code(b.ask(proto.QUERY, 2, b"\xff\xfe")) == proto.E_REQUEST
 
 
+def test_boot_uses_the_model_main_py_read_first(tmp_path):
+    """main.py reads model.rku before importing the firmware (one block, while the heap is empty) and hands the
+    bytes to App.load_model, which uses them for model.rku instead of reading the file again; a model in ROMFS is
+    not affected."""
+    first = variant_model("read-first")
+    b = CpApp(tmp_path)
+    b._in_dir(b.app.load_model, A.MODEL_PATHS, first)
+    info = b._in_dir(b.app.info)
+    assert info["model"]["sha256"] == hashlib.sha256(first).hexdigest() != OLD_SHA
+    assert info["model"]["path"] == A.MODEL_FILE
+    b._in_dir(b.app.load_model, ("/rom/model.rku",), first)          # not MODEL_FILE: the bytes are not used
+    info = b._in_dir(b.app.info)
+    assert info["model"] is None and "no model file" in info["model_error"]
+
+
 def test_info_describes_versions_types_limits_and_auth(tmp_path):
     info = CpApp(tmp_path).info()
     assert info["proto"] == proto.VERSION and info["proto_min"] == proto.MIN_VERSION

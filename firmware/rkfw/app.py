@@ -113,8 +113,9 @@ class App:
         self.auth_types = AUTH_ALL if self.config.get("auth") == "all" else AUTH_STATE
 
     # ---- model -------------------------------------------------------------------------------------
-    def load_model(self, paths=MODEL_PATHS):
-        """Load the first model found. On failure the board keeps answering INFO with the reason."""
+    def load_model(self, paths=MODEL_PATHS, preloaded=None):
+        """Load the first model found. On failure the board keeps answering INFO with the reason. `preloaded`:
+        the bytes of MODEL_FILE when main.py read them at boot."""
         self.model = self.engine = None
         gc.collect()
         try:
@@ -126,9 +127,10 @@ class App:
         self.model_error = "no model file (looked for %s)" % ", ".join(paths)
         for path in paths:
             try:
-                buf = _map_model(path)
+                buf = preloaded if preloaded is not None and path == MODEL_FILE else _map_model(path)
             except OSError:
                 continue
+            preloaded = None
             try:
                 model = rku.load(buf)
                 engine = infer.Engine(model)
@@ -403,7 +405,8 @@ def reset():
     machine.reset()
 
 
-def main():
+def main(model=None):
+    """Boot and serve. model: the bytes of MODEL_FILE when main.py read them first (one block, early)."""
     from rkfw import status
     profile = read_profile()
     if profile is None:
@@ -414,7 +417,8 @@ def main():
     st = status.Status(profile, config)     # LED: BOOTING until the board serves
     app = App(profile, config)
     app.status = st
-    app.load_model()                        # LED: IDLE, or MODEL_ERROR (INFO still answers)
+    app.load_model(preloaded=model)         # LED: IDLE, or MODEL_ERROR (INFO still answers)
+    model = None
     if app.model_error:
         print("reku: model not loaded:", app.model_error)
     transports = open_transports(profile, config)

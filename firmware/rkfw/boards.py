@@ -35,7 +35,7 @@ LED_TYPES = ("gpio", "ws2812", "none")
 _STR, _INT, _BOOL = "a string", "an integer", "true or false"
 FIELDS = (
     ("name", _STR), ("title", _STR), ("chip", _STR), ("port", _STR), ("mp_board", _STR),
-    ("flash_kb", _INT), ("ram_kb", _INT), ("heap_kb", _INT), ("fs_kb", _INT),
+    ("flash_kb", _INT), ("ram_kb", _INT), ("heap_kb", _INT), ("block_kb", _INT), ("fs_kb", _INT),
     ("firmware_format", _STR), ("firmware_offset", _INT),
     ("i2c_target", _BOOL), ("romfs", _BOOL), ("native_arch", _STR), ("gpio_prefix", _STR),
     ("pin_3v3", _STR), ("pin_gnd", _STR), ("pin_5v", _STR), ("label_3v3", _STR), ("label_5v", _STR),
@@ -163,11 +163,15 @@ def validate(profile, where="board.json"):
         _fail(where, "firmware_offset must be 0x%x for chip %s" % (c["offset"], chip))
     if profile["native_arch"] != c["arch"]:
         _fail(where, "native_arch must be %r for chip %s" % (c["arch"], chip))
-    for field in ("flash_kb", "ram_kb", "heap_kb", "fs_kb"):
+    for field in ("flash_kb", "ram_kb", "heap_kb", "block_kb", "fs_kb"):
         if profile[field] <= 0:
             _fail(where, "%s must be positive" % field)
     if profile["heap_kb"] > profile["ram_kb"]:
         _fail(where, "heap_kb larger than ram_kb")
+    if profile["block_kb"] > profile["heap_kb"]:
+        _fail(where, "block_kb (the largest single allocation) larger than heap_kb")
+    if "mp_variant" in profile and not _check_type(profile["mp_variant"], _STR):
+        _fail(where, "mp_variant must be %s" % _STR)
     if profile["fs_kb"] >= profile["flash_kb"]:
         _fail(where, "fs_kb must be smaller than flash_kb")
 

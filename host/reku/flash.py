@@ -228,8 +228,9 @@ def check_esp_bin(profile, data, name="image"):
     boot = _esp_image(chip, data, boot_at, "bootloader", name)
     if _is_app(boot):
         raise RekuError("%s is an application image, not a full firmware image: use the .bin from "
-                        "micropython.org/download/%s (bootloader, partition table and app), written at 0x%x"
-                        % (name, profile["mp_board"], offset))
+                        "micropython.org/download/%s%s (bootloader, partition table and app), written at 0x%x"
+                        % (name, profile["mp_board"], (", variant " + profile["mp_variant"]) if
+                           profile.get("mp_variant") else "", offset))
     pt_at = PARTITION_TABLE_AT - write_addr
     table = partitions(data, pt_at)
     if not table:

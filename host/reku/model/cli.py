@@ -12,15 +12,16 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 
 
 # ---- board profiles --------------------------------------------------------------------------------------
-# Heap accounting, measured on MicroPython 1.29 (WebAssembly build, 32-bit like the boards) with the firmware
-# compiled by mpy-cross (docs/model.md, "Memory"): bytes of the firmware app modules, of the model runtime's code
-# (rku, infer, kernels), per byte of metadata JSON once parsed, per byte of engine buffers (allocation slack
-# included), and the allocations of one query.
-APP_HEAP = 48 * 1024
-RUNTIME_CODE = 20.7 * 1024     # 19 KB before the fused-layer step and the tokenizer's ASCII tables
-META_FACTOR = 5.5
-BUFFER_FACTOR = 2.5
-QUERY_HEAP = 6 * 1024
+# Heap accounting of a query on a board (`reku inspect`, `reku train --board`), calibrated on a 32-bit ARM
+# MicroPython: v1.28's qemu port (mps2-an385, Cortex-M3: the word size and object layout of rp2 and esp32), the
+# firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
+# in docs/firmware.md "Memory"). The WebAssembly build allocates more for the same stages (another object layout,
+# and its binascii is Python): its figures are the upper bound CI reproduces, not a board's.
+APP_HEAP = 25.3 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (25,856 B)
+RUNTIME_CODE = 21.8 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,256 B)
+META_FACTOR = 3.4              # per byte of metadata JSON once parsed (13,728 B for the home model's 4,147 B: 3.31)
+BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,144 / 9,302: 1.74)
+QUERY_HEAP = 6 * 1024         # one query's allocations (3,504 B measured)
 # A model with FP4 layers on a tier without FP4 kernels (Python, viper) also loads rkfw.fp4: its code (2.5 KB) and
 # the qstr pool growth it causes; measured on the WebAssembly build (peak of all-FP4 and one-FP4-layer models of
 # d 80 f 160 against the int8 one, buffers aside: 7.0 and 6.9 KB). The native module needs none of it.
@@ -41,15 +42,15 @@ def board_profiles():
 
 
 def board_budget(profile, overhead=None):
-    """(model file budget in bytes, heap at boot in bytes) of a board profile. Without ROMFS the file is read
-    into RAM: it gets what is left of HEAP_TARGET_SHARE of the heap after the firmware and the model runtime
-    (`overhead`, default: a medium model's metadata and buffers); with ROMFS it stays in flash."""
+    """(model file budget in bytes, heap in bytes) of a board profile. Without ROMFS the file is read into RAM,
+    in one block (at most block_kb): it gets what is left of HEAP_TARGET_SHARE of the heap after the firmware and
+    the model runtime (`overhead`, default: a medium model's metadata and buffers); with ROMFS it stays in flash."""
     heap = profile["heap_kb"] * 1024
     if overhead is None:
         overhead = APP_HEAP + RUNTIME_CODE + META_FACTOR * 4000 + BUFFER_FACTOR * 11000 + QUERY_HEAP
     if profile.get("romfs"):
         return min(FILE_LIMIT, profile["fs_kb"] * 1024 // 2), heap
-    return max(0, min(FILE_LIMIT, int(heap * HEAP_TARGET_SHARE - overhead))), heap
+    return max(0, min(FILE_LIMIT, profile["block_kb"] * 1024, int(heap * HEAP_TARGET_SHARE - overhead))), heap
 
 
 # ---- train -------------------------------------------------------------------------------------------------
@@ -318,13 +319,20 @@ def inspect_model(model, nbytes):
                   + (FP4_CODE if "fp4" in model.arch["acts"] else 0))
     res["peak_heap_model_in_ram"] = runtime + nbytes
     res["peak_heap_model_in_flash"] = runtime
-    res["boards"] = {}
-    for name, prof in board_profiles().items():
-        budget, heap = board_budget(prof)
-        need = res["peak_heap_model_in_flash"] if prof.get("romfs") else res["peak_heap_model_in_ram"]
-        res["boards"][name] = {"fits": bool(nbytes <= FILE_LIMIT and need <= heap * HEAP_TARGET_SHARE),
-                               "budget_bytes": budget, "heap_bytes": heap, "peak_heap": need}
+    res["boards"] = {name: board_fit(prof, res) for name, prof in board_profiles().items()}
     return res
+
+
+def board_fit(profile, res):
+    """Does the model of inspect_model's `res` fit `profile`: its file within FILE_LIMIT and, read into RAM (no
+    ROMFS), within the profile's largest single block; the estimated peak within HEAP_TARGET_SHARE of its heap."""
+    budget, heap = board_budget(profile)
+    romfs = profile.get("romfs")
+    nbytes = res["file_bytes"]
+    need = res["peak_heap_model_in_flash"] if romfs else res["peak_heap_model_in_ram"]
+    block_ok = romfs or nbytes <= profile["block_kb"] * 1024       # the file is read into one allocation
+    return {"fits": bool(nbytes <= FILE_LIMIT and block_ok and need <= heap * HEAP_TARGET_SHARE),
+            "budget_bytes": budget, "heap_bytes": heap, "peak_heap": need, "block_bytes": profile["block_kb"] * 1024}
 
 
 def run_inspect(args):
@@ -348,9 +356,9 @@ def run_inspect(args):
                                      res["peak_heap_model_in_flash"]))
     if res["boards"]:
         for name, b in res["boards"].items():
-            print("  board %-16s %-12s peak heap ~%6d of %6d (limit %d%%)" % (
+            print("  board %-16s %-12s peak heap ~%6d of %6d (limit %d%%); file %d B, largest block %d B" % (
                 name, "fits" if b["fits"] else "DOES NOT FIT", b["peak_heap"], b["heap_bytes"],
-                100 * HEAP_TARGET_SHARE))
+                100 * HEAP_TARGET_SHARE, res["file_bytes"], b["block_bytes"]))
     else:
         print("  boards            no board profiles in %s" % paths.BOARDS)
     return 0
