@@ -158,6 +158,21 @@ def test_hmac_on_the_board(runtime, tmp_path):
                 assert k.config()["baud"] == 230400                       # signs with the new one
 
 
+def test_a_board_with_auth_all_takes_a_new_model(runtime, tmp_path):
+    """With "auth": "all" every chunk carries the 36-byte trailer: the client sizes chunks to leave it room (the
+    board says so in INFO), so a locked-down board still uploads, commits and answers."""
+    d = board_dir(tmp_path, key=KEY, config={"auth": "all"})
+    with VirtualBoard(runtime=runtime, state_dir=str(d)) as vb, Client.serial(vb.port, timeout=20, key=KEY) as c:
+        info = c.info()
+        assert proto.MODEL_CHUNK in info["auth"]["types"] and proto.QUERY in info["auth"]["types"]
+        assert info["limits"]["max_chunk"] == c.max_chunk() == proto.MAX_CHUNK - auth.AUTH_TRAILER
+        sizes = []
+        assert c.upload_model(NEW, progress=lambda done, total: sizes.append(done))["sha256"] == NEW_SHA
+        assert sizes[1] == c.max_chunk() and sizes[-1] == len(NEW)
+        assert c.info()["model"]["sha256"] == NEW_SHA and c.info()["upload"] is None
+        assert c.call("turn on the kitchen light")
+
+
 def test_feedback_and_config_round_trip(runtime, tmp_path):
     d = board_dir(tmp_path)
     with VirtualBoard(runtime=runtime, state_dir=str(d)) as vb, Client.serial(vb.port, timeout=20) as c:

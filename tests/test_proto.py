@@ -186,3 +186,16 @@ def test_usb_link_passes_0x03_inside_frames_and_breaks_on_ctrl_c_between_frames(
     for brk in (b"\r\x03", b"\x03\x03"):
         with pytest.raises(KeyboardInterrupt):
             _usb_events(proto.encode(proto.PING, 1, b"x") + brk)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=12) | st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_utf8_rule_is_cpythons_strict_decoder(b):
+    """proto.utf8_ok, the request-text rule the board applies on every runtime, is CPython's strict UTF-8."""
+    try:
+        b.decode("utf-8")
+        strict = True
+    except UnicodeDecodeError:
+        strict = False
+    assert proto.utf8_ok(b) == strict
+

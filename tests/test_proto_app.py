@@ -113,6 +113,29 @@ def test_boot_uses_the_model_main_py_read_first(tmp_path):
     assert info["model"] is None and "no model file" in info["model_error"]
 
 
+# well-formed UTF-8 and its near misses: surrogates (ED A0..BF), overlong forms (C0, E0 80, F0 80), beyond U+10FFFF
+# (F4 90), stray continuation bytes, cut sequences
+UTF8_CASES = [("caf\u00e9 lights on".encode(), True), ("\U0001F600 lamp".encode(), True), (b"\xed\xa0\x80", False),
+              (b"lamp \xed\xbf\xbf", False), (b"\xc0\x80", False), (b"\xe0\x80\x80", False), (b"\xf0\x80\x80\x80", False),
+              (b"\xf4\x90\x80\x80", False), (b"\x80 lamp", False), (b"lamp \xe2\x82", False), (b"\xff", False)]
+
+
+def test_invalid_utf8_is_refused_alike_on_both_runtimes(tmp_path):
+    """One rule for request text (proto.utf8_ok), on both runtimes: a malformed request is refused with
+    E_REQUEST, a well-formed one answered, by the CPython App and the MicroPython App alike."""
+    require_runtime("micropython")
+    steps = [b"\x00" + frame(proto.QUERY, i + 1, q) for i, (q, _ok) in enumerate(UTF8_CASES)]
+    mp_out = run_mp(make_workdir(tmp_path / "mp"), steps)
+    cp = CpApp(tmp_path / "cp")
+    for (q, ok), st, mp in zip(UTF8_CASES, steps, mp_out):
+        (r_cp,) = cp.feed(st)
+        (r_mp,) = mp["replies"]
+        assert proto.utf8_ok(q) == ok, q
+        assert decode(r_cp)[0] == decode(r_mp)[0] == (proto.QUERY | proto.REPLY if ok else proto.ERROR), q
+        if not ok:
+            assert error_code(r_cp) == error_code(r_mp) == proto.E_REQUEST
+
+
 def test_info_describes_versions_types_limits_and_auth(tmp_path):
     info = CpApp(tmp_path).info()
     assert info["proto"] == proto.VERSION and info["proto_min"] == proto.MIN_VERSION

@@ -265,10 +265,9 @@ class App:
             return self.error(seq, proto.E_NO_MODEL, self.model_error or "no model")
         if len(payload) > MAX_QUERY:
             return self.error(seq, proto.E_REQUEST, "query of %d bytes exceeds %d" % (len(payload), MAX_QUERY))
-        try:
-            text = payload.decode()
-        except UnicodeError:
+        if not proto.utf8_ok(payload):
             return self.error(seq, proto.E_REQUEST, "query is not valid UTF-8")
+        text = payload.decode()
         t0 = port.ticks_us()
         calls, st = self.engine.run(text)
         us = port.ticks_diff(port.ticks_us(), t0)
@@ -312,13 +311,17 @@ class App:
             if self.key_error:
                 auth["error"] = self.key_error
         up = self.upload
+        chunk = proto.MAX_CHUNK
+        if proto.MODEL_CHUNK in self.auth_types:
+            from rkfw import auth as _auth
+            chunk -= _auth.AUTH_TRAILER             # the trailer takes room in every authenticated chunk
         return {"fw": FW_VERSION, "proto": proto.VERSION, "proto_min": proto.MIN_VERSION,
                 "runtime": port.runtime(), "board": p.get("name", "unknown"), "chip": p.get("chip", "unknown"),
                 "model": model, "model_error": self.model_error,
                 "types": sorted(list(self.HANDLERS) + list(ADMIN)), "auth": auth,
                 "transports": [t.name for t in self.transports],
                 "upload": None if up is None else {"bytes": up[0], "received": up[2]},
-                "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": proto.MAX_CHUNK,
+                "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": chunk,
                            "max_model": MAX_MODEL, "fs_free": _free_bytes()},
                 "mem_free": port.mem_free()}
 

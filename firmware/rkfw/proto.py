@@ -158,6 +158,39 @@ def decode(wire):
     return ftype, seq, bytes(body[HEADER:HEADER + n])
 
 
+def utf8_ok(b):
+    """Is b well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF)? The one rule
+    for request text on every runtime: MicroPython's decode() accepts some of these, CPython's refuses them."""
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            lo = 0xA0 if c == 0xE0 else 0x80        # E0: no overlong forms
+            hi = 0x9F if c == 0xED else 0xBF        # ED: no surrogates
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF        # F4: nothing above U+10FFFF
+        else:
+            return False
+        if i + k >= n:                              # cut short
+            return False
+        if not lo <= b[i + 1] <= hi:
+            return False
+        for j in range(i + 2, i + k + 1):
+            if not 0x80 <= b[j] <= 0xBF:
+                return False
+        i += k + 1
+    return True
+
+
 def error_payload(code, message):
     return bytes([code]) + message.encode()[:MAX_PAYLOAD - 1]
 

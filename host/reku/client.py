@@ -306,7 +306,7 @@ class Client:
         data = bytes(path) if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
         size = len(data)
         sha = hashlib.sha256(data).digest()
-        chunk = max(1, min(chunk, proto.MAX_CHUNK))
+        chunk = max(1, min(chunk, self.max_chunk()))
         off = struct.unpack("<I", self.request(proto.MODEL_BEGIN, struct.pack("<I", size) + sha))[0]
         if progress:
             progress(off, size)
@@ -326,6 +326,11 @@ class Client:
         if r.get("sha256") != sha.hex():
             raise UploadError("the board serves %s after the commit, expected %s" % (r.get("sha256"), sha.hex()))
         return r
+
+    def max_chunk(self):
+        """Model bytes that fit one MODEL_CHUNK: a frame's payload less the offset, less the auth trailer where
+        the board wants MODEL_CHUNK authenticated (`"auth": "all"`)."""
+        return proto.MAX_CHUNK - (auth.AUTH_TRAILER if proto.MODEL_CHUNK in self._auth_types() else 0)
 
     def abort_upload(self):
         self.request(proto.MODEL_ABORT)
