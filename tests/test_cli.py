@@ -52,3 +52,15 @@ def test_missing_model_file_is_one_clear_line():
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1
     assert "/no/such/model.rku not found" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["inspect", "{d}"], ["eval", "--model", "{d}", "--data", "{d}"],
+                                  ["upload", "--port", "{d}/nope", "{d}"], ["sim", "--runtime", "cpython", "--model", "{d}"],
+                                  ["train", "--skill", "{d}", "--out", "{d}/m.rku", "--steps", "0"],
+                                  ["train", "--skill", "{d}", "--out", "{d}/m.rku", "--steps", "-5"]])
+def test_a_directory_or_bad_count_is_one_line(tmp_path, argv):
+    """A directory where a model file belongs, and a step count below 1, are refused in one line, no traceback."""
+    r = reku(*[a.format(d=tmp_path) for a in argv])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    want = "steps must be at least 1" if "--steps" in argv else "is a directory, not a .rku file"
+    assert want in r.stderr, r.stderr

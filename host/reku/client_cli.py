@@ -97,9 +97,7 @@ class ProgressBar:
 
 
 def run_upload(args):
-    path = paths.model_path(args.model)
-    if not path.exists():
-        raise RekuError("model %s not found" % path)
+    path = paths.model_file(args.model)
     with open_client(args) as board:
         before = board.info()
         old = (before.get("model") or {}).get("sha256")

@@ -354,10 +354,9 @@ def resolve_model(model, explicit):
     if model is None:
         return None
     path = paths.model_path(model)
-    if not path.exists():
-        if explicit:
-            raise RekuError("model %s not found" % path)
+    if not path.exists() and not explicit:
         return None
+    path = paths.model_file(model)
     data = path.read_bytes()
     try:
         from rkfw import rku

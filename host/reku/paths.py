@@ -20,3 +20,14 @@ def model_path(name_or_path):
     if p.suffix == ".rku" or p.exists():
         return p
     return SKILLS / str(name_or_path) / "model.rku"
+
+
+def model_file(name_or_path):
+    """model_path(), checked: an existing file, else RekuError naming what was given (one line for the CLI)."""
+    from .errors import RekuError
+    p = model_path(name_or_path)
+    if p.is_dir():
+        raise RekuError("model %s is a directory, not a .rku file" % p)
+    if not p.is_file():
+        raise RekuError("model %s not found" % p)
+    return p

@@ -117,7 +117,6 @@ def run_train(args):
     from .train import train
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
-    skill = load_skill(args.skill)
     budget, fits, target = None, None, None
     if args.budget_kb:
         budget = int(args.budget_kb * 1024)
@@ -130,6 +129,7 @@ def run_train(args):
         fits = _board_fits(board)
         target = "board %s" % board
     cfg = _train_config(args, algo="float" if args.float else args.algo, budget_bytes=budget, fits=fits)
+    skill = load_skill(args.skill)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
@@ -238,9 +238,7 @@ def configure_eval(p):
 
 def load_model(name_or_path):
     from rkfw import rku
-    path = paths.model_path(name_or_path)
-    if not path.exists():
-        raise RekuError("model %s not found" % path)
+    path = paths.model_file(name_or_path)
     try:
         return rku.load(path.read_bytes()), path
     except rku.RkuError as e:

@@ -48,9 +48,7 @@ def populate(board_dir, board="pico", model=None):
     board_dir = Path(board_dir)
     model_file = None
     if model is not None:
-        model_file = paths.model_path(model)
-        if not model_file.exists():
-            raise RekuError("model %s not found" % model_file)
+        model_file = paths.model_file(model)
     board_dir.mkdir(parents=True, exist_ok=True)
     for src in paths.FIRMWARE.rglob("*.py"):
         if "__pycache__" in src.parts:
