@@ -75,6 +75,8 @@ def configure_train(p):
     p.add_argument("--algo", choices=["qat", "ff"], default="qat",
                    help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
+    p.add_argument("--lenient", action="store_true",
+                   help="drop example lines that break the schema (counted) instead of stopping at the first")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -129,7 +131,10 @@ def run_train(args):
         fits = _board_fits(board)
         target = "board %s" % board
     cfg = _train_config(args, algo="float" if args.float else args.algo, budget_bytes=budget, fits=fits)
-    skill = load_skill(args.skill)
+    skill = load_skill(args.skill, lenient=args.lenient)
+    if skill.dropped:
+        print("%s: %d example lines break the schema and were dropped (--lenient), the first: line %d: %s"
+              % (Path(args.skill) / "examples.jsonl", len(skill.dropped), *skill.dropped[0]), file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
@@ -247,11 +252,11 @@ def load_model(name_or_path):
 
 def run_eval(args):
     from .evaluate import evaluate_model
-    from .skill import _read_jsonl
+    from .skill import read_jsonl
     model, path = load_model(args.model)
     if not Path(args.data).exists():
         raise RekuError("data file %s not found" % args.data)
-    data = _read_jsonl(args.data)
+    data = read_jsonl(args.data)
     if not data:
         raise RekuError("%s has no examples" % args.data)
     res = evaluate_model(model, data, engine="reference" if args.engine == "reference" else "firmware",

@@ -31,66 +31,176 @@ class Skill:
         return set(self.fns[fn].get("parameters", {}).get("required", []))
 
 
-def _read_jsonl(path):
+def read_jsonl(path):
+    """The {query, calls} lines of a JSONL file ("_line" added); blank and // lines skipped. RekuError (one line,
+    file and line number) for anything else."""
+    path = Path(path)
+    if path.is_dir():
+        raise RekuError("%s is a directory, not a JSONL file" % path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RekuError("%s: cannot read (%s)" % (path, e.strerror or e))
     out = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
+    for i, bline in enumerate(raw.splitlines(), 1):
+        try:
+            line = bline.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise RekuError("%s line %d: not UTF-8 text" % (path, i))
         if not line or line.startswith("//"):
             continue
         try:
             ex = json.loads(line)
         except ValueError as e:
             raise RekuError("%s line %d: not JSON (%s)" % (path, i, e))
-        if not isinstance(ex, dict) or "query" not in ex or not isinstance(ex.get("calls"), list):
-            raise RekuError("%s line %d: expected {\"query\": ..., \"calls\": [...]}" % (path, i))
+        if (not isinstance(ex, dict) or not isinstance(ex.get("query"), str) or not isinstance(ex.get("calls"), list)
+                or not all(isinstance(c, dict) for c in ex["calls"])):
+            raise RekuError("%s line %d: expected {\"query\": \"...\", \"calls\": [{...}, ...]}" % (path, i))
         ex["_line"] = i
         out.append(ex)
     return out
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+
+
 def check_tools(tools, where="tools.json"):
+    """The whole schema, once, with JSON-Schema meaning: RekuError naming the file, the function and the
+    parameter of the first thing reku cannot compile."""
     if not isinstance(tools, list) or not tools:
         raise RekuError("%s: expected a non-empty JSON array of tools" % where)
     seen = set()
     for i, t in enumerate(tools):
         f = t.get("function") if isinstance(t, dict) else None
-        if t.get("type") != "function" or not isinstance(f, dict) or not f.get("name"):
+        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(f, dict) \
+                or not isinstance(f.get("name"), str) or not f["name"]:
             raise RekuError("%s: tool %d is not {\"type\": \"function\", \"function\": {\"name\": ...}}" % (where, i))
-        if f["name"] in seen:
-            raise RekuError("%s: function %s defined twice" % (where, f["name"]))
-        seen.add(f["name"])
+        name = f["name"]
+        if name in seen:
+            raise RekuError("%s: function %s defined twice" % (where, name))
+        seen.add(name)
         params = f.get("parameters", {"type": "object", "properties": {}})
-        for pname, p in params.get("properties", {}).items():
+        props = params.get("properties", {}) if isinstance(params, dict) else None
+        if not isinstance(props, dict):
+            raise RekuError("%s: %s: parameters.properties must be an object" % (where, name))
+        for pname, p in props.items():
+            at = "%s: %s.%s" % (where, name, pname)
+            if not isinstance(p, dict):
+                raise RekuError("%s must be an object" % at)
             ty = p.get("type")
             if ty not in ("string", "integer", "number", "boolean"):
-                raise RekuError("%s: %s.%s has unsupported type %r" % (where, f["name"], pname, ty))
-            if ty in ("integer", "number") and ("minimum" not in p or "maximum" not in p):
-                raise RekuError("%s: %s.%s needs minimum and maximum" % (where, f["name"], pname))
-        for r in params.get("required", []):
-            if r not in params.get("properties", {}):
-                raise RekuError("%s: %s requires unknown parameter %s" % (where, f["name"], r))
+                raise RekuError("%s has unsupported type %r (string, integer, number or boolean)" % (at, ty))
+            if "enum" in p:
+                e = p["enum"]
+                if ty != "string":
+                    raise RekuError("%s: enum is supported on strings only" % at)
+                if not isinstance(e, list) or not e or not all(isinstance(v, str) and v for v in e):
+                    raise RekuError("%s: enum must be a non-empty list of strings, got %s" % (at, json.dumps(e)))
+                if len(set(e)) != len(e):
+                    raise RekuError("%s: enum lists a value twice" % at)
+            if ty in ("integer", "number"):
+                lo, hi = p.get("minimum"), p.get("maximum")
+                if lo is None or hi is None:
+                    raise RekuError("%s needs minimum and maximum" % at)
+                if not _is_int(lo) or not _is_int(hi):
+                    raise RekuError("%s: minimum and maximum must be whole numbers, got %s and %s"
+                                    % (at, json.dumps(lo), json.dumps(hi)))
+                if lo > hi:
+                    raise RekuError("%s: minimum %s is above maximum %s" % (at, lo, hi))
+            if "maxLength" in p and (not _is_int(p["maxLength"]) or p["maxLength"] < 1):
+                raise RekuError("%s: maxLength must be a positive integer" % at)
+        req = params.get("required", [])
+        if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
+            raise RekuError("%s: %s: required must be a list of parameter names" % (where, name))
+        for r in req:
+            if r not in props:
+                raise RekuError("%s: %s requires unknown parameter %s" % (where, name, r))
 
 
-def load_skill(path):
+def example_problem(ex, skill):
+    """Why an example line breaks the schema (a string), or None. Arguments are literal values or a placeholder
+    "{name}" that the query contains; every placeholder of the query is such an argument (in a no-call example,
+    a parameter name of some function)."""
+    from .data import PH
+    query_ph = set(PH.findall(ex["query"]))
+    if len(ex["calls"]) > MAX_CALLS:
+        return "%d calls (at most %d)" % (len(ex["calls"]), MAX_CALLS)
+    used = set()
+    for c in ex["calls"]:
+        fn = c.get("name")
+        if fn not in skill.fns:
+            return "unknown function %r" % (fn,)
+        args = c.get("arguments", {})
+        if not isinstance(args, dict):
+            return "%s: arguments must be an object" % fn
+        props = skill.params(fn)
+        for k in sorted(skill.required(fn) - set(args)):
+            return "%s: required argument %s missing" % (fn, k)
+        for k, v in args.items():
+            p = props.get(k)
+            if p is None:
+                return "%s: unknown argument %s" % (fn, k)
+            m = PH.fullmatch(v) if isinstance(v, str) else None
+            if m:
+                if m.group(1) not in query_ph:
+                    return "%s.%s: placeholder %s is not in the query" % (fn, k, v)
+                used.add(m.group(1))
+                continue
+            bad = "%s.%s: %s" % (fn, k, json.dumps(v))
+            if "enum" in p:
+                if v not in p["enum"]:
+                    return "%s is not one of %s" % (bad, ", ".join(p["enum"]))
+            elif p["type"] in ("integer", "number"):
+                if not _is_int(v) or not p["minimum"] <= v <= p["maximum"]:
+                    return "%s is not a whole number in %s..%s" % (bad, p["minimum"], p["maximum"])
+            elif p["type"] == "boolean":
+                if not isinstance(v, bool):
+                    return "%s is not true or false" % bad
+            elif not isinstance(v, str) or len(v) > p.get("maxLength", STR_MAX):
+                return "%s is not a string of at most %d characters" % (bad, p.get("maxLength", STR_MAX))
+    for name in sorted(query_ph - used):
+        if ex["calls"] or not any(name in skill.params(fn) for fn in skill.fns):
+            return "placeholder {%s} in the query is no argument's value" % name
+    return None
+
+
+def load_skill(path, lenient=False):
+    """The skill in directory `path`, its tools checked and every example line validated against them: a bad line
+    is a RekuError naming file and line, or with lenient=True dropped (skill.dropped lists (line, why))."""
     path = Path(path)
     tf = path / "tools.json"
-    if not tf.exists():
+    if not tf.is_file():
         raise RekuError("%s: no tools.json (a skill is a directory with tools.json and examples.jsonl)" % path)
     try:
-        tools = json.loads(tf.read_text())
+        tools = json.loads(tf.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RekuError("%s: not UTF-8 text" % tf)
     except ValueError as e:
         raise RekuError("%s: not JSON (%s)" % (tf, e))
     check_tools(tools, str(tf))
     ef = path / "examples.jsonl"
-    if not ef.exists():
+    if not ef.is_file():
         raise RekuError("%s: no examples.jsonl" % path)
-    examples = _read_jsonl(ef)
-    test = _read_jsonl(path / "test.jsonl") if (path / "test.jsonl").exists() else []
+    examples = read_jsonl(ef)
+    test = read_jsonl(path / "test.jsonl") if (path / "test.jsonl").exists() else []
     sk = Skill(path, tools, examples, test)
+    sk.dropped = []
+    kept = []
     for ex in examples:
-        for c in ex["calls"]:
-            if c.get("name") not in sk.fns:
-                raise RekuError("%s line %d: unknown function %r" % (ef, ex["_line"], c.get("name")))
+        why = example_problem(ex, sk)
+        if why is None:
+            kept.append(ex)
+        elif lenient:
+            sk.dropped.append((ex["_line"], why))
+        else:
+            raise RekuError("%s line %d: %s (fix the line, or train with --lenient to drop such lines)"
+                            % (ef, ex["_line"], why))
+    if not kept:
+        raise RekuError("%s: no usable examples%s" % (ef, " (%d dropped)" % len(sk.dropped) if sk.dropped else ""))
+    if not any(ex["calls"] for ex in kept):
+        raise RekuError("%s: no example makes a call (the model learns the calls from them)" % ef)
+    sk.examples = kept
     return sk
 
 

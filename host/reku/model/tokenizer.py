@@ -77,8 +77,8 @@ if __name__ == "__main__":      # python -m reku.model.tokenizer [SKILL_DIR]: th
 
     from .. import paths
     from . import data
-    from .skill import _read_jsonl, load_skill
+    from .skill import load_skill, read_jsonl
     sk = load_skill(sys.argv[1] if len(sys.argv) > 1 else paths.SKILLS / "home")
     train_texts = [e["query"] for e in data.generate(sk, 5000, seed=0)]
-    test_texts = [e["query"] for e in (sk.test or _read_jsonl(sk.path / "examples.jsonl"))]
+    test_texts = [e["query"] for e in (sk.test or read_jsonl(sk.path / "examples.jsonl"))]
     print(json.dumps(measure(train_texts, test_texts), indent=1))
