@@ -64,3 +64,25 @@ def test_a_directory_or_bad_count_is_one_line(tmp_path, argv):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     want = "steps must be at least 1" if "--steps" in argv else "is a directory, not a .rku file"
     assert want in r.stderr, r.stderr
+
+
+def test_requests_a_board_cannot_take_are_one_line(tmp_path):
+    """reku query with a request over the board's limit, over a frame, or with characters that cannot be sent as
+    UTF-8 (surrogate escapes of undecodable terminal bytes): one line, and the board still answers afterwards."""
+    import os
+    link = str(tmp_path / "board")
+    sim = subprocess.Popen(REKU + ["sim", "--runtime", "cpython", "--quiet", "--link", link],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert "on /dev/pts/" in sim.stdout.readline()
+        for text, message in (("x" * 300, "request of 300 bytes exceeds the board's limit of 256"),
+                              ("lamp " * 400, "request of 2000 bytes exceeds the board's limit of 256"),
+                              (os.fsdecode(b"lamp \xff on"), "cannot be sent as UTF-8")):
+            r = subprocess.run(REKU + ["query", "--port", link, text], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, PYTHONIOENCODING="utf-8:surrogateescape"))
+            assert r.returncode == 1 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+        r = reku("query", "--port", link, "turn on the kitchen light")
+        assert r.returncode == 0 and '"calls"' in r.stdout, r.stderr
+    finally:
+        sim.terminate()
+        sim.wait(10)

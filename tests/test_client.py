@@ -134,8 +134,9 @@ def test_hmac_on_the_board(runtime, tmp_path):
         with Client.serial(vb.port, timeout=20) as c:                     # no key
             assert c.info()["auth"]["required"]
             assert c.call("turn on the kitchen light") is not None       # queries stay open
-            with pytest.raises(AuthError):
+            with pytest.raises(AuthError) as e:
                 c.upload_model(NEW)
+            assert "requires authentication for this request and no key was given (--key FILE" in str(e.value)
             with pytest.raises(AuthError):
                 c.reset()
         with Client.serial(vb.port, timeout=20, key=b"x" * 32) as c:      # wrong key

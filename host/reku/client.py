@@ -171,7 +171,14 @@ class Client:
             except AuthError:
                 self.hello()                # stale counter or a new boot (new nonce): once more
                 return self._request(ftype, self._sign(ftype, payload), timeout)
-        return self._request(ftype, payload, timeout)
+        try:
+            return self._request(ftype, payload, timeout)
+        except AuthError as e:
+            if self.key is None and ("HMAC" in e.board_message or "trailer" in e.board_message):
+                # the board's words ("bad HMAC tag (wrong key ...)") assume a key was given: say what is missing
+                raise AuthError(e.code, "the board requires authentication for this request and no key was given "
+                                "(--key FILE: the key `reku deploy --key` put on the board)") from None
+            raise
 
     def _auth_types(self):
         if self.board is None:
@@ -187,6 +194,8 @@ class Client:
         return auth.add_auth(self.key, binascii.unhexlify(state["nonce"]), ftype, self._counter, payload)
 
     def _request(self, ftype, payload, timeout):
+        if len(payload) > proto.MAX_PAYLOAD:
+            raise ClientError("payload of %d bytes exceeds one frame (%d)" % (len(payload), proto.MAX_PAYLOAD))
         timeout = self.timeout if timeout is None else timeout
         self.seq = (self.seq + 1) & 0xFFFF
         frame = getattr(self.link, "prefix", b"\x00") + proto.encode(ftype, self.seq, payload)
@@ -275,7 +284,15 @@ class Client:
         return json.loads(self.request(proto.STATS))
 
     def query(self, text):
-        data = text.encode()
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as e:       # e.g. bytes a terminal could not decode (surrogate escapes)
+            raise ClientError("the request cannot be sent as UTF-8 (%s at character %d)" % (e.reason, e.start))
+        if self.handshake and self.board is None:
+            self.hello()
+        limit = (self.board or {}).get("limits", {}).get("max_query")
+        if limit is not None and len(data) > limit:
+            raise ClientError("request of %d bytes exceeds the board's limit of %d" % (len(data), limit))
         r = json.loads(self.request(proto.QUERY, data))
         calls = [Call(c["name"], c.get("arguments", {})) for c in r["calls"]]
         return QueryResult(calls, r.get("us", 0), r.get("tokens_in", 0), r.get("tokens_out", 0))
