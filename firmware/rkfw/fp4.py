@@ -4,7 +4,8 @@
 # model, and the native tier, which has quant_fp4, shift4 and tmv4 in C, do not pay for this code on the heap).
 # Same integers as host/reku/model/reference.py (quant_fp4, shift, tmv of the unpacked values).
 
-from rkfw.kernels import _T0, _T1, _T2, _T3, _T4, _amax, fp4_bytes
+from rkfw.kernels import fp4_bytes
+from rkfw.kernels_py import _T0, _T1, _T2, _T3, _T4, _amax
 
 FP4MAG = (0, 1, 2, 3, 4, 6, 8, 12)                  # the doubled E2M1 magnitudes, by code m (3 bits)
 FP4IDX = (0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 7, 7)    # m of reference.FP4TAB[u], u = 0..12

@@ -17,10 +17,10 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 # firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
 # in docs/firmware.md "Memory"). The WebAssembly build allocates more for the same stages (another object layout,
 # and its binascii is Python): its figures are the upper bound CI reproduces, not a board's.
-APP_HEAP = 25.3 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (25,856 B)
-RUNTIME_CODE = 21.8 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,256 B)
+APP_HEAP = 25.6 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (26,208 B)
+RUNTIME_CODE = 22.1 * 1024     # inference code: rku, infer, kernels, kernels_py (+ viper kernels) (22,592 B)
 META_FACTOR = 3.4              # per byte of metadata JSON once parsed (13,728 B for the home model's 4,147 B: 3.31)
-BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,144 / 9,302: 1.74)
+BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,288 / 9,302: 1.75)
 QUERY_HEAP = 6 * 1024         # one query's allocations (3,504 B measured)
 # A model with FP4 layers on a tier without FP4 kernels (Python, viper) also loads rkfw.fp4: its code (2.5 KB) and
 # the qstr pool growth it causes; measured on the WebAssembly build (peak of all-FP4 and one-FP4-layer models of
