@@ -76,3 +76,36 @@ def test_usage_errors_are_one_line():
     assert r.returncode == 1 and "not found" in r.stderr
     r = reku("upload", "--port", "/dev/does-not-exist-reku", "--key", "/nonexistent/key", "home")
     assert r.returncode == 1 and "/nonexistent/key" in r.stderr
+
+
+def test_ctrl_c_during_an_upload_says_what_the_board_serves(tmp_path, variant):
+    """SIGINT while `reku upload` runs (MicroPython board, interrupted once its progress bar has moved): exit 130 and
+    one line that says which model the board serves now, asked from the board, which `reku info` confirms; the
+    upload then resumes and completes."""
+    import os
+    import signal
+    path, sha = variant
+    d = tmp_path / "board"
+    populate(d, "pico", "home")
+    with VirtualBoard(runtime="micropython", state_dir=str(d)) as vb:
+        p = subprocess.Popen([sys.executable, "-m", "reku.cli", "upload", "--port", vb.port, "--timeout", "20",
+                              str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = b""
+        while b"%" not in seen:                    # the first redraw of the progress bar
+            b = os.read(p.stderr.fileno(), 64)
+            assert b, "upload ended before its progress bar moved"
+            seen += b
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        err = (seen + err).decode()
+        served = json.loads(reku("info", "--port", vb.port, "--timeout", "20").stdout)["model"]
+        if p.returncode == 0:                      # it finished first: nothing to report, and nothing wrong
+            assert served["sha256"] == sha
+            return
+        last = err.strip().splitlines()[-1].split("\r")[-1]
+        assert p.returncode == 130 and "Traceback" not in err, err
+        assert last.startswith("reku upload: error: interrupted") and served["sha256"][:16] in last, last
+        assert ("previous model" in last) == (served["sha256"] == OLD_SHA)
+        r = reku("upload", "--port", vb.port, "--timeout", "20", str(path))
+        assert r.returncode == 0, r.stderr
+        assert json.loads(reku("info", "--port", vb.port, "--timeout", "20").stdout)["model"]["sha256"] == sha

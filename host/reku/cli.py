@@ -31,11 +31,25 @@ COMMANDS = {
 EXTRAS = {"torch": "train", "matplotlib": "train"}
 
 
+# control characters (a newline inside an argument, terminal escapes) are shown, not obeyed: one line stays one line
+_CONTROLS = {c: "\\x%02x" % c for c in list(range(0x20)) + [0x7F] if c != 0x09}
+
+
+def say(message, stream=None):
+    """One line on stderr, whatever it holds: control characters as \\xNN, and arguments the terminal could not
+    decode (surrogate escapes, which a strict encoder refuses) as backslash escapes."""
+    stream = stream or sys.stderr
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    stream.write(message.translate(_CONTROLS).encode(enc, "backslashreplace").decode(enc) + "\n")
+    stream.flush()
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what and where) instead of a usage dump."""
 
     def error(self, message):
-        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+        say("%s: error: %s" % (self.prog, message))
+        self.exit(2)
 
 
 def _top_parser():
@@ -66,23 +80,23 @@ def main(argv=None):
         return 2
     name = argv[0]
     if name not in COMMANDS:
-        print("reku: error: unknown command %r (see 'reku --help')" % name, file=sys.stderr)
+        say("reku: error: unknown command %r (see 'reku --help')" % name)
         return 2
     args = command_parser(name).parse_args(argv[1:])
     try:
         return int(args._run(args) or 0)
     except RekuError as e:
-        print("reku %s: error: %s" % (name, e), file=sys.stderr)
+        say("reku %s: error: %s" % (name, e))
         return e.exit_code
     except ModuleNotFoundError as e:
         top = (e.name or "").split(".")[0]
         if top not in EXTRAS:
             raise
-        print("reku %s: error: needs %s, which this installation lacks: pip install 'reku[%s]'"
-              % (name, top, EXTRAS[top]), file=sys.stderr)
+        say("reku %s: error: needs %s, which this installation lacks: pip install 'reku[%s]'"
+            % (name, top, EXTRAS[top]))
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
 
 

@@ -96,12 +96,38 @@ class ProgressBar:
         self.stream.flush()
 
 
+class Interrupted(RekuError):
+    exit_code = 130
+
+
+def after_interrupt(board, path, old_sha):
+    """What the board serves after an upload was interrupted (the commit may have happened): asked, not assumed."""
+    import hashlib
+    new_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    try:
+        model = board.info().get("model") or {}
+    except Exception:                                  # the link or the board is gone: say so, do not guess
+        return "interrupted; the board did not answer (`reku info` tells what it serves)"
+    sha = model.get("sha256")
+    if sha == new_sha:
+        return "interrupted after the commit: the board serves the new model %s (%s)" % (model.get("id"), sha[:16])
+    if sha == old_sha and sha is not None:
+        return ("interrupted: the board still serves its previous model %s (%s); `reku upload` again resumes the "
+                "transfer" % (model.get("id"), sha[:16]))
+    return "interrupted: the board serves %s" % (("model %s (%s)" % (model.get("id"), sha[:16])) if sha else "no model")
+
+
 def run_upload(args):
     path = paths.model_file(args.model)
     with open_client(args) as board:
         before = board.info()
         old = (before.get("model") or {}).get("sha256")
-        r = board.upload_model(path, progress=None if args.quiet else ProgressBar())
+        try:
+            r = board.upload_model(path, progress=None if args.quiet else ProgressBar())
+        except KeyboardInterrupt:
+            if not args.quiet:
+                sys.stderr.write("\n")            # end the progress bar's line
+            raise Interrupted(after_interrupt(board, path, old)) from None
     print("uploaded %s (%d bytes) to %s: model %s, sha256 %s%s" % (
         path, r["bytes"], args.port or args.i2c, r["id"], r["sha256"],
         "" if old != r["sha256"] else " (the same model as before)"))
