@@ -125,9 +125,10 @@ def test_invalid_utf8_is_refused_alike_on_both_runtimes(tmp_path):
     E_REQUEST, a well-formed one answered, by the CPython App and the MicroPython App alike."""
     require_runtime("micropython")
     steps = [b"\x00" + frame(proto.QUERY, i + 1, q) for i, (q, _ok) in enumerate(UTF8_CASES)]
+    steps.append(b"\x00" + frame(proto.QUERY, 99, b"turn on the kitchen light"))      # still answering after them
     mp_out = run_mp(make_workdir(tmp_path / "mp"), steps)
     cp = CpApp(tmp_path / "cp")
-    for (q, ok), st, mp in zip(UTF8_CASES, steps, mp_out):
+    for (q, ok), st, mp in zip(UTF8_CASES + [(b"turn on the kitchen light", True)], steps, mp_out):
         (r_cp,) = cp.feed(st)
         (r_mp,) = mp["replies"]
         assert proto.utf8_ok(q) == ok, q

@@ -73,6 +73,11 @@ def command_parser(name):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):     # reports that echo an argument the terminal could not decode
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     if not argv or argv[0].startswith("-"):
         parser = _top_parser()
         parser.parse_args(argv)            # --help and --version print and exit here
