@@ -372,7 +372,7 @@ class Grammar:
 
 
 NUM_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+             "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
 NUM_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 
 
@@ -506,7 +506,7 @@ class Engine:
         self.x = zeros("b", fb(d) if n4 == self.L else d)
         self.xs = zeros("b", d)
         self.r = zeros("i", d)
-        self.key = zeros("i", d)
+        self.key = zeros("i", d)           # the time-mixing key k (not the pointer keys K)
         self.v = zeros("i", d)
         self.o = zeros("i", d)
         self.hf = zeros("i", f)
