@@ -66,8 +66,21 @@ mp.FS.writeFile("/board/model.rku", fs.readFileSync(modelFile));
 mp.FS.writeFile("/board/board.json", fs.readFileSync(profileFile));
 mp.FS.writeFile("/board/queries.json", fs.readFileSync(queriesFile));
 mp.FS.writeFile("/board/heap_probe.py", fs.readFileSync(probeFile));
-const code = "import os, sys\nos.chdir('/board')\nsys.path.insert(0, '/board')\nimport heap_probe\n";
-try { mp.runPython(code); }
+// One top-level call per stage: this build collects garbage only when control returns to JavaScript
+// (heap_probe.py says why), so each stage is followed by a gc.collect() call of its own.
+const collect = () => mp.runPython("import gc\ngc.collect()");
+try {
+  mp.runPython("import os, sys\nos.chdir('/board')\nsys.path.insert(0, '/board')\nimport heap_probe\n");
+  collect();
+  mp.runPython("heap_probe.start()");
+  const n = mp.pyimport("heap_probe").NSTEPS;
+  for (let i = 0; i < n; i++) {
+    mp.runPython("heap_probe.step(" + i + ")");
+    collect();
+    mp.runPython("heap_probe.mark(" + i + ")");
+  }
+  mp.runPython("heap_probe.finish()");
+}
 catch (e) { out += "RESULT " + JSON.stringify({ error: String(e.message || e).split("\n").slice(-2).join(" ") }) + "\n"; }
 process.stdout.write(out);
 '''
@@ -192,7 +205,8 @@ def heap_on(port, natmod=None, queries=None):
         (d / "queries.json").write_text(json.dumps(queries or QUERIES))
         shutil.copyfile(HERE / "heap_probe.py", d / "heap_probe.py")
         r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, "mount", str(d), "exec",
-                            "import sys; sys.path.insert(0, '/remote/lib'); sys.path.insert(0, '/remote'); import heap_probe"],
+                            "import sys; sys.path.insert(0, '/remote/lib'); sys.path.insert(0, '/remote'); import heap_probe; "
+                            "heap_probe.run()"],
                            capture_output=True, text=True, timeout=900)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:

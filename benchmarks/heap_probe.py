@@ -1,67 +1,135 @@
 # Heap of the firmware during queries, measured by MicroPython itself (benchmarks/bench_board.py runs it).
 # Runs on any MicroPython with the firmware importable and, in the current directory, model.rku, board.json and
-# queries.json: the WebAssembly build (bench_board's node runner), or a board or qemu-emulated board through
-# `mpremote mount` (bench_board.py --heap-on PORT). gc.mem_alloc() after gc.collect() at each boot stage; per
-# query, what App.handle(QUERY) allocates with the collector off (nothing freed): resident + that bounds the
-# peak from above. Prints one line "RESULT {json}".
+# queries.json: a board or qemu-emulated board through `mpremote mount` (bench_board.py --heap-on PORT), or the
+# WebAssembly build (bench_board's node runner). The boot goes in STEPS; after each, gc.mem_alloc() after a
+# collection. Per query, what App.handle(QUERY) allocates with the collector off (nothing freed): resident + that
+# bounds the peak from above. Prints one line "RESULT {json}".
+#
+# On a board, run() does it all in one program. The WebAssembly build (1.29, GC_SPLIT_HEAP_AUTO) cannot collect
+# while Python code runs: gc.collect() there only asks for a collection, made when control returns to JavaScript
+# (ports/webassembly/main.c, gc_collect_top_level). So its runner calls step(i), returns, then mark(i) and
+# finish() as separate top-level calls; one program there would count every byte ever allocated.
 import gc
 import json
 
-gc.collect()
-res = {"start": gc.mem_alloc()}
-stages = []
+R = {}
+S = {}
 
 
-def stage(name):
-    gc.collect()
-    stages.append([name, gc.mem_alloc()])
-
-
-try:
+def _model():
     f = open('model.rku', 'rb')             # first, as firmware/main.py does: one block while the heap is empty
-    buf = f.read()
+    S["buf"] = f.read()
     f.close()
-    stage("model file read into RAM")
+
+
+def _native():
     try:
         import rkernel                      # the native module, where there is one (a natmod lives on the heap)
-        stage("native module rkernel imported")
+        S["native"] = rkernel
     except ImportError:
         pass
+
+
+def _firmware():
     from rkfw import app, proto, status, transport
-    stage("firmware code imported (rkfw.app, proto, port, status, transport)")
-    a = app.App(app.read_profile(), {})
-    stage("App constructed (profile, config, buffers)")
+    S["app"] = app
+
+
+def _app():
+    app = S["app"]
+    S["a"] = app.App(app.read_profile(), {})
+
+
+def _inference():
     from rkfw import infer, kernels, rku
-    stage("inference code imported (rkfw.rku, infer, kernels)")
-    res["tier"] = kernels.TIER
-    m = rku.load(buf)
-    stage("model parsed (rku.load)")
-    e = infer.Engine(m)
-    stage("engine built (state, buffers, grammar)")
-    a.model, a.engine, a.model_path, a.model_error = m, e, "model.rku", None
-    m = e = buf = None
+    R["tier"] = kernels.TIER
+
+
+def _parse():
+    from rkfw import rku
+    S["m"] = rku.load(S["buf"])
+
+
+def _engine():
+    from rkfw import infer
+    S["e"] = infer.Engine(S["m"])
+
+
+def _attach():
+    a = S["a"]
+    a.model, a.engine, a.model_path, a.model_error = S.pop("m"), S.pop("e"), "model.rku", None
+    R["model_error"] = a.model_error
+    del S["buf"]
+
+
+STEPS = ((_model, "model file read into RAM"),
+         (_native, "native module rkernel imported"),
+         (_firmware, "firmware code imported (rkfw.app, proto, port, status, transport)"),
+         (_app, "App constructed (profile, config, buffers)"),
+         (_inference, "inference code imported (rkfw.rku, infer, kernels)"),
+         (_parse, "model parsed (rku.load)"),
+         (_engine, "engine built (state, buffers, grammar)"),
+         (_attach, "resident (model attached to the App)"))
+NSTEPS = len(STEPS)
+
+
+def start():
     gc.collect()
-    res["resident"] = gc.mem_alloc()
-    res["stages"] = stages
-    res["model_error"] = a.model_error
-    qs = json.load(open('queries.json'))
-    ok = 0
-    per = []
-    if a.engine is not None:
-        for i in range(len(qs)):
-            payload = qs[i].encode()
-            gc.collect()
-            gc.disable()
-            a0 = gc.mem_alloc()
-            reply = a.handle((proto.QUERY, i + 1, payload))
-            per.append(gc.mem_alloc() - a0)
+    R["start"] = gc.mem_alloc()
+    R["stages"] = []
+
+
+def step(i):
+    if "error" in R:
+        return False
+    try:
+        STEPS[i][0]()
+        return True
+    except MemoryError as e:
+        R["error"] = "MemoryError: %s" % e
+        return False
+
+
+def mark(i):
+    gc.collect()
+    if "error" in R or i == 1 and "native" not in S:
+        return                              # no native module: no stage
+    R["stages"].append([STEPS[i][1], gc.mem_alloc()])
+
+
+def finish():
+    """The queries (each with the collector off) and the RESULT line."""
+    if "error" not in R:
+        R["resident"] = R["stages"][-1][1]
+        from rkfw import proto
+        a = S["a"]
+        qs = json.load(open('queries.json'))
+        ok = 0
+        per = []
+        try:
+            for i in range(len(qs)):
+                payload = qs[i].encode()
+                gc.collect()
+                gc.disable()
+                a0 = gc.mem_alloc()
+                reply = a.handle((proto.QUERY, i + 1, payload))
+                per.append(gc.mem_alloc() - a0)
+                gc.enable()
+                ev = proto.Decoder().feed(reply)
+                if ev and isinstance(ev[0], tuple) and ev[0][0] == proto.QUERY | proto.REPLY:
+                    ok += 1
+        except MemoryError as e:
             gc.enable()
-            ev = proto.Decoder().feed(reply)
-            if ev and isinstance(ev[0], tuple) and ev[0][0] == proto.QUERY | proto.REPLY:
-                ok += 1
-    res["answered"] = ok
-    res["query_alloc"] = per
-except MemoryError as e:
-    res["error"] = "MemoryError: %s" % e
-    res["stages"] = stages
-print("RESULT " + json.dumps(res))
+            R["error"] = "MemoryError: %s" % e
+        R["answered"] = ok
+        R["query_alloc"] = per
+    print("RESULT " + json.dumps(R))
+
+
+def run():
+    start()
+    for i in range(len(STEPS)):
+        if not step(i):
+            break
+        mark(i)
+    finish()
