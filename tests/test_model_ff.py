@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reku.model import data as datagen
-from reku.model import ff
+from reku.model import ff, rkufile
 from reku.model import train as T
 from reku.model.objective import Encoded
 from reku.model.qat import Net
@@ -24,7 +24,7 @@ QUERIES = ["turn the lamp on", "wait 5 minutes", "say good night", "what is love
 def _data(skill, n=200, seed=0):
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
-    ds = Encoded(datagen.generate(skill, n, seed=seed), tok, infer.Grammar(schema, vocab), tok.n_in)
+    ds = Encoded(datagen.generate(skill, n, seed=seed), tok, rkufile.grammar(schema, vocab), tok.n_in)
     return ds, ff.FFData(ds, tok.n_in, vocab), tok, vocab
 
 
@@ -94,7 +94,7 @@ def ff_model(toy):  # noqa: F811
 
 def test_ff_model_is_an_ordinary_rku_with_parity(ff_model):
     m = _parity(ff_model.read_bytes(), QUERIES)
-    assert m.arch["type"] == "rwkv-tm-cm-ptr" and m.meta["train"]["algo"] == "ff"
+    assert m.arch["type"] == "rwkv-tm-cm-ptr" and m.info()["train"]["algo"] == "ff"
 
 
 def test_ff_model_learns_the_toy(toy, ff_model):  # noqa: F811

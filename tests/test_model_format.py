@@ -10,7 +10,7 @@ from reku import paths
 from reku.model import rkufile
 from reku.model.reference import pack_ternary, unpack_ternary
 from reku.model.synth import random_model
-from rkfw import rku
+from rkfw import infer, rku
 
 TOOLS = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
 
@@ -30,13 +30,14 @@ def test_round_trip_tensors_and_meta():
                                       ("E", "i8", E.shape, E.tobytes(), 0, 0, 0.0),
                                       ("b", "u8", (3,), b"\x01\x02\x03", 0, 0, 0.0)])
     m = rku.load(data)
-    assert m.model_id == "t" and m.alphabet == "ab" and m.vocab == ["<nocall>"]
+    assert m.model_id == "t" and m.alphabet == "ab"
+    assert rkufile.schema_vocab(m) == ({"max_calls": 2, "fns": [["f", [["x", "i", 1, 0, 9]]]]}, ["<nocall>"])
     w = m.tensor("W")
     assert (w.shape, w.M, w.S, w.alpha, w.dtype) == ((7, 15), 9000, 20, 0.25, "t")
     assert (unpack_ternary(w.data, 7, 15) == W).all()
     assert bytes(m.tensor("E").data) == E.tobytes()
     assert bytes(m.tensor("b").data) == b"\x01\x02\x03"
-    assert m.schema_summary() == {"f": ["x"]}
+    assert infer.Grammar(m.tensor("grammar").data).summary() == {"f": ["x"]}
     assert len(m.sha256) == 64
 
 
@@ -130,6 +131,69 @@ def test_lowrank_tensor_is_one_entry_and_its_shape_must_match_its_bytes():
 
 def test_bundled_home_model_loads():
     m = rku.load(paths.model_path("home").read_bytes())
-    names = set(m.schema_summary())
+    names = set(infer.Grammar(m.tensor("grammar").data).summary())
     tools = {t["function"]["name"] for t in TOOLS}
     assert names == tools
+
+
+def _as_version1(blob):
+    """The same model laid out as format version 1 wrote it: vocab and schema in the header's JSON with the
+    tensor table, no grammar or meta tensor."""
+    m = rku.load(blob)
+    schema, vocab = rkufile.schema_vocab(m)
+    meta = dict(m.meta, vocab=vocab, schema=schema, **m.info())
+    named = [(n, t) for n, t in m.tensors.items() if n not in ("grammar", "meta")]
+    meta_len = 8192
+    off, table = (rku.HEADER + meta_len + 3) & ~3, {}
+    for n, t in named:
+        table[n] = [t.dtype, list(t.shape), off, len(t.data), t.M, t.S, t.alpha]
+        off = (off + len(t.data) + 3) & ~3
+    meta["tensors"] = table
+    mb = json.dumps(meta).encode()
+    out = bytearray(off + 4)
+    out[0:16] = b"RKU1" + struct.pack("<HHII", 1, 0, len(out), meta_len)
+    out[16:16 + len(mb)] = mb
+    out[16 + len(mb):16 + meta_len] = b" " * (meta_len - len(mb))
+    for n, t in named:
+        out[table[n][2]:table[n][2] + len(t.data)] = bytes(t.data)
+    struct.pack_into("<I", out, len(out) - 4, zlib.crc32(bytes(out[:-4])) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def test_version1_files_are_refused_with_the_way_out_and_repack_keeps_the_model(blob, tmp_path):
+    old = _as_version1(blob)
+    with pytest.raises(rku.RkuError, match=r"unknown version 1 \(this reader knows 2: `reku repack` converts"):
+        rku.load(old)
+    new = rkufile.repack(old)
+    assert rkufile.repack(new) == new
+    a, b = rku.load(new), rku.load(blob)
+    assert rkufile.schema_vocab(a) == rkufile.schema_vocab(b) and a.meta == b.meta
+    assert {n: bytes(t.data) for n, t in a.tensors.items()} == {n: bytes(t.data) for n, t in b.tensors.items()}
+    ea, eb = infer.Engine(a), infer.Engine(b)
+    for q in ("turn on the kitchen light", "dim the bedroom to 30%", "set a timer for ten minutes"):
+        assert ea.run(q) == eb.run(q)
+    # the command: in place, and one line for a file it cannot convert
+    import subprocess
+    import sys
+    f = tmp_path / "old.rku"
+    f.write_bytes(old)
+    r = subprocess.run([sys.executable, "-m", "reku.cli", "repack", str(f)], capture_output=True, text=True)
+    assert r.returncode == 0 and "format version 2" in r.stdout, r.stderr
+    assert rku.load(f.read_bytes()).sha256 == a.sha256
+    f.write_bytes(old[:-9] + b"xxxxxxxxx")
+    r = subprocess.run([sys.executable, "-m", "reku.cli", "repack", str(f)], capture_output=True, text=True)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "damaged" in r.stderr
+
+
+def test_grammar_table_keeps_open_integer_bounds_as_the_range_the_grammar_enforces():
+    schema = {"max_calls": 1, "fns": [["f", [["n", "i", 1, None, None], ["m", "i", 0, -5, None],
+                                            ["s", "s", 1, 12, None], ["b", "b", 0, None, None]]]]}
+    vocab = list(infer.FIXED) + ["f:f"]
+    m = rku.load(rkufile.write(None, {"model_id": "x", "arch": {}, "tokenizer": {"alphabet": "a"},
+                                      "vocab": vocab, "schema": schema}, []))
+    back, v = rkufile.schema_vocab(m)
+    assert v == vocab and back["max_calls"] == 1
+    assert back["fns"][0][1] == [["n", "i", 1, 0, 999999], ["m", "i", 0, -5, 999999], ["s", "s", 1, 12, None],
+                                 ["b", "b", 0, None, None]]
+    with pytest.raises(ValueError, match="unknown kind"):
+        rkufile.grammar_table({"fns": [["f", [["x", "q", 1, None, None]]]]}, vocab)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reku import paths
-from reku.model import data
+from reku.model import data, rkufile
 from reku.model import steps as targets
 from reku.model.evaluate import validate_call
 from reku.model.reference import Reference
@@ -73,7 +73,7 @@ def test_integer_prefixes_exhaustive():
 
 def test_integer_decoding_reaches_every_value_and_nothing_else():
     schema, vocab = compile_schema(ODD)
-    g = infer.Grammar(schema, vocab)
+    g = rkufile.grammar(schema, vocab)
     tok = infer.Tokenizer(ALPHABET)
     seen = set()
 
@@ -101,7 +101,7 @@ def test_integer_decoding_reaches_every_value_and_nothing_else():
 def test_target_steps_round_trip_on_generated_data():
     sk = load_skill(paths.SKILLS / "home")
     schema, vocab = compile_schema(sk)
-    g = infer.Grammar(schema, vocab)
+    g = rkufile.grammar(schema, vocab)
     tok = infer.Tokenizer(ALPHABET)
     exs = data.generate(sk, 400, seed=5)
     for ex in exs:
@@ -121,7 +121,7 @@ def test_target_steps_round_trip_on_generated_data():
 
 def test_target_steps_rejects_impossible_calls():
     schema, vocab = compile_schema(HOME)
-    g = infer.Grammar(schema, vocab)
+    g = rkufile.grammar(schema, vocab)
     tok = infer.Tokenizer(ALPHABET)
     bad = [
         [{"name": "set_brightness", "arguments": {"room": "kitchen", "level": 101}}],
@@ -139,7 +139,7 @@ def test_target_steps_rejects_impossible_calls():
 
 def test_integers_can_be_copied_from_digit_runs_in_range():
     schema, vocab = compile_schema(ODD)
-    g = infer.Grammar(schema, vocab)
+    g = rkufile.grammar(schema, vocab)
     tok = infer.Tokenizer(ALPHABET)
     text = "go -250 then 37 or 38 or 1234567890123"
     g.reset(text, tok)
@@ -175,7 +175,7 @@ def test_integers_can_be_copied_from_digit_runs_in_range():
 ])
 def test_numbers_in_the_request(text, values):
     from reku.model.data import number_words
-    g = infer.Grammar({"fns": []}, [])
+    g = rkufile.grammar({"fns": []}, [])
     g.set_text(text, infer.Tokenizer(ALPHABET))
     assert [v for _, v in g.runs] == values
     for n in range(0, 1000, 7):       # the generator's number words are all read back
@@ -201,7 +201,7 @@ def test_ascii_fast_path_reads_requests_like_the_character_path(text):
     fast, slow = infer.Tokenizer(ALPHABET), _StrOnly(ALPHABET)
     a, b = array("H", [0] * 96), array("H", [0] * 96)
     assert fast.encode(text, a) == slow.encode(text, b) and list(a) == list(b)
-    g1, g2 = infer.Grammar({"fns": []}, []), infer.Grammar({"fns": []}, [])
+    g1, g2 = rkufile.grammar({"fns": []}, []), rkufile.grammar({"fns": []}, [])
     g1.set_text(text, fast)
     g2.set_text(text, slow)
     assert (g1.starts, g1.stops, g1.runs) == (g2.starts, g2.stops, g2.runs)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reku import paths, sim
+from reku.model import rkufile
 from reku.model.reference import Reference
 from reku.model.synth import random_model
 from rkfw import infer, kernels, rku
@@ -74,7 +75,7 @@ def test_bundled_model_matches_reference_and_its_skill(name):
     skill = load_skill(paths.SKILLS / name)
     m = rku.load(paths.model_path(name).read_bytes())
     schema, vocab = compile_schema(skill)
-    assert m.schema == json.loads(json.dumps(schema)) and m.vocab == vocab
+    assert rkufile.schema_vocab(m) == (json.loads(json.dumps(schema)), vocab)
     eng = infer.Engine(m)
     r = Reference(m)
     for q in QUERIES[:4] + [ex["query"] for ex in skill.test[:8]]:

@@ -180,7 +180,7 @@ def test_inspect_counts_the_engines_buffers(cfg):
     from reku.model.synth import random_model
     tools = json.loads((paths.SKILLS / "home" / "tools.json").read_text())
     m = rku.load(random_model(tools, seed=4, d=40, f=80, layers=2, **cfg))
-    d, f, L, dk, mi, O = 40, 80, 2, m.arch["dk"], m.arch["max_in"], len(m.vocab)
+    d, f, L, dk, mi, O = 40, 80, 2, m.arch["dk"], m.arch["max_in"], m.arch["n_out"]
     i32 = 5 * d + f + L * d + O + dk + (mi + 1)
     i8 = act_bytes(d, f, cfg["acts"]) + (mi + 1) * dk + dk
     if cfg.get("lowrank"):

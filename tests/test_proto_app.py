@@ -475,9 +475,9 @@ def test_same_rules_on_micropython(tmp_path):
 
 def test_a_schema_too_big_for_info_is_read_with_schema_in_pieces(tmp_path):
     b = CpApp(tmp_path)
-    small = b.app.model.schema_summary()
+    small = b.app.engine.grammar.summary()
     big = dict(("function_number_%03d" % i, ["parameter_a", "parameter_b", "parameter_c"]) for i in range(80))
-    b.app.model.schema_summary = lambda: big
+    b.app.engine.grammar.summary = lambda: big
     info = b.info()
     assert info["model"]["schema"] is None and info["model"]["schema_truncated"] is True
     data, total = b"", None
@@ -489,7 +489,7 @@ def test_a_schema_too_big_for_info_is_read_with_schema_in_pieces(tmp_path):
     assert total > 2 * proto.MAX_PAYLOAD and json.loads(data) == big
     assert struct.unpack("<I", decode(b.ask(proto.SCHEMA, 2, struct.pack("<I", total + 5)))[2]) == (total,)
     assert error_code(b.ask(proto.SCHEMA, 3, b"")) == proto.E_REQUEST
-    b.app.model.schema_summary = lambda: small
+    b.app.engine.grammar.summary = lambda: small
     assert b.info()["model"]["schema"] == small
 
 

@@ -248,7 +248,7 @@ class App:
         if len(payload) != 4:
             return self.error(seq, proto.E_REQUEST, "SCHEMA needs an offset u32")
         off = struct.unpack_from("<I", payload, 0)[0]
-        data = json.dumps(self.model.schema_summary(), separators=(",", ":")).encode()
+        data = json.dumps(self.engine.grammar.summary(), separators=(",", ":")).encode()
         return self.reply(proto.SCHEMA, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
 
     def on_ping(self, seq, payload):
@@ -302,7 +302,7 @@ class App:
         model = None
         if self.model is not None:
             model = {"id": self.model.model_id, "sha256": self.model.sha256, "path": self.model_path,
-                     "tier": self.engine.tier, "schema": self.model.schema_summary()}
+                     "tier": self.engine.tier, "schema": self.engine.grammar.summary()}
         auth = {"required": bool(self.auth_types)}
         if self.auth_types:
             auth["nonce"] = binascii.hexlify(self.nonce).decode()

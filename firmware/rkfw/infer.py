@@ -2,6 +2,7 @@
 # and the integer recurrent engine. Shared with the host: training builds its masks with this Grammar,
 # and the numpy reference (host/reku/model/reference.py) must give the same tokens as Engine.
 from array import array
+from struct import unpack_from
 
 from rkfw import kernels as _kernels
 
@@ -99,14 +100,6 @@ class Tokenizer:
         return low in self.word or not self.id_of(low) and c != " " and ord(c) > 127
 
 
-def _int_range(lo, hi):
-    if lo is None:
-        lo = 0
-    if hi is None:
-        hi = 999999
-    return lo, hi
-
-
 def _completable(neg, val, nd, lo, hi):
     """Is there an integer in [lo, hi] whose decimal form (optional '-', no leading zeros) starts with the
     prefix (sign neg, nd digits of value val)?"""
@@ -137,21 +130,71 @@ def _completable(neg, val, nd, lo, hi):
         p *= 10
 
 
+def _u16(b, o):
+    return b[o] | b[o + 1] << 8
+
+
+# Parameter kinds in the grammar table (ASCII of "e", "i", "s", "b")
+_KE = 101
+_KI = 105
+_KS = 115
+_KB = 98
+
+
 class Grammar:
     """The decoding grammar of a compact schema: at each step, which output tokens (or which pointer
-    positions) keep the output a valid list of calls. feed() advances; calls() gives the result."""
+    positions) keep the output a valid list of calls. feed() advances; calls() gives the result.
 
-    def __init__(self, schema, vocab):
-        self.fns = schema["fns"]
-        self.max_calls = schema.get("max_calls", 2)
-        self.vocab = vocab
-        self.allow = zeros("H", len(vocab))
+    It reads the model's "grammar" tensor in place (docs/format.md; written by reku.model.rkufile.grammar_table):
+    u16 n_fns, max_calls, n_vocab, n_strings, n_enum | u16 fn_name[n_fns] | u16 fn_first[n_fns + 1] (index of a
+    function's first parameter record) | u16 str_off[n_strings + 1] | parameter records of 16 bytes (u16 name,
+    u8 kind, u8 required, u16 a, u16 n, i32 lo, i32 hi) | u16 enum tokens | UTF-8 string area. Strings 0..n_vocab-1
+    are the output vocabulary. No list or dict of the schema is built: the board keeps only the table's bytes."""
+
+    def __init__(self, table):
+        self.T = T = table
+        n = self.n_fns = _u16(T, 0)
+        self.max_calls = _u16(T, 2)
+        self._fn = 10
+        self._first = 10 + 2 * n
+        self._so = self._first + 2 * (n + 1)
+        self._par = self._so + 2 * (_u16(T, 6) + 1)
+        self._enum = self._par + 16 * _u16(T, self._first + 2 * n)
+        self._area = self._enum + 2 * _u16(T, 8)
+        self.allow = zeros("H", _u16(T, 4))
         self.n_allow = 0
         self.text = ""
         self.starts = []
         self.stops = []
         self.runs = []
         self.reset("")
+
+    # ---- the table ----------------------------------------------------------------------------------
+    def string(self, i):
+        """String i of the table (i < n_vocab: output token i)."""
+        T = self.T
+        o = self._so + 2 * i
+        return bytes(T[self._area + _u16(T, o):self._area + _u16(T, o + 2)]).decode()
+
+    def fn_name(self, i):
+        return self.string(_u16(self.T, self._fn + 2 * i))
+
+    def _recs(self, i):
+        """Offsets of function i's first parameter record and of the one after its last."""
+        T = self.T
+        o = self._first + 2 * i
+        return self._par + 16 * _u16(T, o), self._par + 16 * _u16(T, o + 2)
+
+    def summary(self):
+        """{function name: [parameter names in schema order]} (INFO, SCHEMA)."""
+        out = {}
+        for i in range(self.n_fns):
+            a, b = self._recs(i)
+            out[self.fn_name(i)] = [self.string(_u16(self.T, r)) for r in range(a, b, 16)]
+        return out
+
+    def _lohi(self, r):
+        return unpack_from("<ii", self.T, r + 8)
 
     # ---- string spans -------------------------------------------------------------------------------
     def set_text(self, text, tok):
@@ -216,7 +259,8 @@ class Grammar:
 
     # ---- stepping -----------------------------------------------------------------------------------
     def _param(self):
-        return self.fns[self.fn][1][self.pi]
+        """Offset of the current parameter's record (no tuple: it runs at every step)."""
+        return self._par + 16 * (_u16(self.T, self._first + 2 * self.fn) + self.pi)
 
     def _add(self, t):
         self.allow[self.n_allow] = t
@@ -234,28 +278,30 @@ class Grammar:
             else:
                 self._add(END)
             if self.ncalls < self.max_calls:
-                for i in range(len(self.fns)):
+                for i in range(self.n_fns):
                     self._add(FN0 + i)
             return K_TOKEN
-        p = self._param()
+        T = self.T
+        r = self._param()
+        kind = T[r + 2]
         if self.state == _S_OPT:
-            if p[1] != "s" or self.starts:
+            if kind != _KS or self.starts:
                 self._add(PRESENT)
             self._add(ABSENT)
             return K_TOKEN
-        kind = p[1]
-        if kind == "e":
-            for t in p[3]:
-                self._add(t)
+        if kind == _KE:
+            e = self._enum + 2 * _u16(T, r + 4)
+            for j in range(_u16(T, r + 6)):
+                self._add(_u16(T, e + 2 * j))
             return K_TOKEN
-        if kind == "b":
+        if kind == _KB:
             self._add(TRUE)
             self._add(FALSE)
             return K_TOKEN
-        if kind == "i":
-            lo, hi = _int_range(p[3], p[4])
+        if kind == _KI:
             if self.copying:
                 return K_NUM
+            lo, hi = self._lohi(r)
             if self.nd == 0 and not self.neg:
                 for pos, v in self.runs:
                     if lo <= v <= hi:
@@ -276,14 +322,14 @@ class Grammar:
 
     def positions(self):
         """Permitted positions of a pointer step (call after next() returned K_START, K_STOP or K_NUM)."""
+        r = self._param()
         if self.copying:
-            p = self._param()
-            lo, hi = _int_range(p[3], p[4])
+            lo, hi = self._lohi(r)
             return [pos for pos, v in self.runs if lo <= v <= hi]
         if self.span0 < 0:
             return self.starts
         s = self.span0
-        lim = s + self._param()[3]
+        lim = s + _u16(self.T, r + 4)
         out = [e for e in self.stops if s < e <= lim]
         if not out:
             out = [min(lim, len(self.text))]
@@ -291,20 +337,22 @@ class Grammar:
 
     def _finish_param(self, value):
         if value is not None:
-            self.args[self._param()[0]] = value
+            self.args[self.string(_u16(self.T, self._param()))] = value
         self.pi += 1
         self._enter_param()
 
     def _enter_param(self):
-        params = self.fns[self.fn][1]
-        while self.pi < len(params):
-            p = params[self.pi]
-            if not p[2]:
+        T = self.T
+        r, end = self._recs(self.fn)
+        r += 16 * self.pi
+        while r < end:
+            if not T[r + 3]:
                 self.state = _S_OPT
                 return
-            if p[1] == "s" and not self.starts:
-                self.args[p[0]] = ""      # required string but nothing to copy
+            if T[r + 2] == _KS and not self.starts:
+                self.args[self.string(_u16(T, r))] = ""      # required string but nothing to copy
                 self.pi += 1
+                r += 16
                 continue
             self.state = _S_VAL
             self.neg = False
@@ -313,7 +361,7 @@ class Grammar:
             self.span0 = -1
             self.copying = False
             return
-        self._calls.append({"name": self.fns[self.fn][0], "arguments": self.args})
+        self._calls.append({"name": self.fn_name(self.fn), "arguments": self.args})
         self.ncalls += 1
         self.state = _S_CALL
 
@@ -328,7 +376,6 @@ class Grammar:
             self.pi = 0
             self._enter_param()
             return
-        p = self._param()
         if self.state == _S_OPT:
             if t == ABSENT:
                 self._finish_param(None)
@@ -340,12 +387,12 @@ class Grammar:
                 self.span0 = -1
                 self.copying = False
             return
-        kind = p[1]
-        if kind == "e":
-            self._finish_param(self.vocab[t][2:])
-        elif kind == "b":
+        kind = self.T[self._param() + 2]
+        if kind == _KE:
+            self._finish_param(self.string(t)[2:])
+        elif kind == _KB:
             self._finish_param(t == TRUE)
-        elif kind == "i":
+        elif kind == _KI:
             if self.copying:
                 for pos, v in self.runs:
                     if pos == t:
@@ -457,8 +504,8 @@ class Engine:
         self.max_in = a["max_in"]
         self.acts = a["acts"]
         self.tok = Tokenizer(model.alphabet)
-        self.O = len(model.vocab)
-        self.grammar = Grammar(model.schema, model.vocab)
+        self.O = a["n_out"]
+        self.grammar = Grammar(model.tensor("grammar").data)
         T = model.tensor
         self.emb = T("emb")
         self.emb_t = self.emb.dtype == "t"

@@ -1,14 +1,17 @@
 # The one reader of .rku model files (docs/format.md), used on the board and by the host.
 # Layout: magic "RKU1" | u16 version | u16 flags | u32 file length | u32 meta length | meta JSON |
 #         padding | tensors (4-byte aligned, offsets absolute) | u32 CRC-32 of all preceding bytes.
-# Tensors stay zero-copy slices of the buffer (flash-mapped when the file lives in ROMFS).
+# Tensors stay zero-copy slices of the buffer (flash-mapped when the file lives in ROMFS). The header's JSON holds
+# only what the board needs as objects (arch, tokenizer, the tensor table); the decoding grammar is the binary
+# tensor "grammar" (read in place by rkfw.infer.Grammar) and the rest (how it was trained) the JSON tensor
+# "meta", which only the host parses (Model.info()).
 import binascii
 import hashlib
 import json
 import struct
 
 MAGIC = b"RKU1"
-VERSION = 1
+VERSION = 2
 HEADER = 16
 
 
@@ -50,8 +53,6 @@ class Model:
         self.model_id = meta.get("model_id", "")
         self.arch = meta["arch"]
         self.alphabet = meta["tokenizer"]["alphabet"]
-        self.vocab = meta["vocab"]
-        self.schema = meta["schema"]
         self.tensors = {}
         for name, t in meta.pop("tensors").items():      # the table is dropped once the views exist
             dtype, shape, off, nbytes, M, S, alpha = t
@@ -63,12 +64,10 @@ class Model:
         except KeyError:
             raise RkuError("model has no tensor %s" % name)
 
-    def schema_summary(self):
-        """{function name: [parameter names in schema order]}."""
-        out = {}
-        for fn in self.schema["fns"]:
-            out[fn[0]] = [p[0] for p in fn[1]]
-        return out
+    def info(self):
+        """The rest of the metadata (the JSON tensor "meta": how the model was trained), parsed when asked for;
+        the board never asks. Schema and vocabulary: the "grammar" tensor (reku.model.rkufile.schema_vocab)."""
+        return json.loads(bytes(self.tensor("meta").data))
 
 
 def _hex(b):
@@ -86,7 +85,8 @@ def load(buf):
         raise RkuError("truncated at byte %d (header needs %d)" % (n, HEADER + 4))
     version, flags, total, meta_len = struct.unpack("<HHII", bytes(buf[4:HEADER]))
     if version != VERSION:
-        raise RkuError("unknown version %d (this reader knows %d)" % (version, VERSION))
+        raise RkuError("unknown version %d (this reader knows %d%s)" % (
+            version, VERSION, ": `reku repack` converts a version 1 file" if version == 1 else ""))
     if n < total:
         raise RkuError("truncated at byte %d (header says %d bytes)" % (n, total))
     if n > total:
@@ -101,9 +101,12 @@ def load(buf):
         meta = json.loads(bytes(buf[HEADER:HEADER + meta_len]))
     except (ValueError, UnicodeError) as e:
         raise RkuError("metadata is not valid JSON: %s" % e)
-    for key in ("arch", "tokenizer", "vocab", "schema", "tensors"):
+    for key in ("arch", "tokenizer", "tensors"):
         if key not in meta:
             raise RkuError("metadata lacks %s" % key)
+    for key in ("meta", "grammar"):
+        if key not in meta["tensors"]:
+            raise RkuError("model has no tensor %s" % key)
     for name, t in meta["tensors"].items():
         off, nbytes = t[2], t[3]
         if off < HEADER + meta_len or off + nbytes > total - 4 or off & 3:

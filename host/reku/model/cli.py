@@ -1,6 +1,7 @@
 """`reku train`, `reku quantize`, `reku eval`, `reku inspect`."""
 
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -275,6 +276,31 @@ def run_eval(args):
 
 
 # ---- inspect -----------------------------------------------------------------------------------------------
+def configure_repack(p):
+    p.add_argument("file", help="a .rku file of format version 1")
+    p.add_argument("--out", help="where to write the converted file (default: over FILE)")
+
+
+def run_repack(args):
+    from rkfw import rku
+    from .rkufile import repack
+    src = Path(args.file)
+    try:
+        blob = src.read_bytes()
+    except OSError as e:
+        raise RekuError("%s: cannot read (%s)" % (src, e.strerror or e))
+    try:
+        out = repack(blob)
+    except (rku.RkuError, ValueError, KeyError, struct.error) as e:
+        raise RekuError("%s: %s" % (src, e))
+    dst = Path(args.out or args.file)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.write_bytes(out)
+    tmp.replace(dst)
+    print("wrote %s: %d bytes (format version %d), from %d bytes" % (dst, len(out), rku.VERSION, len(blob)))
+    return 0
+
+
 def configure_inspect(p):
     p.add_argument("file", help=".rku file or bundled skill name")
     p.add_argument("--json", action="store_true")
@@ -306,15 +332,17 @@ def inference_ram(model):
 
 
 def inspect_model(model, nbytes):
+    from rkfw import infer
     tern = [t for t in model.tensors.values() if t.dtype == "t"]
     n_tern = sum(t.numel() for t in tern)
     tern_bytes = sum(len(t.data) for t in tern)
     scale_bytes = 4 * len(tern)        # the per-tensor scale the kernels use: M (< 2**14) and S (<= 30)
-    other = {t.name: len(t.data) for t in model.tensors.values() if t.dtype != "t"}     # i8, u8, lr: 1 byte each
+    other = {t.name: len(t.data) for t in model.tensors.values()      # i8, u8, lr: 1 byte each
+             if t.dtype != "t" and t.name not in ("grammar", "meta")}
     bufs = inference_ram(model)
     meta_len = len(json.dumps(model.meta)) + 45 * len(model.tensors)
     res = {"model_id": model.model_id, "sha256": model.sha256, "file_bytes": nbytes, "arch": model.arch,
-           "functions": len(model.schema["fns"]), "vocab_out": len(model.vocab),
+           "functions": infer.Grammar(model.tensor("grammar").data).n_fns, "vocab_out": model.arch["n_out"],
            "ternary_params": n_tern, "other_params": sum(other.values()),
            "bits_per_ternary_weight": 8.0 * (tern_bytes + scale_bytes) / max(1, n_tern),
            "ram_buffers_bytes": bufs}

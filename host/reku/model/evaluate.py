@@ -100,13 +100,15 @@ def predict(model, queries, engine="reference"):
 
 def tools_of(model):
     """The tools' JSON schema as far as the model's compact schema knows it (for validity checks)."""
+    from .rkufile import schema_vocab
+    schema, vocab = schema_vocab(model)
     tools = []
-    for name, params in model.schema["fns"]:
+    for name, params in schema["fns"]:
         props, req = {}, []
         for p in params:
             pname, kind, r, a, b = p
             if kind == "e":
-                props[pname] = {"type": "string", "enum": [model.vocab[t][2:] for t in a]}
+                props[pname] = {"type": "string", "enum": [vocab[t][2:] for t in a]}
             elif kind == "i":
                 props[pname] = {"type": "integer", "minimum": a, "maximum": b}
             elif kind == "b":

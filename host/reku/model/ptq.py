@@ -49,7 +49,7 @@ def load_checkpoint(path):
 # ---- quantization ------------------------------------------------------------------------------------------
 def _calibration(skill, n, seed, schema, vocab):
     tok = infer.Tokenizer(ALPHABET)
-    grammar = infer.Grammar(schema, vocab)
+    grammar = rkufile.grammar(schema, vocab)
     ds = Encoded(datagen.generate(skill, n, seed=seed), tok, grammar, tok.n_in)
     if len(ds) == 0:
         raise ValueError("no calibration examples could be encoded")

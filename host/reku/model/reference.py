@@ -152,9 +152,8 @@ class Reference:
         self.d, self.f, self.L, self.dk, self.max_in = a["d"], a["f"], a["layers"], a["dk"], a["max_in"]
         self.acts = a["acts"]
         self.tok = infer.Tokenizer(model.alphabet)
-        self.vocab = model.vocab
-        self.O = len(model.vocab)
-        self.grammar = infer.Grammar(model.schema, model.vocab)
+        self.O = a["n_out"]
+        self.grammar = infer.Grammar(model.tensor("grammar").data)
 
         def u8(name):
             return np.frombuffer(bytes(model.tensor(name).data), dtype=np.uint8).astype(np.int64)

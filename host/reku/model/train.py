@@ -15,6 +15,7 @@ import torch
 from rkfw import infer, rku
 
 from . import data as datagen
+from . import rkufile
 from .objective import Encoded, build_model_bytes, loss_fn
 from .qat import Net
 from .skill import compile_schema
@@ -239,7 +240,7 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, **kw):
     torch.use_deterministic_algorithms(True, warn_only=True)     # e.g. the embedding gradient: same bytes per seed
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
-    grammar = infer.Grammar(schema, vocab)
+    grammar = rkufile.grammar(schema, vocab)
     d, f, layers, explicit = choose_shape(cfg, schema, vocab, tok.n_in)
     torch.manual_seed(seed)                         # size probes do not change the initialisation
     log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "as asked" if explicit else "the largest that fits"))
