@@ -36,8 +36,10 @@ def _firmware():
 
 
 def _app():
+    from rkfw import boot
     app = S["app"]
-    S["a"] = app.App(app.read_profile(), {})
+    S["a"] = app.App(boot.read_profile(), {})
+    app.drop("boot")
 
 
 def _inference():

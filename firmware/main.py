@@ -7,5 +7,10 @@ try:
 except (OSError, MemoryError):
     model = None
 import rkfw.app
+import rkfw.boot
 
-rkfw.app.main(model)
+served = rkfw.boot.start(model)
+model = None
+rkfw.app.drop("boot")               # boot's code is not needed once the board serves
+if served:
+    rkfw.app.run(*served)

@@ -79,7 +79,7 @@ def test_boot_arms_the_watchdog_and_inference_feeds_it(board):
 SCENARIO = r'''
 import sys, json, gc
 sys.path.insert(0, '/fw')
-from rkfw import app as A, proto, status as S, transport
+from rkfw import app as A, i2c_target, proto, status as S, transport
 
 class Pin:
     OUT = 1
@@ -134,7 +134,7 @@ out = {"runtime": sys.implementation.name}
 out["loaded"] = app.load_model((MODEL,))
 out["led_base"] = S.NAMES[st.base]
 u = transport.Uart(Machine, profile["uart"])
-i = transport.I2c(Machine, profile["i2c"], None, 22)
+i = i2c_target.I2c(Machine, profile["i2c"], None, 22)
 app.transports = [u, i]
 # the hook with quiet links: no allocation (MicroPython), the watchdog fed every call
 w = st.wdt

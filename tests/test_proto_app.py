@@ -31,6 +31,24 @@ def test_variant_model_differs_and_loads(tmp_path):
     assert b.info()["model"]["id"] == "home-variant-1"
 
 
+def test_rare_requests_leave_no_admin_code_behind_except_during_an_upload(tmp_path):
+    """rkfw.admin (INFO, SCHEMA, STATS, upload, FEEDBACK, CONFIG) is imported for a rare request and dropped after
+    its reply, so that the board's heap between requests holds only the serve loop; an upload keeps it."""
+    import sys
+    b = CpApp(tmp_path)
+    for ftype, payload in ((proto.HELLO, b""), (proto.STATS, b""), (proto.SCHEMA, struct.pack("<I", 0)),
+                           (proto.CONFIG, b"")):
+        assert decode(b.ask(ftype, 1 + ftype, payload))[0] == ftype | proto.REPLY
+        assert "rkfw.admin" not in sys.modules, ftype
+    frames = upload_frames(NEW)
+    for i, f in enumerate(frames[:-1]):
+        b.feed(b"\x00" + f)
+        assert "rkfw.admin" in sys.modules, i         # BEGIN and every CHUNK: the upload is in progress
+    assert decode(b.feed(b"\x00" + frames[-1])[-1])[0] == proto.MODEL_COMMIT | proto.REPLY
+    assert "rkfw.admin" not in sys.modules and b.info()["model"]["sha256"] == NEW_SHA
+    assert "rkfw.admin" not in sys.modules
+
+
 # ---- seq rules -------------------------------------------------------------------------------------------
 
 def test_resent_request_is_answered_from_the_cache_not_run_twice(tmp_path):
@@ -105,11 +123,11 @@ def test_boot_uses_the_model_main_py_read_first(tmp_path):
     first = variant_model("read-first")
     b = CpApp(tmp_path)
     b._in_dir(b.app.load_model, A.MODEL_PATHS, first)
-    info = b._in_dir(b.app.info)
+    info = b.info()
     assert info["model"]["sha256"] == hashlib.sha256(first).hexdigest() != OLD_SHA
     assert info["model"]["path"] == A.MODEL_FILE
     b._in_dir(b.app.load_model, ("/rom/model.rku",), first)          # not MODEL_FILE: the bytes are not used
-    info = b._in_dir(b.app.info)
+    info = json.loads(decode(b.ask(proto.HELLO, 2))[2])        # seq 2: not the cached reply of seq 1
     assert info["model"] is None and "no model file" in info["model_error"]
 
 

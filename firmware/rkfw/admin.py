@@ -1,6 +1,7 @@
-# The board's rare requests: model upload (BEGIN, CHUNK, COMMIT, ABORT), FEEDBACK and CONFIG (docs/protocol.md).
-# rkfw.app imports this module the first time one of them arrives, so a board that only answers queries does not
-# keep its code on the heap. Each handler takes the App, the request's seq and its payload, like App's own.
+# The board's rare requests: HELLO (INFO), SCHEMA, STATS, RESET, model upload (BEGIN, CHUNK, COMMIT, ABORT),
+# FEEDBACK and CONFIG (docs/protocol.md). rkfw.app imports this module when one of them arrives and drops it after
+# the reply (it stays while an upload runs), so a board between requests does not keep its code on the heap. Each
+# handler takes the App, the request's seq and its payload, like App's own.
 import binascii
 import hashlib
 import json
@@ -9,12 +10,24 @@ import struct
 
 from rkfw import port
 from rkfw import proto
-from rkfw.app import CONFIG_FILE, MAX_MODEL, MODEL_FILE, MODEL_PART, _free_bytes, _read_json, _remove, _u32
+from rkfw.app import ADMIN, CONFIG_FILE, FW_VERSION, MAX_MODEL, MAX_QUERY, MODEL_FILE, MODEL_PART, _read_json, _remove
 
 FEEDBACK_FILE = "feedback.jsonl"
 FEEDBACK_OLD = "feedback.1.jsonl"
 FEEDBACK_MAX = 16384            # bytes per feedback file; one older file is kept (so at most twice this)
 OUTCOMES = ("success", "failure", "corrected")
+
+
+def _free_bytes():
+    try:
+        st = os.statvfs(".")
+        return st[0] * st[3]
+    except (OSError, AttributeError):
+        return -1
+
+
+def _u32(n):
+    return struct.pack("<I", n)
 
 
 def _size(path):
@@ -33,6 +46,64 @@ def _sha256_file(path, buf):
                 break
             h.update(memoryview(buf)[:n])
     return h.digest()
+
+
+# ---- HELLO (INFO), SCHEMA, STATS, RESET -----------------------------------------------------------
+def hello(app, seq, payload):
+    info = _info(app)
+    data = json.dumps(info, separators=(",", ":")).encode()
+    if len(data) > proto.MAX_PAYLOAD and info["model"] is not None:
+        # A large tool schema: INFO says so, and SCHEMA hands it out in pieces.
+        info["model"]["schema"] = None
+        info["model"]["schema_truncated"] = True
+        data = json.dumps(info, separators=(",", ":")).encode()
+    return app.reply(proto.HELLO, seq, data)
+
+def schema(app, seq, payload):
+    if app.model is None:
+        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
+    if len(payload) != 4:
+        return app.error(seq, proto.E_REQUEST, "SCHEMA needs an offset u32")
+    off = struct.unpack_from("<I", payload, 0)[0]
+    data = json.dumps(app.engine.grammar.summary(), separators=(",", ":")).encode()
+    return app.reply(proto.SCHEMA, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
+
+def stats(app, seq, payload):
+    st = dict(app.stats)
+    st["uptime_ms"] = port.ticks_diff(port.ticks_ms(), app.boot_ms)
+    st["mem_free"] = port.mem_free()
+    return app.reply_json(proto.STATS, seq, st)
+
+def reset(app, seq, payload):
+    app.reset_pending = True
+    return app.reply(proto.RESET, seq, b"")
+
+def _info(app):
+    model = None
+    if app.model is not None:
+        model = {"id": app.model.model_id, "sha256": app.model.sha256, "path": app.model_path,
+                 "tier": app.engine.tier, "schema": app.engine.grammar.summary()}
+    auth = {"required": bool(app.auth_types)}
+    if app.auth_types:
+        auth["nonce"] = binascii.hexlify(app.nonce).decode()
+        auth["counter"] = app.counter
+        auth["types"] = list(app.auth_types)
+        if app.key_error:
+            auth["error"] = app.key_error
+    up = app.upload
+    chunk = proto.MAX_CHUNK
+    if proto.MODEL_CHUNK in app.auth_types:
+        from rkfw import auth as _auth
+        chunk -= _auth.AUTH_TRAILER             # the trailer takes room in every authenticated chunk
+    return {"fw": FW_VERSION, "proto": proto.VERSION, "proto_min": proto.MIN_VERSION,
+            "runtime": port.runtime(), "board": app.board[0], "chip": app.board[1],
+            "model": model, "model_error": app.model_error,
+            "types": sorted(list(app.HANDLERS) + list(ADMIN)), "auth": auth,
+            "transports": [t.name for t in app.transports],
+            "upload": None if up is None else {"bytes": up[0], "received": up[2]},
+            "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": chunk,
+                       "max_model": MAX_MODEL, "fs_free": _free_bytes()},
+            "mem_free": port.mem_free()}
 
 
 # ---- model upload: BEGIN, CHUNK..., COMMIT (or ABORT) ------------------------------------------------
@@ -186,6 +257,10 @@ def config(app, seq, payload):
 
 
 HANDLERS = {
+    proto.HELLO: hello,
+    proto.SCHEMA: schema,
+    proto.STATS: stats,
+    proto.RESET: reset,
     proto.MODEL_BEGIN: model_begin,
     proto.MODEL_CHUNK: model_chunk,
     proto.MODEL_COMMIT: model_commit,

@@ -1,10 +1,9 @@
-# The co-processor application: boot (profile, config, model), then serve framed requests on the
-# configured transports. Runs unchanged on rp2, esp32, and the virtual board (CPython or MicroPython wasm).
+# The co-processor application: serve framed requests on the configured transports (rkfw.boot boots it; the rare
+# requests live in rkfw.admin). Runs unchanged on rp2, esp32, and the virtual board (CPython or MicroPython wasm).
 # The messages and their rules are specified in docs/protocol.md.
 import gc
 import json
 import os
-import struct
 import binascii
 
 from rkfw import proto
@@ -22,8 +21,10 @@ MAX_MODEL = 8 * 1024 * 1024
 AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
 # With "auth": "all" in reku.json everything but HELLO and PING needs it.
 AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK)
-# The rare requests, served by rkfw.admin (imported when the first one arrives).
-ADMIN = (proto.MODEL_BEGIN, proto.MODEL_CHUNK, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG)
+# Every other request is rare: rkfw.admin serves it, imported when one arrives and dropped after its reply (kept
+# while an upload runs), so a board between requests holds only the code of QUERY and PING.
+ADMIN = (proto.HELLO, proto.SCHEMA, proto.STATS, proto.RESET, proto.MODEL_BEGIN, proto.MODEL_CHUNK,
+         proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG)
 
 
 def _read_json(path):
@@ -34,11 +35,15 @@ def _read_json(path):
         return {}
 
 
-def read_profile(path="board.json"):
-    """The deployed board profile as a dict, or None. The board reads it as plain JSON: `reku deploy` and
-    `reku doctor` validate it on the host with rkfw.boards, whose validator would cost the board ~10 KB of heap."""
-    p = _read_json(path)
-    return p if "uart" in p and "i2c" in p else None
+def drop(name):
+    """Forget the module rkfw.NAME, if imported, so that the collector can free its code."""
+    import sys
+    import rkfw
+    if sys.modules.pop("rkfw." + name, None) is not None:
+        try:
+            delattr(rkfw, name)
+        except AttributeError:
+            pass
 
 
 def _remove(path):
@@ -46,14 +51,6 @@ def _remove(path):
         os.remove(path)
     except OSError:
         pass
-
-
-def _free_bytes():
-    try:
-        st = os.statvfs(".")
-        return st[0] * st[3]
-    except (OSError, AttributeError):
-        return -1
 
 
 def _map_model(path):
@@ -67,13 +64,10 @@ def _map_model(path):
         f.close()
 
 
-def _u32(n):
-    return struct.pack("<I", n)
-
-
 class App:
     def __init__(self, profile, config):
-        self.profile = profile
+        # of the profile only what INFO reports: boot has configured pins, LED and watchdog from the rest
+        self.board = (profile.get("name", "unknown"), profile.get("chip", "unknown"))
         self.config = config
         self.model = None
         self.engine = None
@@ -221,6 +215,9 @@ class App:
             return self.error(seq, proto.E_INTERNAL, "out of memory")
         except Exception as e:
             return self.error(seq, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e))
+        finally:
+            if self.upload is None:
+                drop("admin")
 
     def error(self, seq, code, message):
         self.stats["errors"] += 1
@@ -232,33 +229,8 @@ class App:
     def reply_json(self, ftype, seq, obj):
         return self.reply(ftype, seq, json.dumps(obj, separators=(",", ":")).encode())
 
-    def on_hello(self, seq, payload):
-        info = self.info()
-        data = json.dumps(info, separators=(",", ":")).encode()
-        if len(data) > proto.MAX_PAYLOAD and info["model"] is not None:
-            # A large tool schema: INFO says so, and SCHEMA hands it out in pieces.
-            info["model"]["schema"] = None
-            info["model"]["schema_truncated"] = True
-            data = json.dumps(info, separators=(",", ":")).encode()
-        return self.reply(proto.HELLO, seq, data)
-
-    def on_schema(self, seq, payload):
-        if self.model is None:
-            return self.error(seq, proto.E_NO_MODEL, self.model_error or "no model")
-        if len(payload) != 4:
-            return self.error(seq, proto.E_REQUEST, "SCHEMA needs an offset u32")
-        off = struct.unpack_from("<I", payload, 0)[0]
-        data = json.dumps(self.engine.grammar.summary(), separators=(",", ":")).encode()
-        return self.reply(proto.SCHEMA, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
-
     def on_ping(self, seq, payload):
         return self.reply(proto.PING, seq, payload)
-
-    def on_stats(self, seq, payload):
-        st = dict(self.stats)
-        st["uptime_ms"] = port.ticks_diff(port.ticks_ms(), self.boot_ms)
-        st["mem_free"] = port.mem_free()
-        return self.reply_json(proto.STATS, seq, st)
 
     def on_query(self, seq, payload):
         if self.engine is None:
@@ -284,73 +256,10 @@ class App:
         self.collect_due = True       # serve() collects once the reply is written, off the query's latency
         return self.reply_json(proto.QUERY, seq, out)
 
-    def on_reset(self, seq, payload):
-        self.reset_pending = True
-        return self.reply(proto.RESET, seq, b"")
-
     HANDLERS = {
-        proto.HELLO: on_hello,
         proto.PING: on_ping,
-        proto.STATS: on_stats,
         proto.QUERY: on_query,
-        proto.SCHEMA: on_schema,
-        proto.RESET: on_reset,
     }
-
-    def info(self):
-        p = self.profile
-        model = None
-        if self.model is not None:
-            model = {"id": self.model.model_id, "sha256": self.model.sha256, "path": self.model_path,
-                     "tier": self.engine.tier, "schema": self.engine.grammar.summary()}
-        auth = {"required": bool(self.auth_types)}
-        if self.auth_types:
-            auth["nonce"] = binascii.hexlify(self.nonce).decode()
-            auth["counter"] = self.counter
-            auth["types"] = list(self.auth_types)
-            if self.key_error:
-                auth["error"] = self.key_error
-        up = self.upload
-        chunk = proto.MAX_CHUNK
-        if proto.MODEL_CHUNK in self.auth_types:
-            from rkfw import auth as _auth
-            chunk -= _auth.AUTH_TRAILER             # the trailer takes room in every authenticated chunk
-        return {"fw": FW_VERSION, "proto": proto.VERSION, "proto_min": proto.MIN_VERSION,
-                "runtime": port.runtime(), "board": p.get("name", "unknown"), "chip": p.get("chip", "unknown"),
-                "model": model, "model_error": self.model_error,
-                "types": sorted(list(self.HANDLERS) + list(ADMIN)), "auth": auth,
-                "transports": [t.name for t in self.transports],
-                "upload": None if up is None else {"bytes": up[0], "received": up[2]},
-                "limits": {"max_payload": proto.MAX_PAYLOAD, "max_query": MAX_QUERY, "max_chunk": chunk,
-                           "max_model": MAX_MODEL, "fs_free": _free_bytes()},
-                "mem_free": port.mem_free()}
-
-
-def open_transports(profile, config):
-    """The transports named in the configuration (default: the profile's UART)."""
-    from rkfw import transport
-    names = config.get("transports", ["uart"])
-    out = []
-    for name in names:
-        if name == "uart":
-            import machine
-            out.append(transport.Uart(machine, profile["uart"], config.get("baud")))
-        elif name == "usb":
-            out.append(transport.UsbStdio())
-        elif name == "i2c":
-            if not profile.get("i2c_target", False):
-                print("reku: %s has no I2C target (i2c_target false in its profile): serving UART instead"
-                      % profile.get("name", "this board"))
-                if "uart" not in names:
-                    import machine
-                    out.append(transport.Uart(machine, profile["uart"], config.get("baud")))
-                continue
-            import machine
-            out.append(transport.I2c(machine, profile["i2c"], config.get("i2c_address"),
-                                     profile.get("ready_pin") if config.get("ready_pin", True) else None))
-        else:
-            raise ValueError("unknown transport %r in reku.json" % name)
-    return out
 
 
 def _idle_wait():
@@ -408,34 +317,13 @@ def reset():
     machine.reset()
 
 
-def main(model=None):
-    """Boot and serve. model: the bytes of MODEL_FILE when main.py read them first (one block, early)."""
-    from rkfw import status
-    profile = read_profile()
-    if profile is None:
-        # Without a profile the board cannot know its pins: one line on the REPL, and no serving.
-        print("reku: board.json missing or unreadable (no uart/i2c): run `reku deploy --board NAME`")
-        return
-    config = _read_json(CONFIG_FILE)
-    st = status.Status(profile, config)     # LED: BOOTING until the board serves
-    app = App(profile, config)
-    app.status = st
-    app.load_model(preloaded=model)         # LED: IDLE, or MODEL_ERROR (INFO still answers)
-    model = None
-    if app.model_error:
-        print("reku: model not loaded:", app.model_error)
-    transports = open_transports(profile, config)
-    if st.error:
-        print("reku:", st.error)
-    # Armed once the board serves: loading a large model may take longer than the timeout. From here on the
-    # serve loop feeds it, and so does every step of an inference (App.between_steps).
-    st.arm()
-    print("reku %s serving on %s%s" % (FW_VERSION, ", ".join(t.name for t in transports),
-                                       " (watchdog %d ms)" % st.wdt_ms if st.wdt is not None else ""))
+def run(app, transports):
+    """Serve until Ctrl-C on the USB REPL (maintenance: a timer keeps feeding an armed watchdog; machine.reset()
+    or `mpremote reset` serves again)."""
     try:
         serve(app, transports)
     except KeyboardInterrupt:
-        # Ctrl-C on the USB REPL: maintenance. A timer keeps feeding an armed watchdog; machine.reset()
-        # (or `mpremote reset`) serves again.
-        st.maintenance()
+        app.status.maintenance()
         print("reku: stopped for maintenance; machine.reset() serves again")
+
+

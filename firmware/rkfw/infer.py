@@ -460,29 +460,6 @@ def number_words(words, k):
     return h + v2, j + u2 - k
 
 
-def lr_scale(a, M, S, out):
-    """out[0], out[1] = (m, s) of the dynamic requantisation of a low-rank correction (docs/format.md):
-    m/2**s ~= a*M/2**S, with a = amax of V@x (quant_i8's return), M/2**S the factor stored on the tensor's .lr.
-    Integers only; every intermediate < 2**30 (m < 2**10, 1 <= s <= 30). Written into the caller's 2-list, so the
-    engine's step allocates nothing (a returned tuple would, per corrected tensor and token). Returns out."""
-    while a >= 1024:
-        a >>= 1
-        S -= 1
-    m = a * M
-    while m >= 1024:
-        m >>= 1
-        S -= 1
-    if S > 30:
-        m >>= S - 30
-        S = 30
-    while S < 1:
-        m <<= 1
-        S += 1
-    out[0] = m
-    out[1] = S
-    return out
-
-
 def fed_id(kind, pos, ids):
     """The input id fed back after a pointer step: the character at a start (or first digit of a number),
     the last copied character at a stop."""
@@ -533,21 +510,14 @@ class Engine:
             if None in self.kern4:
                 from rkfw import fp4 as _fp4
                 self.kern4 = (_fp4.quant_fp4, _fp4.shift4, _fp4.tmv4)
-        # optional low-rank corrections "<name>.lr": int8 U (R x r) then V (r x C) (docs/format.md); a loop over
-        # .items() here left 480 B more on the heap of MicroPython (WebAssembly build, bench_board heap probe)
-        self.lr = {}
+        # optional low-rank corrections "<name>.lr" (docs/format.md): their code only for a model that has them
+        self.lr = None
         for name in model.tensors:
             if name.endswith(".lr"):
-                c = model.tensors[name]
-                U, V, r = c.factors()
-                self.lr[name[:-3]] = (self._i8(U), self._i8(V), r, c.M, c.S, zeros("i", r), zeros("b", r))
-        if self.lr:
-            self.lr_c = zeros("i", max(d, f, self.O, dk))
-            self.lr_ms = [0, 0]
-            if n4:
-                from rkfw import fp4 as _fp4
-                self.lr_x = zeros("b", max(d, f))      # a packed FP4 input unpacked for V @ x
-                self.unpack4 = _fp4.unpack4
+                from rkfw import lowrank
+                self.lowrank = lowrank
+                lowrank.setup(self, model, n4)
+                break
         # preallocated state and scratch
         self.h = zeros("i", d)
         self.x = zeros("b", fb(d) if n4 == self.L else d)
@@ -571,7 +541,7 @@ class Engine:
         # buffers as fixed tuples (rk_layer's P and W). Models with low-rank corrections take the step below.
         self.fused = None
         fused = getattr(self.kern, "layer", None)
-        if fused is not None and not self.lr:
+        if fused is not None and self.lr is None:
             self.fused = fused
             self.lp = []
             self.lw = []
@@ -586,40 +556,15 @@ class Engine:
         # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
         self.hook = None
 
-    def _i8(self, data):
-        """int8 factor data as a buffer every tier reads as signed: the native and viper kernels read any
-        1-byte buffer as int8, the Python tier indexes it (CPython: a zero-copy signed view; MicroPython's
-        memoryview has no cast: a copy, made only for the Python tier)."""
-        try:
-            return data.cast("b")
-        except (AttributeError, TypeError, ValueError):
-            pass
-        if self.tier == "python":
-            return array("b", bytes(data))
-        return data
-
     def _tmv(self, W, R, C, x, y, fp4=False):
         """y = W @ x for a ternary tensor (x int8, or packed FP4 with fp4), plus its low-rank correction when
-        the model has one."""
+        the model has one (rkfw.lowrank)."""
         if fp4:
             self.kern4[2](W.data, R, C, x, y)
         else:
             self.kern.tmv(W.data, R, C, x, y)
-        lr = self.lr.get(W.name) if self.lr else None
-        if lr is not None:
-            k = self.kern
-            U, V, r, M, S, z, zq = lr
-            if fp4:
-                self.unpack4(x, C, self.lr_x)
-                x = self.lr_x
-            k.dot_rows(V, r, C, x, z)
-            a = k.quant_i8(z, zq)
-            if a:
-                c = self.lr_c
-                k.dot_rows(U, R, r, zq, c)
-                ms = lr_scale(a, M, S, self.lr_ms)
-                k.requant(c, R, ms[0], ms[1], -_kernels.H_LIM, _kernels.H_LIM)
-                k.add(y, c)
+        if self.lr is not None:
+            self.lowrank.correct(self, W, R, C, x, y, fp4)
 
     def _reset(self):
         for i in range(self.L):
@@ -703,7 +648,7 @@ class Engine:
         k = self.kern
         dk = self.dk
         k.quant_i8(self.h, self.xs)
-        if self.lr:
+        if self.lr is not None:
             self._tmv(self.pk, dk, self.d, self.xs, self.q32)
         else:
             k.tmv(self.pk.data, dk, self.d, self.xs, self.q32)

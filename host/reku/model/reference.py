@@ -35,6 +35,7 @@ Decoding: rkfw.infer.Grammar (shared), argmax over allowed tokens/positions, tie
 import numpy as np
 
 from rkfw import infer
+from rkfw import lowrank as board_lowrank
 from rkfw.fp4 import FP4IDX, FP4MAG
 from rkfw.kernels import A_LIM, H_LIM, QA, S_LIM  # noqa: F401  (the limits' one home; used here and by qat)
 
@@ -135,7 +136,7 @@ def lowrank(y, x, lr):
     zq, a = quant_i8(V @ np.asarray(x, dtype=np.int64))
     if a == 0:
         return y
-    m, s = infer.lr_scale(a, M, S, [0, 0])
+    m, s = board_lowrank.lr_scale(a, M, S, [0, 0])
     return add(y, requant(U @ zq, m, s, -H_LIM, H_LIM))
 
 
