@@ -16,13 +16,13 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 # Heap accounting of a query on a board (`reku inspect`, `reku train --board`), calibrated on a 32-bit ARM
 # MicroPython: v1.28's qemu port (mps2-an385, Cortex-M3: the word size and object layout of rp2 and esp32), the
 # firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
-# in docs/firmware.md "Memory"). The WebAssembly build allocates more for the same stages (another object layout,
-# and its binascii is Python): its figures are the upper bound CI reproduces, not a board's.
-APP_HEAP = 25.6 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (26,208 B)
-RUNTIME_CODE = 22.1 * 1024     # inference code: rku, infer, kernels, kernels_py (+ viper kernels) (22,592 B)
-META_FACTOR = 3.4              # per byte of metadata JSON once parsed (13,728 B for the home model's 4,147 B: 3.31)
-BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,288 / 9,302: 1.75)
-QUERY_HEAP = 6 * 1024         # one query's allocations (3,504 B measured)
+# in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (106,064 B against
+# 106,864 B for the bundled home model, issue 17).
+APP_HEAP = 18.9 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (19,280 B)
+RUNTIME_CODE = 21.6 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,112 B)
+META_FACTOR = 3.8              # per byte of header JSON + 45 per tensor, once parsed (6,192 B for the home model's 1,667: 3.71)
+BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,192 / 9,302: 1.74)
+QUERY_HEAP = 6 * 1024         # one query's allocations (3,744 B measured)
 # A model with FP4 layers on a tier without FP4 kernels (Python, viper) also loads rkfw.fp4: its code (2.5 KB) and
 # the qstr pool growth it causes; measured on the WebAssembly build (peak of all-FP4 and one-FP4-layer models of
 # d 80 f 160 against the int8 one, buffers aside: 7.0 and 6.9 KB). The native module needs none of it.
