@@ -155,7 +155,7 @@ out["hook_feeds"] = w.feeds - f0
 # a query with a PING waiting on the UART and a frame written into the I2C window mid-inference
 UART.pending.append(proto.encode(proto.PING, 5, b"x"))
 req = proto.encode(proto.STATS, 6, b"")
-i.mem[proto.I2C_REQUEST:proto.I2C_REQUEST + len(req)] = req
+i.mem[i2c_target.I2C_REQUEST:i2c_target.I2C_REQUEST + len(req)] = req
 i.written = True
 f0 = w.feeds
 seen = []
@@ -174,11 +174,11 @@ out["feeds_during_query"] = w.feeds - f0
 dec = proto.Decoder()
 evs = dec.feed(b"".join(u.uart.out))
 out["uart_replies"] = [[e[0], e[1], proto.parse_error(e[2])[0]] for e in evs]
-n = proto.I2C_REPLY
-ln = i.mem[proto.I2C_REPLY_LEN] | (i.mem[proto.I2C_REPLY_LEN + 1] << 8)
+n = i2c_target.I2C_REPLY
+ln = i.mem[i2c_target.I2C_REPLY_LEN] | (i.mem[i2c_target.I2C_REPLY_LEN + 1] << 8)
 ev = proto.Decoder().feed(bytes(i.mem[n:n + ln]))[0]
 out["i2c_reply"] = [ev[0], ev[1], proto.parse_error(ev[2])[0]]
-out["i2c_status_busy"] = bool(i.mem[proto.I2C_STATUS] & proto.ST_BUSY)
+out["i2c_status_busy"] = bool(i.mem[i2c_target.I2C_STATUS] & i2c_target.ST_BUSY)
 out["query_reply"] = proto.decode(reply[:-1])[0]
 out["busy"] = app.stats["busy"]
 out["led_after"] = S.NAMES[st.state]

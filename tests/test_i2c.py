@@ -14,7 +14,7 @@ from reku import i2c, paths
 from reku.client import Client
 from reku.errors import RekuError
 from reku.sim import VirtualBoard, populate
-from rkfw import proto
+from rkfw import i2c_target, proto
 
 from proto_support import HOME_MODEL, variant_model
 
@@ -60,23 +60,23 @@ def _wait_ready(bus, timeout=30):
 def test_register_map_status_ready_pin_and_ack(i2c_board):
     bus = i2c.SimBus(i2c_board.port, ADDR)
     link = i2c.I2CLink(bus)
-    assert link.regs(proto.I2C_MAGIC, 4) == b"reku"
-    assert link.regs(proto.I2C_MAP, 1)[0] == proto.I2C_MAP_VERSION
-    assert struct.unpack("<H", link.regs(proto.I2C_WINDOW, 2))[0] == proto.MAX_WIRE
+    assert link.regs(i2c_target.I2C_MAGIC, 4) == b"reku"
+    assert link.regs(i2c_target.I2C_MAP, 1)[0] == i2c_target.I2C_MAP_VERSION
+    assert struct.unpack("<H", link.regs(i2c_target.I2C_WINDOW, 2))[0] == proto.MAX_WIRE
     st, rid, n = link.status()
-    assert st & proto.ST_BOOT and not st & proto.ST_READY and bus.pin(READY_PIN) == 1
+    assert st & i2c_target.ST_BOOT and not st & i2c_target.ST_READY and bus.pin(READY_PIN) == 1
     link.write(proto.encode(proto.PING, 9, b"abc"))
     _wait_ready(bus)
     st, rid2, n = link.status()
-    assert st & proto.ST_READY and not st & proto.ST_BUSY and rid2 == (rid + 1) & 0xFF
-    reply = link.regs(proto.I2C_REPLY, n)
+    assert st & i2c_target.ST_READY and not st & i2c_target.ST_BUSY and rid2 == (rid + 1) & 0xFF
+    reply = link.regs(i2c_target.I2C_REPLY, n)
     assert proto.decode(reply[:-1]) == (proto.PING | proto.REPLY, 9, b"abc")
-    link.control(proto.CTRL_ACK)
+    link.control(i2c_target.CTRL_ACK)
     end = time.monotonic() + 30
-    while link.status()[0] & proto.ST_READY:
+    while link.status()[0] & i2c_target.ST_READY:
         assert time.monotonic() < end
     st, _rid, _n = link.status()
-    assert not st & (proto.ST_READY | proto.ST_BOOT) and bus.pin(READY_PIN) == 1
+    assert not st & (i2c_target.ST_READY | i2c_target.ST_BOOT) and bus.pin(READY_PIN) == 1
     # the same request again: the board answers from its cache (same bytes, counted as a duplicate)
     link.write(proto.encode(proto.PING, 9, b"abc"))
     assert link.read(30) == reply
@@ -103,7 +103,7 @@ def test_cut_write_and_garbage_recover(i2c_board):
     # half a frame (the controller restarted), then a whole frame written over it
     link.write(proto.encode(proto.PING, 20, b"x" * 300)[:150])
     time.sleep(0.1)
-    assert not link.status()[0] & proto.ST_READY
+    assert not link.status()[0] & i2c_target.ST_READY
     link.write(good)
     assert proto.decode(link.read(30)[:-1]) == (proto.PING | proto.REPLY, 21, b"after the cut")
     # a longer cut frame, then a shorter complete one over it (no flush): the first 0x00 ends it

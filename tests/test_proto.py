@@ -5,7 +5,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rkfw import auth, proto
+from rkfw import auth, i2c_target, proto
 
 payloads = st.binary(min_size=0, max_size=proto.MAX_PAYLOAD)
 
@@ -122,10 +122,11 @@ def test_documented_test_vectors():
 
 
 def test_i2c_register_map_is_consistent():
-    assert proto.I2C_REPLY >= proto.I2C_MAGIC + 4
-    assert proto.I2C_REQUEST == proto.I2C_REPLY + proto.MAX_WIRE and proto.I2C_MEM == proto.I2C_REQUEST + proto.MAX_WIRE
-    assert proto.I2C_MEM <= 0x10000                       # 16-bit register addresses
-    assert (proto.I2C_REPLY, proto.I2C_REQUEST, proto.I2C_MEM) == (0x0010, 0x0420, 0x0830)   # docs/i2c.md
+    assert i2c_target.I2C_REPLY >= i2c_target.I2C_MAGIC + 4
+    assert i2c_target.I2C_REQUEST == i2c_target.I2C_REPLY + proto.MAX_WIRE
+    assert i2c_target.I2C_MEM == i2c_target.I2C_REQUEST + proto.MAX_WIRE
+    assert i2c_target.I2C_MEM <= 0x10000                       # 16-bit register addresses
+    assert (i2c_target.I2C_REPLY, i2c_target.I2C_REQUEST, i2c_target.I2C_MEM) == (0x0010, 0x0420, 0x0830)  # i2c.md
 
 
 @given(st.binary(max_size=100), st.binary(max_size=300), st.integers(0, 255), st.integers(0, 2**32 - 1))

@@ -1,6 +1,6 @@
 # reku wire protocol: the one frame codec, used by the board (MicroPython) and the host (CPython).
-# Specification: docs/protocol.md (frames, messages, errors, seq rules, versioning, auth) and docs/i2c.md
-# (the I2C register map). Keep this file valid MicroPython: no f-strings, no CPython-only modules.
+# Specification: docs/protocol.md (frames, messages, errors, seq rules, versioning, auth); the I2C register map
+# (docs/i2c.md) is in rkfw.i2c_target. Keep this file valid MicroPython: no f-strings, no CPython-only modules.
 #
 # Wire:  COBS( header | payload | crc32 ) 0x00
 # header: version u8, type u8, seq u16 LE, length u16 LE (= len(payload))
@@ -46,35 +46,9 @@ E_MODEL = 10        # model upload/verification failure
 E_AUTH = 11         # missing or wrong authentication
 E_INTERNAL = 12     # unexpected failure on the board (the board keeps running)
 
-ERROR_NAMES = {
-    E_FRAME: "bad frame", E_CRC: "bad crc", E_TOO_LONG: "frame too long", E_VERSION: "unsupported version",
-    E_LENGTH: "bad length", E_TYPE: "unknown type", E_REQUEST: "bad request", E_BUSY: "busy",
-    E_NO_MODEL: "no model", E_MODEL: "model error", E_AUTH: "not authorised", E_INTERNAL: "internal error",
-}
-
 
 # Sizes derived from MAX_PAYLOAD.
 MAX_CHUNK = MAX_PAYLOAD - 4         # model bytes in one MODEL_CHUNK (after its offset)
-
-# ---- I2C register map (docs/i2c.md) ------------------------------------------------------------------
-# The board is an I2C target with 16-bit register addresses (big-endian on the bus, as every I2C
-# memory device). Registers and windows are one byte array on the board (machine.I2CTarget mem mode).
-I2C_MAP_VERSION = 1
-I2C_STATUS = 0x0000         # u8: ST_* bits
-I2C_REPLY_ID = 0x0001       # u8: incremented (mod 256) for every reply placed in the reply window
-I2C_REPLY_LEN = 0x0002      # u16 LE: bytes of the reply in the reply window (wire frame, 0x00 included)
-I2C_CTRL = 0x0004           # u8, written by the controller: CTRL_* command, cleared by the board
-I2C_MAP = 0x0005            # u8: I2C_MAP_VERSION
-I2C_WINDOW = 0x0006         # u16 LE: size of each window (= MAX_WIRE)
-I2C_MAGIC = 0x0008          # 4 bytes "reku"
-I2C_REPLY = 0x0010          # reply window (read): one wire frame
-I2C_REQUEST = I2C_REPLY + MAX_WIRE      # request window (write): one wire frame, 0x00 delimiter last
-I2C_MEM = I2C_REQUEST + MAX_WIRE        # bytes of register space
-ST_READY = 0x01             # a reply is waiting (READY pin low while set)
-ST_BUSY = 0x02              # a request was taken and is being served
-ST_BOOT = 0x04              # set at boot, cleared when the first request is taken: tells of a reset
-CTRL_ACK = 0x01             # the controller has read the reply: clear ST_READY and release the READY pin
-I2C_FILL = 0xFF             # the empty request window is filled with this (COBS frames carry no 0x00)
 
 
 class ProtocolError(Exception):

@@ -19,6 +19,15 @@ from rkfw import auth, proto
 from .errors import RekuError
 
 
+# What the host prints for each error code of proto (the board sends its own message with the code).
+ERROR_NAMES = {
+    proto.E_FRAME: "bad frame", proto.E_CRC: "bad crc", proto.E_TOO_LONG: "frame too long",
+    proto.E_VERSION: "unsupported version", proto.E_LENGTH: "bad length", proto.E_TYPE: "unknown type",
+    proto.E_REQUEST: "bad request", proto.E_BUSY: "busy", proto.E_NO_MODEL: "no model", proto.E_MODEL: "model error",
+    proto.E_AUTH: "not authorised", proto.E_INTERNAL: "internal error",
+}
+
+
 class ClientError(RekuError):
     """Base of the client's typed exceptions."""
 
@@ -39,7 +48,7 @@ class BoardError(ClientError):
     """The board answered with an ERROR frame."""
 
     def __init__(self, code, message):
-        ClientError.__init__(self, "board error %d (%s): %s" % (code, proto.ERROR_NAMES.get(code, "?"), message))
+        ClientError.__init__(self, "board error %d (%s): %s" % (code, ERROR_NAMES.get(code, "?"), message))
         self.code = code
         self.board_message = message
 

@@ -14,7 +14,7 @@ import os
 import struct
 import time
 
-from rkfw import proto
+from rkfw import i2c_target, proto
 
 from .errors import RekuError
 
@@ -160,10 +160,10 @@ class I2CLink:
         self.bytes_in = 0
         self.transactions = 0
         st, rid, _n = self.status()
-        if self.regs(proto.I2C_MAGIC, 4) != b"reku":
+        if self.regs(i2c_target.I2C_MAGIC, 4) != b"reku":
             raise BusError("the device at %s is not a reku board (no 'reku' at register 0x%04x)"
-                           % (self.name, proto.I2C_MAGIC))
-        if st & proto.ST_READY:
+                           % (self.name, i2c_target.I2C_MAGIC))
+        if st & i2c_target.ST_READY:
             self.last_id = rid      # a reply nobody collected: not ours
 
     # ---- registers -------------------------------------------------------------------------------------
@@ -180,17 +180,17 @@ class I2CLink:
         return self.bus.read(n)
 
     def status(self):
-        st, rid, n = struct.unpack("<BBH", self.regs(proto.I2C_STATUS, 4))
+        st, rid, n = struct.unpack("<BBH", self.regs(i2c_target.I2C_STATUS, 4))
         return st, rid, n
 
     def control(self, cmd):
-        self._write(struct.pack(">HB", proto.I2C_CTRL, cmd))
+        self._write(struct.pack(">HB", i2c_target.I2C_CTRL, cmd))
 
     # ---- link interface ------------------------------------------------------------------------------
     def write(self, frame):
         step = self.max_write - 2
         for off in range(0, len(frame), step):
-            self._write(struct.pack(">H", proto.I2C_REQUEST + off) + frame[off:off + step])
+            self._write(struct.pack(">H", i2c_target.I2C_REQUEST + off) + frame[off:off + step])
 
     def read(self, timeout):
         """One reply frame, or b"" when none came within `timeout` seconds."""
@@ -199,16 +199,16 @@ class I2CLink:
         while True:
             if self.ready is None or self.ready() == 0:
                 st, rid, n = self.status()
-                if st & proto.ST_BOOT:
+                if st & i2c_target.ST_BOOT:
                     self.last_id = None             # the board restarted: its reply counter did too
                     # (ST_BOOT lasts until the board takes a request, so it never comes with ST_READY)
-                if st & proto.ST_READY and rid != self.last_id and 0 < n <= proto.MAX_WIRE:
+                if st & i2c_target.ST_READY and rid != self.last_id and 0 < n <= proto.MAX_WIRE:
                     data = bytearray()
                     while len(data) < n:
                         k = min(self.max_read, n - len(data))
-                        data += self.regs(proto.I2C_REPLY + len(data), k)
+                        data += self.regs(i2c_target.I2C_REPLY + len(data), k)
                     self.last_id = rid
-                    self.control(proto.CTRL_ACK)
+                    self.control(i2c_target.CTRL_ACK)
                     return bytes(data)
             left = deadline - time.monotonic()
             if left <= 0:
@@ -222,7 +222,7 @@ class I2CLink:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.status()[0] & proto.ST_BOOT:
+                if self.status()[0] & i2c_target.ST_BOOT:
                     self.last_id = None
                     return True
             except BusError:
