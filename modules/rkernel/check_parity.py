@@ -8,7 +8,11 @@ from array import array
 
 from rkfw import fp4, kernels
 
-PY = kernels.PYTHON
+try:
+    PY = kernels.PYTHON
+except AttributeError:      # MicroPython with the native module: kernels never imported the Python tier
+    from rkfw import kernels_py
+    PY = kernels.Tier("python", dict((n, getattr(kernels_py, n)) for n in kernels.NAMES))
 
 
 class Rng:
