@@ -60,7 +60,7 @@ class Tokenizer:
         # ASCII requests (the usual case) are read as bytes through these tables: indexing a str makes a
         # string per character (on MicroPython an interned-string lookup each), a bytes object does not.
         # Other characters are looked up in the alphabet itself (no dict of it on the heap).
-        self.ascii_id = array("H", bytes(256))
+        self.ascii_id = bytearray(128) if self.n_in <= 256 else array("H", bytes(256))     # ids fit a byte
         self.ascii_word = bytearray(128)
         for o in range(128):
             c = chr(o)
