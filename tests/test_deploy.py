@@ -2,6 +2,7 @@
 in UART mode answering queries with the deployed .mpy firmware."""
 import hashlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from reku import deploy as dp
 from reku import paths
 from reku.client import Client
 from reku.errors import RekuError
+from reku.model.synth import random_model
 from reku.sim import VirtualBoard
 
 from conftest import require_runtime
@@ -277,3 +279,15 @@ def test_romfs_keeps_the_weights_out_of_the_heap(tmp_path):
           "difference %d bytes, model file %d bytes" % (rom, ram, ram - rom, size))
     # Reading the file puts all its bytes in the heap; mapping it costs a file object and a memoryview.
     assert ram - rom >= size - 256
+
+
+def test_a_model_too_big_for_the_board_gets_a_note_naming_the_way_out():
+    from rkfw import boards
+    model = paths.model_path("home").read_bytes()
+    small = random_model(json.loads((paths.SKILLS / "home" / "tools.json").read_text()), seed=1, d=40, f=80, layers=1)
+    devkitc = boards.load("esp32-devkitc", str(paths.BOARDS))
+    pico = boards.load("pico", str(paths.BOARDS))
+    note = dp.fit_note(model, devkitc)
+    assert note.startswith("note: this %d-byte model may not fit esp32-devkitc" % len(model))
+    assert "`reku train --board esp32-devkitc`" in note and "largest block 51200 B" in note
+    assert dp.fit_note(model, pico) is None and dp.fit_note(small, devkitc) is None

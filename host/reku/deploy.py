@@ -485,6 +485,20 @@ class Progress:
         self.line("  %-26s %s" % (label, text))
 
 
+def fit_note(model_data, profile):
+    """A note when the model, read into RAM, does not fit the board by `reku inspect`'s estimate (or None): the
+    board would answer INFO with "does not fit in RAM" instead of serving it."""
+    from rkfw import rku
+    from .model.cli import board_fit, inspect_model
+    fit = board_fit(profile, inspect_model(rku.load(model_data), len(model_data)))
+    if fit["fits"]:
+        return None
+    name = profile.get("name", "this board")
+    return ("note: this %d-byte model may not fit %s on stock firmware (reku inspect: peak ~%d B of %d B, largest "
+            "block %d B): `reku train --board %s` sizes one for it" % (len(model_data), name, fit["peak_heap"],
+                                                                      fit["heap_bytes"], fit["block_bytes"], name))
+
+
 def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy=True, key=None, romfs=True,
            reset=True, baud=115200, chunk=CHUNK, out=None):
     """Deploy to the board on `port`; returns a summary dict. Raises RekuError with one line on failure."""
@@ -525,6 +539,9 @@ def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy
             pr.line("note: the profile says ROMFS but this board's firmware has no ROMFS partition "
                     "(stock image?): the model goes on the filesystem (docs/custom-firmware.md)")
         if model_data is not None and not use_romfs:
+            note = fit_note(model_data, profile)
+            if note:
+                pr.line(note)
             items.append(Item(MODEL_PATH, model_data, "model %s" % model_label(model_data)))   # last: see below
 
         # Which files differ: one round trip for all of them.

@@ -16,8 +16,9 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 # Heap accounting of a query on a board (`reku inspect`, `reku train --board`), calibrated on a 32-bit ARM
 # MicroPython: v1.28's qemu port (mps2-an385, Cortex-M3: the word size and object layout of rp2 and esp32), the
 # firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
-# in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (106,064 B against
-# 106,864 B for the bundled home model, issue 17).
+# in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (105,120 B against
+# 105,888 B for the d 95 home model; 154,496 B against 155,328 B for the d 150 one, issue 17). Estimates: 109,930 B
+# and 161,198 B.
 APP_HEAP = 18.9 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (19,280 B)
 RUNTIME_CODE = 21.6 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,112 B)
 META_FACTOR = 3.8              # per byte of header JSON + 45 per tensor, once parsed (6,192 B for the home model's 1,667: 3.71)
