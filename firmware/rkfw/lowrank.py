@@ -3,6 +3,7 @@
 from array import array
 
 from rkfw import kernels as _kernels
+from rkfw import rku
 from rkfw.infer import zeros
 
 
@@ -50,7 +51,7 @@ def setup(engine, model, n4):
     for name in model.tensors:
         if name.endswith(".lr"):
             c = model.tensors[name]
-            U, V, r = c.factors()
+            U, V, r = rku.factors(c)
             engine.lr[name[:-3]] = (_i8(engine, U), _i8(engine, V), r, c.M, c.S, zeros("i", r), zeros("b", r))
     engine.lr_c = zeros("i", max(d, f, engine.O, engine.dk))
     engine.lr_ms = [0, 0]

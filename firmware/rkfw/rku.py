@@ -7,6 +7,7 @@
 # "meta", which only the host parses (Model.info()).
 import binascii
 import hashlib
+from collections import namedtuple
 import json
 import struct
 
@@ -19,30 +20,17 @@ class RkuError(Exception):
     pass
 
 
-class Tensor:
-    """A slice of the file: dtype "t" (ternary, 5 trits/byte, rows of C//5 bytes), "i8", "u8", or "lr" (a low-rank
-    correction of shape (R, r, C): int8 U (R x r) then V (r x C));
-    M, S: static requantisation q = (y*M + 2**(S-1)) >> S; alpha: the float scale it came from."""
+# A slice of the file: dtype "t" (ternary, 5 trits/byte, rows of C//5 bytes), "i8", "u8", or "lr" (a low-rank
+# correction of shape (R, r, C): int8 U (R x r) then V (r x C)); M, S: static requantisation
+# q = (y*M + 2**(S-1)) >> S; alpha: the float scale it came from. A named tuple: one allocation per tensor
+# (an instance with seven attributes took about twice the heap on MicroPython).
+Tensor = namedtuple("Tensor", ("name", "dtype", "shape", "data", "M", "S", "alpha"))
 
-    def __init__(self, name, dtype, shape, data, M, S, alpha):
-        self.name = name
-        self.dtype = dtype
-        self.shape = tuple(shape)
-        self.data = data
-        self.M = M
-        self.S = S
-        self.alpha = alpha
 
-    def factors(self):
-        """(U, V, r) of a low-rank tensor (dtype "lr", shape (R, r, C)): views of U (R x r) and V (r x C)."""
-        R, r, C = self.shape
-        return self.data[:R * r], self.data[R * r:], r
-
-    def numel(self):
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+def factors(t):
+    """(U, V, r) of a low-rank tensor (dtype "lr", shape (R, r, C)): views of U (R x r) and V (r x C)."""
+    R, r, C = t.shape
+    return t.data[:R * r], t.data[R * r:], r
 
 
 class Model:
@@ -56,7 +44,7 @@ class Model:
         self.tensors = {}
         for name, t in meta.pop("tensors").items():      # the table is dropped once the views exist
             dtype, shape, off, nbytes, M, S, alpha = t
-            self.tensors[name] = Tensor(name, dtype, shape, buf[off:off + nbytes], M, S, alpha)
+            self.tensors[name] = Tensor(name, dtype, tuple(shape), buf[off:off + nbytes], M, S, alpha)
 
     def tensor(self, name):
         try:

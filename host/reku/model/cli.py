@@ -1,6 +1,7 @@
 """`reku train`, `reku quantize`, `reku eval`, `reku inspect`."""
 
 import json
+import math
 import struct
 import sys
 from pathlib import Path
@@ -16,12 +17,12 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 # Heap accounting of a query on a board (`reku inspect`, `reku train --board`), calibrated on a 32-bit ARM
 # MicroPython: v1.28's qemu port (mps2-an385, Cortex-M3: the word size and object layout of rp2 and esp32), the
 # firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
-# in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (105,120 B against
-# 105,888 B for the d 95 home model; 154,496 B against 155,328 B for the d 150 one, issue 17). Estimates: 109,930 B
-# and 161,198 B.
+# in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (103,952 B against
+# 104,880 B for the d 95 home model; 153,360 B against 154,288 B for the d 150 one, issue 17). Estimates: 108,930 B
+# and 160,197 B.
 APP_HEAP = 18.9 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (19,280 B)
 RUNTIME_CODE = 21.6 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,112 B)
-META_FACTOR = 3.8              # per byte of header JSON + 45 per tensor, once parsed (6,192 B for the home model's 1,667: 3.71)
+META_FACTOR = 3.2              # per byte of header JSON + 45 per tensor, once parsed (5,200 B for the home model's 1,667: 3.12)
 BUFFER_FACTOR = 1.8            # per byte of engine buffers, the engine's other objects included (16,192 / 9,302: 1.74)
 QUERY_HEAP = 6 * 1024         # one query's allocations (3,744 B measured)
 # A model with FP4 layers on a tier without FP4 kernels (Python, viper) also loads rkfw.fp4: its code (2.5 KB) and
@@ -335,7 +336,7 @@ def inference_ram(model):
 def inspect_model(model, nbytes):
     from rkfw import infer
     tern = [t for t in model.tensors.values() if t.dtype == "t"]
-    n_tern = sum(t.numel() for t in tern)
+    n_tern = sum(math.prod(t.shape) for t in tern)
     tern_bytes = sum(len(t.data) for t in tern)
     scale_bytes = 4 * len(tern)        # the per-tensor scale the kernels use: M (< 2**14) and S (<= 30)
     other = {t.name: len(t.data) for t in model.tensors.values()      # i8, u8, lr: 1 byte each

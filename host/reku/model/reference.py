@@ -36,6 +36,7 @@ import numpy as np
 
 from rkfw import infer
 from rkfw import lowrank as board_lowrank
+from rkfw import rku
 from rkfw.fp4 import FP4IDX, FP4MAG
 from rkfw.kernels import A_LIM, H_LIM, QA, S_LIM  # noqa: F401  (the limits' one home; used here and by qat)
 
@@ -165,7 +166,7 @@ class Reference:
             lr = None
             if name + ".lr" in model.tensors:
                 c = model.tensor(name + ".lr")
-                U, V, r = c.factors()
+                U, V, r = rku.factors(c)
                 lr = (np.frombuffer(bytes(U), dtype=np.int8).astype(np.int64).reshape(-1, r),
                       np.frombuffer(bytes(V), dtype=np.int8).astype(np.int64).reshape(r, -1), c.M, c.S)
             return unpack_ternary(t.data, *t.shape), t.M, t.S, lr
