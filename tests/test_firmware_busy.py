@@ -198,17 +198,20 @@ print("RESULT " + json.dumps(out))
 '''
 
 
+def model_prelude(runtime):
+    """Code that sets MODEL to the bundled home model's path on `runtime`: the wasm runner copies only the firmware
+    in, so there the code itself writes the model into its filesystem."""
+    model = paths.model_path("home")
+    if runtime == "micropython":
+        return "MODEL = '/model.rku'\nimport binascii\nopen(MODEL, 'wb').write(binascii.unhexlify(%r))\n" % (
+            model.read_bytes().hex())
+    return "MODEL = %r\n" % str(model)
+
+
 @pytest.fixture(scope="module", params=["cpython", "micropython"])
 def inproc(request, tmp_path_factory):
     require_runtime(request.param)
-    tmp = tmp_path_factory.mktemp(request.param)
-    model = paths.model_path("home")
-    if request.param == "micropython":
-        # the wasm runner copies only the firmware in: put the model into its FS through the code itself
-        code = "MODEL = '/model.rku'\nimport binascii\nopen(MODEL, 'wb').write(binascii.unhexlify(%r))\n" % model.read_bytes().hex()
-    else:
-        code = "MODEL = %r\n" % str(model)
-    return run_scenario(request.param, tmp, code + SCENARIO)
+    return run_scenario(request.param, tmp_path_factory.mktemp(request.param), model_prelude(request.param) + SCENARIO)
 
 
 def test_hook_allocates_nothing_and_feeds_the_watchdog(inproc):

@@ -9,7 +9,7 @@ import pytest
 from reku import paths
 from rkfw import proto
 
-from test_firmware_busy import SCENARIO
+from test_firmware_busy import SCENARIO, model_prelude
 from test_firmware_status import run_scenario
 from conftest import require_runtime
 
@@ -46,15 +46,9 @@ print("RESULT " + json.dumps(out))
 @pytest.fixture(scope="module", params=["cpython", "micropython"])
 def lean(request, tmp_path_factory):
     require_runtime(request.param)
-    tmp = tmp_path_factory.mktemp(request.param)
-    model = paths.model_path("home")
     profile = (paths.BOARDS / "pico.json").read_text()
-    if request.param == "micropython":
-        code = "MODEL = '/model.rku'\nimport binascii\nopen(MODEL, 'wb').write(binascii.unhexlify(%r))\n" % (
-            model.read_bytes().hex())
-    else:
-        code = "MODEL = %r\n" % str(model)
-    return run_scenario(request.param, tmp, code + "PROFILE = %r\n" % profile + BOOT)
+    return run_scenario(request.param, tmp_path_factory.mktemp(request.param),
+                        model_prelude(request.param) + "PROFILE = %r\n" % profile + BOOT)
 
 
 def test_a_uart_board_serves_with_only_the_serve_loop_and_inference_imported(lean):
