@@ -196,8 +196,9 @@ class App:
 
     def dispatch(self, ftype, seq, payload):
         handler = self.HANDLERS.get(ftype)
+        rare = handler is None
         try:
-            if handler is None:
+            if rare:
                 if ftype not in ADMIN:
                     return self.error(seq, proto.E_TYPE, "unknown message type 0x%02x" % ftype)
                 from rkfw import admin
@@ -216,7 +217,7 @@ class App:
         except Exception as e:
             return self.error(seq, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e))
         finally:
-            if self.upload is None:
+            if rare and self.upload is None:
                 drop("admin")
 
     def error(self, seq, code, message):
