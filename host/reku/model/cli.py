@@ -18,7 +18,7 @@ DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board un
 # MicroPython: v1.28's qemu port (mps2-an385, Cortex-M3: the word size and object layout of rp2 and esp32), the
 # firmware as .mpy, the viper tier a stock board runs, the bundled home model (bench_board.py --heap-on; stages
 # in docs/firmware.md "Memory"). The WebAssembly build, measured the same way, agrees within 1% (103,952 B against
-# 104,880 B for the d 95 home model; 153,360 B against 154,288 B for the d 150 one, issue 17). Estimates: 108,930 B
+# 104,880 B for the d 95 home model; 153,328 B against 154,288 B for the d 150 one, issue 17). Estimates: 108,930 B
 # and 160,197 B.
 APP_HEAP = 18.9 * 1024         # boot path before a model: rkfw.app, proto, port, status, transport, the App (19,280 B)
 RUNTIME_CODE = 21.6 * 1024     # inference code: rku, infer, kernels (+ viper kernels) (22,112 B)
