@@ -26,3 +26,12 @@ def board(runtime):
     """A virtual pico board with the bundled home model, on each runtime."""
     with sim.VirtualBoard(runtime=runtime, model="home") as vb:
         yield vb
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (item.rep_call...), for fixtures that act on a failure (the browser
+    tests' screenshot)."""
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep

@@ -1,7 +1,10 @@
 """The frame codec (firmware/rkfw/proto.py), shared by board and host."""
 import binascii
+import json
 import struct
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +203,27 @@ def test_utf8_rule_is_cpythons_strict_decoder(b):
         strict = False
     assert proto.utf8_ok(b) == strict
 
+
+
+# ---- golden frames, shared with the JavaScript codec (tests/js/codec.test.mjs) -----------------------------
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "golden_frames.json").read_text())
+
+
+@pytest.mark.parametrize("g", GOLDEN["frames"], ids=lambda g: g["name"])
+def test_golden_frames(g):
+    payload = bytes.fromhex(g["payload"])
+    wire = proto.encode(g["type"], g["seq"], payload)
+    assert wire.hex() == g["wire"]
+    assert proto.decode(wire[:-1]) == (g["type"], g["seq"], payload)
+
+
+@pytest.mark.parametrize("g", GOLDEN["streams"], ids=lambda g: g["name"])
+def test_golden_streams(g):
+    got = []
+    for ev in proto.Decoder().feed(bytes.fromhex(g["bytes"])):
+        if isinstance(ev, proto.ProtocolError):
+            got.append({"error": ev.code, "seq": ev.seq, "message": str(ev)})
+        else:
+            got.append({"type": ev[0], "seq": ev[1], "payload": ev[2].hex()})
+    assert got == g["events"]

@@ -10,7 +10,7 @@ import pytest
 from reku import paths
 
 SCRIPT = paths.ROOT / ".ci" / "provision"
-TOOLS = ["make", "gcc", "node", "npm", "arm-none-eabi-gcc"]
+TOOLS = ["make", "gcc", "node", "npm", "arm-none-eabi-gcc", "chromium"]
 
 
 def fake_path(tmp_path, omit=(), uid=1000):
@@ -42,6 +42,7 @@ def test_nothing_missing_is_silent(tmp_path):
 
 @pytest.mark.parametrize("what,omit,want", [
     ("test", ["arm-none-eabi-gcc"], "gcc-arm-none-eabi"),
+    ("test", ["chromium"], "chromium"),
     ("test", ["node", "npm"], "nodejs npm"),
     ("demo", ["gcc"], "gcc"),
 ])
@@ -53,6 +54,6 @@ def test_without_root_one_line_names_the_packages(tmp_path, what, omit, want):
             % (what, want, want)) in r.stderr
 
 
-def test_demo_does_not_need_the_arm_toolchain(tmp_path):
-    r = provision(fake_path(tmp_path, omit=["arm-none-eabi-gcc"]), "demo")
+def test_demo_does_not_need_the_arm_toolchain_or_a_browser(tmp_path):
+    r = provision(fake_path(tmp_path, omit=["arm-none-eabi-gcc", "chromium"]), "demo")
     assert r.returncode == 0 and r.stderr == "", r

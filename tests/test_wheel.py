@@ -4,9 +4,11 @@ board profiles and firmware come with it (package data, reku/_tree), a virtual b
 runtimes, and what needs an extra (`reku train` without PyTorch) or a checkout (`reku bench`) says so in one line."""
 import json
 import os
+import re
 import subprocess
 import sys
 import venv
+from urllib.request import urlopen
 
 import pytest
 
@@ -98,3 +100,25 @@ def test_what_a_wheel_lacks_is_one_line(installed, tmp_path):
     assert "needs torch" in r.stderr and "pip install 'reku[train]'" in r.stderr
     r = run(installed, "bench")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "repository checkout" in r.stderr, r.stderr
+
+
+def test_the_playground_serves_its_page_from_a_wheel(installed):
+    env = dict(installed["env"], REKU_MICROPYTHON_MJS=str(sim.micropython_mjs()))
+    pg = subprocess.Popen([str(installed["bin"] / "reku"), "playground", "--port", "0"], cwd=installed["cwd"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = pg.stdout.readline()
+        m = re.search(r"on (http://localhost:\d+/)", first)
+        assert m, (first, pg.stderr.read() if pg.poll() is not None else "")
+        for path in ("", "static/app.js", "static/codec.js", "static/client.js", "static/worker.js",
+                     "static/driver.py", "static/style.css", "mp/micropython.wasm", "fw/rkfw/app.py"):
+            with urlopen(m.group(1) + path, timeout=10) as r:
+                assert r.status == 200 and r.read()
+        with urlopen(m.group(1) + "api/skills", timeout=10) as r:
+            assert {s["name"] for s in json.loads(r.read())["skills"]} >= {"home", "car"}
+    finally:
+        pg.terminate()
+        pg.wait(20)
+    # without the MicroPython build (not part of a wheel): one line naming it
+    r = run(installed, "playground", "--port", "0")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "MicroPython WebAssembly build" in r.stderr, r.stderr

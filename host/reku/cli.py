@@ -11,6 +11,7 @@ from .errors import RekuError
 # name: (module that configures and runs it, one-line help)
 COMMANDS = {
     "demo": ("reku.demo", "start a virtual board and send example queries to it"),
+    "playground": ("reku.playground", "serve a page that runs the board in the browser (and talks to one over Web Serial)"),
     "sim": ("reku.sim.cli", "run the firmware as a virtual board with its UART on a pty"),
     "query": ("reku.client_cli", "send a request to a board and print the calls as JSON"),
     "info": ("reku.client_cli", "print what a board reports about itself and its model"),
