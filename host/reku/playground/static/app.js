@@ -139,7 +139,7 @@ async function ask(text) {
     if (x) {
       rows.push(["heap", `${fmtBytes(x.heap)} in use after the reply; ${fmtBytes(x.allocated)} allocated while answering`]);
     }
-    const parts = [el("div", { "data-calls": JSON.stringify(r.calls), "data-ms": ms.toFixed(1) }, call), table(rows)];
+    const parts = [el("div", { "data-calls": JSON.stringify(r.calls), "data-ms": ms.toFixed(1), "data-us": String(r.us) }, call), table(rows)];
     if (x && x.alts) {
       parts.push(el("h3", {}, "First decision: what the grammar allowed, best first"),
         el("table", { "data-alts": JSON.stringify(x.alts) },
