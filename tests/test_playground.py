@@ -18,7 +18,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from reku import paths, playground, sim
+from reku import deploy, paths, playground, sim
 from reku.model.evaluate import predict
 from rkfw import proto, rku
 
@@ -46,10 +46,16 @@ def test_routes_hand_out_page_runtime_firmware_profiles_and_models(server):
     assert ctype == "text/html" and b"/static/app.js" in page
     ctype, wasm = _get(server + "/mp/micropython.wasm")
     assert ctype == "application/wasm" and wasm[:4] == b"\0asm"
+    # the firmware as `reku deploy` gives a board without a native emitter: main.py, rkfw as .mpy, viper as source
     man = json.loads(_get(server + "/fw/manifest.json")[1])
-    want = sorted(str(p.relative_to(paths.FIRMWARE)) for p in paths.FIRMWARE.rglob("*.py") if "__pycache__" not in p.parts)
-    assert man["files"] == want and "main.py" in want and "rkfw/app.py" in want
-    assert _get(server + "/fw/rkfw/proto.py")[1] == (paths.FIRMWARE / "rkfw" / "proto.py").read_bytes()
+    srcs = sorted(p.relative_to(paths.FIRMWARE) for p in (paths.FIRMWARE / "rkfw").glob("*.py"))
+    viper = {str(p) for p in srcs if deploy.NATIVE_DECORATOR.search((paths.FIRMWARE / p).read_text())}
+    assert viper == {"rkfw/kernels_viper.py", "rkfw/fp4_viper.py"}
+    want = sorted(["main.py"] + [str(p) if str(p) in viper else str(p)[:-3] + ".mpy" for p in srcs])
+    assert man["files"] == want
+    assert _get(server + "/fw/main.py")[1] == (paths.FIRMWARE / "main.py").read_bytes()
+    assert _get(server + "/fw/rkfw/proto.mpy")[1][:2] == b"M\x06"
+    assert man["bytes"] == sum(len(_get(server + "/fw/" + f)[1]) for f in man["files"])
     assert json.loads(_get(server + "/hw/pico.json")[1])["name"] == json.loads((paths.BOARDS / "pico.json").read_text())["name"]
     skills = json.loads(_get(server + "/api/skills")[1])
     assert skills["default"] == "home" and {s["name"] for s in skills["skills"]} >= {"home", "car"}

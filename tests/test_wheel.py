@@ -111,7 +111,7 @@ def test_the_playground_serves_its_page_from_a_wheel(installed):
         m = re.search(r"on (http://localhost:\d+/)", first)
         assert m, (first, pg.stderr.read() if pg.poll() is not None else "")
         for path in ("", "static/app.js", "static/codec.js", "static/client.js", "static/worker.js",
-                     "static/driver.py", "static/style.css", "mp/micropython.wasm", "fw/rkfw/app.py"):
+                     "static/driver.py", "static/style.css", "mp/micropython.wasm", "fw/rkfw/app.mpy"):
             with urlopen(m.group(1) + path, timeout=10) as r:
                 assert r.status == 200 and r.read()
         with urlopen(m.group(1) + "api/skills", timeout=10) as r:

@@ -9,7 +9,8 @@ USB serial. No build step and no CDN: the page's own files are in static/.
 Routes (GET unless said):
   /                      the page (static/index.html); /static/NAME its files
   /mp/micropython.mjs    the MicroPython WebAssembly build, and /mp/micropython.wasm
-  /fw/manifest.json      the firmware files a board gets ({"files": [...], "bytes": N}); /fw/PATH each file
+  /fw/manifest.json      the firmware files a board gets ({"files": [...], "bytes": N}); /fw/PATH each file: what
+                         `reku deploy` puts on a board (rkfw as .mpy; --source: as .py)
   /hw/NAME.json          a board profile
   /api/skills            bundled skills (and the --model file): name, bytes, demo requests, the default one
   /api/model/NAME        a model's bytes (a skill name, or "custom" for --model)
@@ -35,11 +36,16 @@ TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
          ".svg": "image/svg+xml"}
 
 
-def firmware_files():
-    """The firmware files `reku deploy` puts on a board, relative to firmware/ (sources: the page's MicroPython
-    compiles them, as the virtual board's does)."""
-    return sorted(str(p.relative_to(paths.FIRMWARE)) for p in paths.FIRMWARE.rglob("*.py")
-                  if "__pycache__" not in p.parts)
+# The pinned MicroPython 1.29 WebAssembly build as `reku deploy` sees a board: .mpy version 6.3, no native emitter
+# (the viper modules stay source and the firmware picks the Python kernels, as on the virtual board).
+WASM_BOARD = {"mpy_major": 6, "mpy_sub": 3, "arch": None}
+
+
+def firmware_files(mpy=True):
+    """{path on the board: bytes}: the firmware `reku deploy` puts on a board (deploy.firmware_items), with rkfw
+    compiled to .mpy by mpy-cross, or as .py sources (mpy=False)."""
+    from ..deploy import firmware_items
+    return {it.path: it.data for it in firmware_items(WASM_BOARD, {}, mpy, lambda line: None)}
 
 
 def demo_requests(skill_dir, n=6):
@@ -56,7 +62,7 @@ def demo_requests(skill_dir, n=6):
 
 
 class Playground:
-    def __init__(self, model=None, board="pico"):
+    def __init__(self, model=None, board="pico", mpy=True):
         from ..sim import micropython_mjs
         mjs = micropython_mjs()
         if mjs is None:
@@ -81,7 +87,7 @@ class Playground:
                 self.models["custom"] = p
                 self.demos["custom"] = []
                 self.default = "custom"
-        self.fw_files = firmware_files()
+        self.fw = firmware_files(mpy)
 
     def boards(self):
         return sorted(p.stem for p in paths.BOARDS.glob("*.json"))
@@ -109,11 +115,10 @@ class Playground:
         if path in ("/mp/micropython.mjs", "/mp/micropython.wasm"):
             return self._file(self.mp_dir / path[4:])
         if path == "/fw/manifest.json":
-            total = sum((paths.FIRMWARE / f).stat().st_size for f in self.fw_files)
-            return self._json({"files": self.fw_files, "bytes": total})
+            return self._json({"files": sorted(self.fw), "bytes": sum(map(len, self.fw.values()))})
         if path.startswith("/fw/"):
-            name = path[4:]
-            return self._file(paths.FIRMWARE / name) if name in self.fw_files else None
+            data = self.fw.get(path[4:])
+            return None if data is None else (TYPES[".py"] if path.endswith(".py") else TYPES[".rku"], data)
         if path.startswith("/hw/") and path.endswith(".json"):
             name = path[4:-5]
             return self._file(paths.BOARDS / (name + ".json")) if name in self.boards() else None
@@ -192,10 +197,12 @@ def configure(p):
     p.add_argument("--port", type=int, default=8377, help="HTTP port (default 8377; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--source", action="store_true", help="give the page's board the firmware as .py sources "
+                   "(as `reku deploy --no-mpy`) instead of .mpy")
 
 
 def run(args):
-    pg = Playground(model=args.model, board=args.board)
+    pg = Playground(model=args.model, board=args.board, mpy=not args.source)
     try:
         httpd = serve(pg, args.host, args.port)
     except OSError as e:
