@@ -248,6 +248,18 @@ def test_a_model_dropped_on_the_page(page):
                            timeout=120_000)
     fns = json.loads(page.locator("#functions [data-functions]").get_attribute("data-functions"))
     assert "set_temperature" in fns and "set_brightness" not in fns
+    # back to a bundled skill with the picker, then another board profile for the page's board (INFO says it)
+    page.select_option("#skill", "home")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('home is serving')",
+                           timeout=120_000)
+    assert [b.inner_text() for b in page.locator("#demos button").all()][0] == "turn on the kitchen light"
+    page.select_option("#profile", "esp32-s3-devkitc")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('restarted as esp32-s3-devkitc')",
+                           timeout=120_000)
+    page.click("#info")
+    page.wait_for_function("document.querySelector('#board-out').textContent.startsWith('INFO:')")
+    info = json.loads(page.inner_text("#board-out").split("\n", 1)[1])
+    assert info["board"] == "esp32-s3-devkitc" and info["chip"] == "esp32s3" and info["model"]["id"].startswith("home-")
 
 
 def test_readable_at_phone_width(browser, server):
