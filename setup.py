@@ -5,7 +5,7 @@ reku._rkernel: the native ternary kernels of modules/rkernel/rk_core.c, the same
 from, plus the host-only fast path of rk_host.c (AVX2 chosen at run time; never part of the board module).
 
 reku/_tree: a copy of TREE (the firmware that `reku sim` and `reku deploy` put on a board, the board profiles, the
-bundled skills and models), made when a wheel is built. An editable install reads them from the repository
+bundled skills and models, the C modules and frozen manifest `reku firmware build` gives a MicroPython tree), made when a wheel is built. An editable install reads them from the repository
 instead (reku.paths)."""
 
 import shutil
@@ -15,7 +15,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 RK = "modules/rkernel/"
-TREE = {"firmware": ("*.py",), "hw/boards": ("*.json",), "skills": ("*.json", "*.jsonl", "*.rku")}
+TREE = {"firmware": ("*.py",), "hw/boards": ("*.json",), "skills": ("*.json", "*.jsonl", "*.rku"),
+        "modules": ("*.c", "*.h", "*.cmake", "*.mk", "manifest.py")}
 
 
 class BuildPyWithTree(build_py):

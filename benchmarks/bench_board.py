@@ -193,16 +193,20 @@ def heap(queries, mpy=False):
                       "the peak during a query lies between resident and resident + that (the upper bound)"}
 
 
-def heap_on(port, natmod=None, queries=None, march="armv6m"):
+def heap_on(port, natmod=None, queries=None, march="armv6m", frozen=False):
     """The same heap probe on a MicroPython device (a board, or MicroPython's qemu port on a pty) through
     `mpremote mount`: firmware as .mpy, the bundled model, the pico profile, and the native module `natmod`
     (an rkernel.mpy for the device's ARCH) when given; the viper modules cross-compiled for `march` (the pico
-    profile's armv6m, which Cortex-M3 and later run too). The figures include what mpremote's mount machinery
-    holds on the device's heap (its "start")."""
+    profile's armv6m, which Cortex-M3 and later run too). frozen: the device's firmware has rkfw frozen in
+    (`reku firmware build`): no firmware files are mounted. A model in the device's ROMFS (/rom/model.rku, or an
+    image compiled in with modules/rkrom) is mapped from there. The figures include what mpremote's mount
+    machinery holds on the device's heap (its "start")."""
     import shutil
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        mpy_firmware(d / "lib", march=march)
+        (d / "lib").mkdir()
+        if not frozen:
+            mpy_firmware(d / "lib", march=march)
         if natmod:
             shutil.copyfile(natmod, d / "lib" / "rkernel.mpy")
         shutil.copyfile(MODEL, d / "model.rku")
@@ -225,6 +229,7 @@ def heap_on(port, natmod=None, queries=None, march="armv6m"):
         prev = alloc
     if "resident" in h:
         qa = max(h["query_alloc"])
+        print("  model from %s" % h.get("model_path"))
         print("  tier %s; resident %d B above the start (%d B at the start); a query allocates up to %d B; "
               "peak upper bound %d B above the start; %d of %d queries answered"
               % (h["tier"], h["resident"] - h["start"], h["start"], qa, h["resident"] - h["start"] + qa,
@@ -244,12 +249,14 @@ def main():
     ap.add_argument("--heap-wasm", action="store_true", help="only the heap probe, on the WebAssembly build "
                     "(firmware as .mpy); prints, writes nothing")
     ap.add_argument("--model", help="with --heap-on or --heap-wasm: this .rku instead of the bundled home model")
+    ap.add_argument("--frozen", action="store_true", help="with --heap-on: the device's firmware has rkfw frozen "
+                    "in (reku firmware build): mount no firmware files")
     args = ap.parse_args()
     global MODEL
     if args.model:
         MODEL = Path(args.model)
     if args.heap_on:
-        heap_on(args.heap_on, args.natmod, march=args.march)
+        heap_on(args.heap_on, args.natmod, march=args.march, frozen=args.frozen)
         return
     if args.heap_wasm:
         h = heap(QUERIES, mpy=True)

@@ -17,9 +17,25 @@ S = {}
 
 
 def _model():
+    # A firmware with a ROMFS image compiled in (reku firmware build --board qemu --romfs-kb N): mount it at /rom
+    try:
+        import rkrom
+        import vfs
+        if rkrom.image() is not None:
+            vfs.mount(vfs.VfsRom(rkrom.image()), '/rom')
+    except ImportError:
+        pass
+    try:
+        f = open('/rom/model.rku', 'rb')    # in ROMFS: mapped in place, as rkfw.app._map_model does
+        S["buf"] = memoryview(f)
+        R["model_path"] = '/rom/model.rku'
+        return
+    except OSError:
+        pass
     f = open('model.rku', 'rb')             # first, as firmware/main.py does: one block while the heap is empty
     S["buf"] = f.read()
     f.close()
+    R["model_path"] = 'model.rku'
 
 
 def _native():
@@ -64,7 +80,7 @@ def _attach():
     del S["buf"]
 
 
-STEPS = ((_model, "model file read into RAM"),
+STEPS = ((_model, "model file read into RAM (or mapped from /rom)"),
          (_native, "native module rkernel imported"),
          (_firmware, "firmware code imported (rkfw.app, proto, port, status, transport)"),
          (_app, "App constructed (profile, config, buffers)"),

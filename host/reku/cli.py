@@ -21,6 +21,7 @@ COMMANDS = {
     "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint"),
     "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file"),
     "repack": ("reku.model.cli", "convert a version 1 .rku file to the current format (same weights)"),
+    "firmware": ("reku.firmware", "build a custom MicroPython image with reku frozen in (firmware build)"),
     "flash": ("reku.flash", "flash MicroPython firmware onto a board"),
     "deploy": ("reku.deploy", "copy firmware, profile, model and native module onto a board"),
     "doctor": ("reku.doctor", "check a connected board end to end"),

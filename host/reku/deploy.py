@@ -9,7 +9,8 @@ exception: it goes through `mpremote romfs deploy` (its public CLI), which knows
 Steps: read the board (MicroPython version, .mpy version, native arch, free memory, ROMFS), compile
 firmware/rkfw/*.py with the mpy-cross that emits the board's .mpy version, hash every target file on the board,
 copy only what differs (each file written to NAME.tmp, verified by SHA-256, then renamed into place; the model
-last), remove stale files from /rkfw, verify everything again, reset the board.
+last), remove stale files from /rkfw, verify everything again, reset the board. On a firmware with rkfw frozen in
+(`reku firmware build`) only main.py goes to the filesystem and any /rkfw there is removed.
 """
 
 import ast
@@ -76,6 +77,20 @@ try:
     i['rom_mounted'] = True
 except OSError:
     pass
+# rkfw frozen into the firmware (`reku firmware build`): looked up in the frozen modules alone
+i['frozen'] = False
+for k in [k for k in sys.modules if k == 'rkfw' or k.startswith('rkfw.')]:
+    del sys.modules[k]
+p = sys.path[:]
+sys.path[:] = ['.frozen']
+try:
+    import rkfw.proto
+    i['frozen'] = True
+except ImportError:
+    pass
+sys.path[:] = p
+for k in ('rkfw.proto', 'rkfw'):
+    sys.modules.pop(k, None)
 print(repr(i))
 """
 
@@ -402,6 +417,11 @@ def check_native(path, info):
 
 def firmware_items(info, profile, use_mpy, log):
     items = [Item("main.py", (paths.FIRMWARE / "main.py").read_bytes(), "entry point (source)")]
+    if info.get("frozen"):
+        # rkfw is frozen into this board's firmware (`reku firmware build`): a copy on the filesystem would come
+        # first on sys.path and take the heap the frozen code saves, so none is put there (and stale ones go)
+        log("rkfw is frozen into this board's firmware: only main.py is copied")
+        return items
     srcs = sorted(p for p in (paths.FIRMWARE / PACKAGE).glob("*.py"))
     if not use_mpy:
         for src in srcs:

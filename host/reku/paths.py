@@ -12,6 +12,7 @@ FIRMWARE = ROOT / "firmware"
 HW = ROOT / "hw"
 BOARDS = HW / "boards"
 SKILLS = ROOT / "skills"
+MODULES = ROOT / "modules"          # the C modules and the frozen manifest (`reku firmware build`)
 
 
 def model_path(name_or_path):
