@@ -16,7 +16,7 @@ from setuptools.command.build_py import build_py
 
 RK = "modules/rkernel/"
 TREE = {"firmware": ("*.py",), "hw/boards": ("*.json",), "skills": ("*.json", "*.jsonl", "*.rku"),
-        "modules": ("*.c", "*.h", "*.cmake", "*.mk", "manifest.py")}
+        "modules": ("*.c", "*.h", "*.cmake", "*.mk", "manifest.py", "*.sh")}
 
 
 class BuildPyWithTree(build_py):
