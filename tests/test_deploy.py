@@ -227,6 +227,20 @@ def test_romfs_board_gets_the_model_in_flash(tmp_path):
     assert info["model"]["path"] == "/rom/model.rku" and info["model"]["sha256"] == sha(MODEL.read_bytes())
 
 
+def test_deploy_romfs_flag_uses_the_partition_whatever_the_profile_says(tmp_path):
+    """`reku deploy --romfs` with the stock pico profile (romfs false) on a firmware with a ROMFS partition: the model
+    goes into the partition; on a firmware without one it is one line naming `reku firmware build`."""
+    require_runtime("micropython")
+    with VirtualBoard(runtime="micropython", state_dir=tmp_path / "fs", repl=True, bare=True, romfs_kb=128) as vb:
+        s = dp.deploy(vb.port, "pico", force_romfs=True, out=io.StringIO())
+        assert s["romfs"]["status"] == "written"
+        plain = dp.deploy(vb.port, "pico", out=io.StringIO())       # the profile alone keeps it on the filesystem
+        assert plain["romfs"] is None
+    with VirtualBoard(runtime="micropython", state_dir=tmp_path / "fs2", repl=True, bare=True) as vb:
+        with pytest.raises(RekuError, match=r"--romfs: the firmware on .* has no ROMFS partition .*reku firmware build"):
+            dp.deploy(vb.port, "pico", force_romfs=True, out=io.StringIO())
+
+
 def test_profile_romfs_without_partition_falls_back_to_the_filesystem(bare_board, tmp_path):
     import json
     profile = json.loads((paths.BOARDS / "pico.json").read_text())

@@ -475,7 +475,10 @@ def configure_deploy(p):
                                                         "installed as /lib/rkernel.mpy")
     p.add_argument("--no-mpy", action="store_true", help="copy the firmware as .py source instead of compiling it")
     p.add_argument("--key", metavar="FILE", help="HMAC key for authenticated commands, provisioned as /%s" % KEY_PATH)
-    p.add_argument("--no-romfs", action="store_true", help="keep the model on the filesystem even where the board "
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--romfs", action="store_true", help="put the model in the board's ROMFS partition whatever the "
+                   "profile says (a firmware from `reku firmware build --romfs-kb N`); an error where there is none")
+    g.add_argument("--no-romfs", action="store_true", help="keep the model on the filesystem even where the board "
                                                            "has a ROMFS partition")
     p.add_argument("--no-reset", action="store_true", help="leave the board in the REPL instead of resetting it")
     p.add_argument("--baud", type=int, default=115200)
@@ -520,7 +523,7 @@ def fit_note(model_data, profile):
 
 
 def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy=True, key=None, romfs=True,
-           reset=True, baud=115200, chunk=CHUNK, out=None):
+           force_romfs=False, reset=True, baud=115200, chunk=CHUNK, out=None):
     """Deploy to the board on `port`; returns a summary dict. Raises RekuError with one line on failure."""
     pr = Progress(out)
     profile, profile_bytes = load_profile(board)
@@ -554,7 +557,11 @@ def deploy(port, board, model="home", model_explicit=False, native=None, use_mpy
         if key_data is not None:
             items.append(Item(KEY_PATH, key_data, "HMAC key"))
         model_data = Path(model_path).read_bytes() if model_path else None
-        use_romfs = bool(model_data is not None and romfs and profile.get("romfs") and info["rom"])
+        if force_romfs and model_data is not None and not info["rom"]:
+            raise RekuError("--romfs: the firmware on %s has no ROMFS partition (a stock image?): build one with "
+                            "`reku firmware build --board %s --romfs-kb N` (docs/custom-firmware.md)"
+                            % (port, profile.get("name", board)))
+        use_romfs = bool(model_data is not None and romfs and (force_romfs or profile.get("romfs")) and info["rom"])
         if model_data is not None and romfs and profile.get("romfs") and not use_romfs:
             pr.line("note: the profile says ROMFS but this board's firmware has no ROMFS partition "
                     "(stock image?): the model goes on the filesystem (docs/custom-firmware.md)")
@@ -649,7 +656,8 @@ def _tail(text):
 def run_deploy(args):
     model = None if args.no_model else (args.model or "home")
     deploy(args.port, args.board, model=model, model_explicit=args.model is not None, native=args.native,
-           use_mpy=not args.no_mpy, key=args.key, romfs=not args.no_romfs, reset=not args.no_reset,
+           use_mpy=not args.no_mpy, key=args.key, romfs=not args.no_romfs, force_romfs=args.romfs,
+           reset=not args.no_reset,
            baud=args.baud, chunk=args.chunk)
     return 0
 
