@@ -32,6 +32,8 @@ SEEDS = [
     (proto.FEEDBACK, json.dumps({"text": "lights on", "outcome": "corrected", "calls": [],
                                  "corrected": [{"name": "set_light", "arguments": {"room": "hall"}}]}).encode()),
     (proto.RESET, b""), (proto.CONFIG, b'{"baud": 230400, "feedback_max": 4096}'), (proto.CONFIG, b""),
+    (proto.FEEDBACK_READ, struct.pack("<I", 0)), (proto.FEEDBACK_READ, struct.pack("<I", 40)),
+    (proto.FEEDBACK_CLEAR, struct.pack("<II", 0, 0)), (proto.FEEDBACK_CLEAR, struct.pack("<II", 60, 0x1234)),
     (0x7E, b"unknown"), (proto.ERROR, b"\x01from the host"),
 ]
 

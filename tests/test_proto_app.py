@@ -1,6 +1,7 @@
 """The firmware's request handler (rkfw.app.App) on the message level: seq rules, model upload and its
 atomicity, authentication, feedback, config. On CPython in-process; the same scripts run on MicroPython
 (tests/helpers/mp_app.mjs) at the end of this file."""
+import binascii
 import hashlib
 import json
 import os
@@ -409,6 +410,81 @@ def test_feedback_is_stored_and_bounded(tmp_path):
                                  b'{"outcome": "success", "text": 5}'])
 def test_bad_feedback_is_refused(tmp_path, bad):
     assert error_code(CpApp(tmp_path, model=None).ask(proto.FEEDBACK, 1, bad)) == proto.E_REQUEST
+
+
+def _pull(b, seq0=100):
+    """FEEDBACK_READ from offset 0 to the end, as reku.client.Client.feedback_read does: (total, bytes)."""
+    data, seq = b"", seq0
+    while True:
+        r = decode(b.ask(proto.FEEDBACK_READ, seq, struct.pack("<I", len(data))))
+        assert r[0] == proto.FEEDBACK_READ | proto.REPLY, r
+        total = struct.unpack_from("<I", r[2])[0]
+        data += r[2][4:]
+        seq += 1
+        if len(data) >= total or len(r[2]) == 4:
+            return total, data
+
+
+def _store(b, n, seq0=1, size=80):
+    for i in range(n):
+        fb = {"text": ("dim the kitchen %d " % i).ljust(size, "."), "outcome": "success", "calls": []}
+        assert decode(b.ask(proto.FEEDBACK, seq0 + i, json.dumps(fb).encode()))[0] == proto.FEEDBACK | proto.REPLY
+
+
+def _clear_payload(data):
+    return struct.pack("<II", len(data), binascii.crc32(data) & 0xFFFFFFFF)
+
+
+def test_feedback_read_in_pages_across_both_files_then_cleared(tmp_path):
+    b = CpApp(tmp_path, model=None, config={"feedback_max": 3000})
+    _store(b, 40)                                    # ~4.4 KB: a rotated file and the current one
+    old, cur = (tmp_path / admin.FEEDBACK_OLD).read_bytes(), (tmp_path / admin.FEEDBACK_FILE).read_bytes()
+    total, data = _pull(b)
+    assert old and cur and total == len(old) + len(cur) > 2 * proto.MAX_PAYLOAD and data == old + cur
+    assert all(json.loads(x)["outcome"] == "success" for x in data.splitlines())
+    # an offset past the end gives the total alone
+    r = decode(b.ask(proto.FEEDBACK_READ, 90, struct.pack("<I", total + 5)))
+    assert r[2] == struct.pack("<I", total)
+    # a line stored after the read stays when what was read is cleared
+    _store(b, 1, seq0=200)
+    r = json.loads(decode(b.ask(proto.FEEDBACK_CLEAR, 201, _clear_payload(data)))[2])
+    assert r["cleared"] == total
+    left = (tmp_path / admin.FEEDBACK_FILE).read_bytes()
+    assert not (tmp_path / admin.FEEDBACK_OLD).exists() and r["bytes"] == len(left)
+    assert [json.loads(x)["text"].startswith("dim the kitchen 0 ") for x in left.splitlines()] == [True]
+    assert _pull(b, 300) == (len(left), left)
+
+
+def test_feedback_clear_refuses_what_it_was_not_shown(tmp_path):
+    b = CpApp(tmp_path, model=None, config={"feedback_max": 3000})
+    _store(b, 5)
+    total, data = _pull(b)
+    before = (tmp_path / admin.FEEDBACK_FILE).read_bytes()
+    for bad in (_clear_payload(data[:-1] + b"x"), struct.pack("<II", total + 1, 0), b"\x01\x02"):
+        assert error_code(b.ask(proto.FEEDBACK_CLEAR, 10 + len(bad), bad)) == proto.E_REQUEST
+    assert (tmp_path / admin.FEEDBACK_FILE).read_bytes() == before
+    assert error_code(b.ask(proto.FEEDBACK_READ, 20, b"")) == proto.E_REQUEST
+    # a rotation between read and clear: the current file becomes the old one (no old one before): the front of
+    # the log is still exactly what was read, so clearing it removes that file and keeps the new line
+    b.app.config["feedback_max"] = len(before) + 10
+    _store(b, 1, seq0=30)
+    assert (tmp_path / admin.FEEDBACK_OLD).read_bytes() == before
+    r = json.loads(decode(b.ask(proto.FEEDBACK_CLEAR, 40, _clear_payload(data)))[2])
+    assert r["cleared"] == total and not (tmp_path / admin.FEEDBACK_OLD).exists()
+    assert len((tmp_path / admin.FEEDBACK_FILE).read_text().splitlines()) == 1
+    # with an old file at read time, a rotation drops it: the front differs from what was read, nothing is removed
+    _store(b, 6, seq0=50)
+    assert (tmp_path / admin.FEEDBACK_OLD).exists()
+    total, data = _pull(b, 60)
+    _store(b, 6, seq0=70)
+    now = _pull(b, 80)[1]
+    assert now[:len(data)] != data
+    assert error_code(b.ask(proto.FEEDBACK_CLEAR, 90, _clear_payload(data))) == proto.E_REQUEST
+    assert _pull(b, 91)[1] == now
+    # empty log: reads as nothing, clears nothing
+    e = CpApp(tmp_path / "empty", model=None)
+    assert _pull(e) == (0, b"")
+    assert json.loads(decode(e.ask(proto.FEEDBACK_CLEAR, 1, _clear_payload(b"")))[2]) == {"cleared": 0, "bytes": 0}
 
 
 def test_config_merges_removes_and_persists(tmp_path):

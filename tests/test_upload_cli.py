@@ -109,3 +109,57 @@ def test_ctrl_c_during_an_upload_says_what_the_board_serves(tmp_path, variant):
         r = reku("upload", "--port", vb.port, "--timeout", "20", str(path))
         assert r.returncode == 0, r.stderr
         assert json.loads(reku("info", "--port", vb.port, "--timeout", "20").stdout)["model"]["sha256"] == sha
+
+
+FEEDBACK = [("turn on the kitchen light", "success", None),
+            ("make it dark in the bathroom", "corrected",
+             [{"name": "set_light", "arguments": {"room": "bathroom", "state": "off"}}]),
+            ("what's the capital of france", "failure", None)]
+
+
+def _give_feedback(client):
+    from reku.client import Call
+    for text, outcome, corrected in FEEDBACK:
+        client.feedback(text, outcome, [], [Call(c["name"], c["arguments"]) for c in corrected] if corrected else None)
+
+
+def _check_pulled(path, n=len(FEEDBACK)):
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [(x["text"], x["outcome"]) for x in lines[-n:]] == [(t, o) for t, o, _ in FEEDBACK][:n]
+    assert lines[-2]["corrected"] == FEEDBACK[1][2]
+    return lines
+
+
+@pytest.mark.parametrize("link", ["uart", "i2c"])
+def test_feedback_pull_and_clear(runtime, tmp_path, link):
+    """`reku feedback pull` copies what FEEDBACK stored on the board, over UART or I2C (where the board has a key,
+    --clear needs it), and --clear removes exactly that from the board."""
+    from reku.client import Client
+    d = tmp_path / "board"
+    populate(d, "pico", "home")
+    args = []
+    if link == "i2c":
+        (d / "reku.json").write_text(json.dumps({"transports": ["i2c"]}))
+        (d / "reku_key.bin").write_bytes(KEY)
+        (tmp_path / "key.bin").write_bytes(KEY)
+    out = tmp_path / "fb.jsonl"
+    with VirtualBoard(runtime=runtime, state_dir=str(d)) as vb:
+        args = ["--port", vb.port] if link == "uart" else ["--i2c", "sim:%s:0x42" % vb.port]
+        with (Client.serial(vb.port, timeout=30) if link == "uart" else Client.i2c("sim:" + vb.port, 0x42,
+                                                                                  timeout=30)) as c:
+            _give_feedback(c)
+        r = reku("feedback", "pull", *args, "--timeout", "20", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("%s: 3 feedback lines (" % out) and "cleared" not in r.stdout
+        _check_pulled(out)
+        if link == "i2c":                           # clearing changes the board's state: the key is needed
+            r = reku("feedback", "pull", *args, "--timeout", "20", "--out", str(out), "--clear")
+            assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "key" in r.stderr
+            args += ["--key", str(tmp_path / "key.bin")]
+        r = reku("feedback", "pull", *args, "--timeout", "20", "--out", str(out), "--clear")
+        assert r.returncode == 0, r.stderr
+        assert "3 feedback lines" in r.stdout and "cleared on the board (0 bytes stored since)" in r.stdout
+        _check_pulled(out)
+        r = reku("feedback", "pull", *args, "--timeout", "20", "--out", str(out), "--append")
+        assert r.returncode == 0 and r.stdout.startswith("%s: 0 feedback lines (0 bytes)" % out)
+        assert len(out.read_text().splitlines()) == 3

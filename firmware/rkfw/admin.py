@@ -1,5 +1,5 @@
 # The board's rare requests: HELLO (INFO), SCHEMA, STATS, RESET, model upload (BEGIN, CHUNK, COMMIT, ABORT),
-# FEEDBACK and CONFIG (docs/protocol.md). rkfw.app imports this module when one of them arrives and drops it after
+# FEEDBACK (store, read, clear) and CONFIG (docs/protocol.md). rkfw.app imports this module when one of them arrives and drops it after
 # the reply (it stays while an upload runs), so a board between requests does not keep its code on the heap. Each
 # handler takes the App, the request's seq and its payload, like App's own.
 import binascii
@@ -231,6 +231,76 @@ def feedback(app, seq, payload):
     return app.reply_json(proto.FEEDBACK, seq, {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD),
                                                   "limit": 2 * limit})
 
+# The stored feedback as one stream: the older file, then the current one (FEEDBACK_READ, FEEDBACK_CLEAR).
+def _log():
+    return ((FEEDBACK_OLD, _size(FEEDBACK_OLD)), (FEEDBACK_FILE, _size(FEEDBACK_FILE)))
+
+def _log_read(off, n, buf=None):
+    """Up to n bytes of the stream from off (bytes); with buf (a bytearray), fed through crc32 instead: the
+    CRC-32 of stream bytes [off, off + n)."""
+    out = b"" if buf is None else 0
+    pos = 0
+    for path, size in _log():
+        if n > 0 and off < pos + size:
+            with open(path, "rb") as f:
+                f.seek(off - pos)
+                while n > 0 and off < pos + size:
+                    k = min(n, pos + size - off)
+                    if buf is None:
+                        data = f.read(k)
+                        out += data
+                    else:
+                        data = memoryview(buf)[:f.readinto(memoryview(buf)[:min(k, len(buf))])]
+                        out = binascii.crc32(data, out)
+                    if not data:
+                        return out
+                    off += len(data)
+                    n -= len(data)
+        pos += size
+    return out
+
+def feedback_read(app, seq, payload):
+    if len(payload) != 4:
+        return app.error(seq, proto.E_REQUEST, "FEEDBACK_READ needs an offset u32")
+    off = struct.unpack_from("<I", payload, 0)[0]
+    total = _log()[0][1] + _log()[1][1]
+    return app.reply(proto.FEEDBACK_READ, seq, _u32(total) + _log_read(off, proto.MAX_PAYLOAD - 4))
+
+def _drop_prefix(path, k, size, buf):
+    """Remove the first k bytes of the file (all of it when k >= size): what follows is copied to a new file that
+    is renamed into place, so a power cut leaves the old file or the new one."""
+    if k >= size:
+        _remove(path)
+    elif k:
+        tmp = path + ".tmp"
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            src.seek(k)
+            while True:
+                got = src.readinto(buf)
+                if not got:
+                    break
+                dst.write(memoryview(buf)[:got])
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            _remove(path)
+            os.rename(tmp, path)
+
+def feedback_clear(app, seq, payload):
+    if len(payload) != 8:
+        return app.error(seq, proto.E_REQUEST, "FEEDBACK_CLEAR needs a byte count u32 and their CRC-32 u32")
+    n, crc = struct.unpack_from("<II", payload, 0)
+    (old, n_old), (cur, n_cur) = _log()
+    if n > n_old + n_cur or _log_read(0, n, app.buf) & 0xFFFFFFFF != crc:
+        return app.error(seq, proto.E_REQUEST, "the stored feedback changed since it was read (%d bytes now): read "
+                         "it again before clearing" % (n_old + n_cur))
+    if n >= n_old:
+        _remove(old)
+        _drop_prefix(cur, n - n_old, n_cur, app.buf)
+    else:
+        _drop_prefix(old, n, n_old, app.buf)
+    return app.reply_json(proto.FEEDBACK_CLEAR, seq, {"cleared": n, "bytes": _size(old) + _size(cur)})
+
 def config(app, seq, payload):
     if payload:
         try:
@@ -267,4 +337,6 @@ HANDLERS = {
     proto.MODEL_ABORT: model_abort,
     proto.FEEDBACK: feedback,
     proto.CONFIG: config,
+    proto.FEEDBACK_READ: feedback_read,
+    proto.FEEDBACK_CLEAR: feedback_clear,
 }

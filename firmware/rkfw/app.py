@@ -18,13 +18,15 @@ KEY_FILE = "reku_key.bin"       # HMAC key, provisioned by `reku deploy --key`
 CONFIG_FILE = "reku.json"
 MAX_MODEL = 8 * 1024 * 1024
 # State-changing requests that need an HMAC trailer when the board has a key.
-AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
+AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG,
+              proto.FEEDBACK_CLEAR)
 # With "auth": "all" in reku.json everything but HELLO and PING needs it.
-AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK)
+AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK, proto.FEEDBACK_READ)
 # Every other request is rare: rkfw.admin serves it, imported when one arrives and dropped after its reply (kept
 # while an upload runs), so a board between requests holds only the code of QUERY and PING.
 ADMIN = (proto.HELLO, proto.SCHEMA, proto.STATS, proto.RESET, proto.MODEL_BEGIN, proto.MODEL_CHUNK,
-         proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG)
+         proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG, proto.FEEDBACK_READ,
+         proto.FEEDBACK_CLEAR)
 
 
 def _read_json(path):

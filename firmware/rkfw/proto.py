@@ -29,6 +29,8 @@ MODEL_ABORT = 0x13  # payload: [auth]; reply: empty
 FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "limit"}
 RESET = 0x21        # payload: [auth]; reply: empty, then the board resets
 CONFIG = 0x22       # payload: JSON object merged into reku.json [| auth]; reply: JSON of the whole config
+FEEDBACK_READ = 0x23   # payload: offset u32; reply: total u32 | the stored feedback lines (JSONL) from offset
+FEEDBACK_CLEAR = 0x24  # payload: n u32 | crc32 u32 of the first n bytes read [| auth]; reply: JSON {"cleared", "bytes"}
 REPLY = 0x80
 ERROR = 0xFF        # reply to anything: payload = code u8 | UTF-8 message
 

@@ -16,6 +16,7 @@ COMMANDS = {
     "query": ("reku.client_cli", "send a request to a board and print the calls as JSON"),
     "info": ("reku.client_cli", "print what a board reports about itself and its model"),
     "upload": ("reku.client_cli", "upload a model to a board over the protocol (--port or --i2c)"),
+    "feedback": ("reku.client_cli", "copy the feedback a board stored into a file (feedback pull [--clear])"),
     "train": ("reku.model.cli", "train a model for a skill"),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set"),
     "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint"),

@@ -121,7 +121,8 @@ class SerialLink:
 
 
 # Types a board with a key wants signed unless its INFO says otherwise.
-AUTH_TYPES = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG)
+AUTH_TYPES = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG,
+              proto.FEEDBACK_CLEAR)
 
 
 class Client:
@@ -324,6 +325,23 @@ class Client:
         if len(data) > proto.MAX_PAYLOAD:
             raise ClientError("feedback of %d bytes exceeds one frame (%d)" % (len(data), proto.MAX_PAYLOAD))
         return json.loads(self.request(proto.FEEDBACK, data))
+
+    def feedback_read(self):
+        """The feedback the board has stored (JSON lines, bytes), read in pieces with FEEDBACK_READ."""
+        data = b""
+        while True:
+            r = self.request(proto.FEEDBACK_READ, struct.pack("<I", len(data)))
+            total = struct.unpack_from("<I", r)[0]
+            data += r[4:]
+            if len(data) >= total or len(r) == 4:
+                return data[:total]
+
+    def feedback_clear(self, data):
+        """Remove from the board the feedback `data` that feedback_read() returned (lines stored since stay). The
+        board checks the bytes' CRC-32 first: if its log changed meanwhile, BoardError and nothing is removed.
+        Returns {"cleared": bytes removed, "bytes": bytes left}."""
+        payload = struct.pack("<II", len(data), binascii.crc32(data) & 0xFFFFFFFF)
+        return json.loads(self.request(proto.FEEDBACK_CLEAR, payload))
 
     def upload_model(self, path, progress=None, chunk=proto.MAX_CHUNK, commit_timeout=60.0):
         """Send a .rku file (path or bytes) in chunks, then commit it: the board verifies its SHA-256,

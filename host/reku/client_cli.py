@@ -1,5 +1,5 @@
-"""`reku query`, `reku info` and `reku upload`: talk to a board (real or virtual) over UART/USB serial
-(--port) or I2C (--i2c BUS:ADDR)."""
+"""`reku query`, `reku info`, `reku upload` and `reku feedback pull`: talk to a board (real or virtual) over
+UART/USB serial (--port) or I2C (--i2c BUS:ADDR)."""
 
 import json
 import sys
@@ -131,4 +131,37 @@ def run_upload(args):
     print("uploaded %s (%d bytes) to %s: model %s, sha256 %s%s" % (
         path, r["bytes"], args.port or args.i2c, r["id"], r["sha256"],
         "" if old != r["sha256"] else " (the same model as before)"))
+    return 0
+
+
+def configure_feedback(p):
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pull = sub.add_parser("pull", help="copy the feedback the board stored (FEEDBACK_READ) into a JSONL file")
+    _link_args(pull)
+    pull.add_argument("--out", required=True, metavar="FILE", help="JSONL file to write (see --append)")
+    pull.add_argument("--append", action="store_true", help="add to FILE instead of replacing it")
+    pull.add_argument("--clear", action="store_true", help="then remove what was copied from the board "
+                      "(FEEDBACK_CLEAR: lines stored meanwhile stay)")
+
+
+def run_feedback(args):
+    out = Path(args.out)
+    with open_client(args) as board:
+        data = board.feedback_read()
+        lines = [ln for ln in data.split(b"\n") if ln.strip()]
+        bad = 0
+        for ln in lines:
+            try:
+                json.loads(ln)
+            except ValueError:
+                bad += 1
+        try:
+            with open(out, "ab" if args.append else "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise RekuError("cannot write %s: %s" % (out, e.strerror)) from None
+        cleared = board.feedback_clear(data) if args.clear and data else None
+    print("%s: %d feedback lines (%d bytes)%s%s" % (
+        out, len(lines), len(data), "; %d not JSON (cut by a power loss?)" % bad if bad else "",
+        "; cleared on the board (%d bytes stored since)" % cleared["bytes"] if cleared else ""))
     return 0

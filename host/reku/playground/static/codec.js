@@ -15,7 +15,7 @@ export const MAX_CHUNK = MAX_PAYLOAD - 4;
 
 export const HELLO = 0x01, PING = 0x02, QUERY = 0x03, STATS = 0x04, SCHEMA = 0x05;
 export const MODEL_BEGIN = 0x10, MODEL_CHUNK = 0x11, MODEL_COMMIT = 0x12, MODEL_ABORT = 0x13;
-export const FEEDBACK = 0x20, RESET = 0x21, CONFIG = 0x22;
+export const FEEDBACK = 0x20, RESET = 0x21, CONFIG = 0x22, FEEDBACK_READ = 0x23, FEEDBACK_CLEAR = 0x24;
 export const REPLY = 0x80, ERROR = 0xff;
 
 export const E_FRAME = 1, E_CRC = 2, E_TOO_LONG = 3, E_VERSION = 4, E_LENGTH = 5, E_TYPE = 6, E_REQUEST = 7;
