@@ -19,6 +19,7 @@ COMMANDS = {
     "feedback": ("reku.client_cli", "copy the feedback a board stored into a file (feedback pull [--clear])"),
     "train": ("reku.model.cli", "train a model for a skill"),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set"),
+    "learn": ("reku.model.learn", "fine-tune a deployed model on its board's feedback (refused if it gets worse)"),
     "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint"),
     "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file"),
     "repack": ("reku.model.cli", "convert a version 1 .rku file to the current format (same weights)"),

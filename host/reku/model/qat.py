@@ -60,6 +60,23 @@ def q8(p):
     return ste(s, torch.clamp(torch.round(s * 256.0), 0, 255) / 256.0)
 
 
+def latent_weights(T, a, name):
+    """Latent float weights for trits T (numpy, -1/0/1) that ternarise back to T with mean |w| = a, spread as a
+    trained layer's are, so that fine-tuning can flip trits both ways: zeros uniform in +-0.45 a, non-zeros with
+    their sign and magnitudes uniform from 0.55 a up to what makes the mean a (the threshold is 0.5 mean|w|).
+    Deterministic per tensor name."""
+    rng = np.random.default_rng(int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little"))
+    T = np.asarray(T, dtype=np.float64)
+    nz = T != 0
+    p = float(nz.mean())
+    W = rng.uniform(-0.45, 0.45, T.shape)
+    if p > 0:
+        top = max(0.56, 2 * (1 - 0.225 * (1 - p)) / p - 0.55)     # mean of the non-zeros' magnitudes: (1 - ...)/p
+        W[nz] = T[nz] * rng.uniform(0.55, top, int(nz.sum()))
+    W *= a / max(np.abs(W).mean(), 1e-12)
+    return torch.from_numpy(W.astype(np.float32))
+
+
 class TLinear(nn.Module):
     """Ternary linear layer: y = gain * alpha * RoundClip(W/alpha) @ x_n, alpha = mean|W|."""
 
@@ -105,6 +122,16 @@ class TLinear(nn.Module):
             M, S = rkufile.requant_params(factor)
             W = t.cpu().numpy().astype(np.int64)
         return (name, "t", W.shape, ref.pack_ternary(W), M, S, a)
+
+    def load(self, t):
+        """The inverse of export(): weights and gain from a .rku ternary tensor, so that export() gives back the
+        same trits, M and S (latent_weights() says where the weights start)."""
+        if t.dtype != "t":
+            raise ValueError("%s is %s, not a ternary tensor" % (t.name, t.dtype))
+        R, C = t.shape
+        with torch.no_grad():
+            self.weight.copy_(latent_weights(ref.unpack_ternary(t.data, R, C), float(t.alpha), t.name))
+            self.log_gain.fill_(math.log(t.M / float(1 << t.S) * self.xs / (float(t.alpha) * self.qout)))
 
     def export_all(self, name):
         """export() and, when the layer has a low-rank correction, its int8 factors (docs/format.md)."""
@@ -262,6 +289,40 @@ class Net(nn.Module):
             out.extend(self.ptr_k.export_all("ptr_k"))
             out.extend(self.ptr_q.export_all("ptr_q"))
         return out
+
+    @classmethod
+    def from_rku(cls, model):
+        """A network whose export_tensors() is the integer model of `model` (a rkfw.rku.Model), to fine-tune it
+        (reku learn). Float-only parameters (the pointer temperature) start at their defaults. Models with low-rank
+        corrections (reku quantize --svd-rank) are refused."""
+        a = model.arch
+        if any(t.dtype == "lr" for t in model.tensors.values()):
+            raise ValueError("a model with low-rank corrections (reku quantize --svd-rank) cannot be fine-tuned")
+        net = cls(a["n_in"], a["n_out"], d=a["d"], f=a["f"], layers=a["layers"], dk=a["dk"], acts=a["acts"],
+                  emb=a.get("emb", "t"))
+        T = model.tensor
+        e = T("emb")
+        with torch.no_grad():
+            if e.dtype == "t":
+                net.emb.copy_(latent_weights(ref.unpack_ternary(e.data, *e.shape), float(e.alpha), "emb"))
+            else:
+                E = np.frombuffer(bytes(e.data), dtype=np.int8).reshape(e.shape).astype(np.float32)
+                net.emb.copy_(torch.from_numpy(E * float(e.alpha)))
+
+            def ungrid(t):        # the u8 grid round(sigmoid(p) * 256) back to a p that gives it again
+                g = np.frombuffer(bytes(t.data), dtype=np.uint8).astype(np.float64)
+                x = np.clip(g / 256.0, 0.25 / 256.0, 255.25 / 256.0)
+                return torch.from_numpy(np.log(x / (1.0 - x)).astype(np.float32))
+
+            for i, b in enumerate(net.blocks):
+                p = "l%d." % i
+                for nm in ("mu_r", "mu_k", "mu_v", "w", "u", "cmu"):
+                    getattr(b, nm).copy_(ungrid(T(p + nm)))
+                for nm in ("Wr", "Wk", "Wv", "Wo", "Ck", "Cv"):
+                    getattr(b, nm).load(T(p + nm))
+            for nm in ("head", "ptr_k", "ptr_q"):
+                getattr(net, nm).load(T(nm))
+        return net
 
     def arch(self, max_in):
         return {"type": "rwkv-tm-cm-ptr", "emb": self.emb_kind, "d": self.d, "f": self.f, "layers": self.L, "dk": self.dk,

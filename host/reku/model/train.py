@@ -225,9 +225,12 @@ def choose_shape(cfg, schema, vocab, n_in):
     return d, f, layers, True
 
 
-def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, **kw):
+def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=None, examples=None, id_extra=(),
+          **kw):
     """Train `skill` as `cfg` (a TrainConfig, or its fields as keywords) says; returns (rku bytes of the best
     checkpoint on dev_data, info). With dev_data, the model is evaluated every cfg.eval_every steps and at the end.
+    init: a Net to start from (reku learn: Net.from_rku of a deployed model; its shape wins); examples: the
+    training examples instead of cfg.n_train generated ones; id_extra: added to what the model id hashes.
     The float route returns (None, info) with the trained Net in info["net"] (and "schema", "vocab", "model_id").
     out: also write the .rku there; png: the training chart (loss, held-out exact match)."""
     from .evaluate import evaluate_model
@@ -241,14 +244,20 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, **kw):
     schema, vocab = compile_schema(skill)
     tok = infer.Tokenizer(ALPHABET)
     grammar = rkufile.grammar(schema, vocab)
-    d, f, layers, explicit = choose_shape(cfg, schema, vocab, tok.n_in)
+    if init is not None:
+        d, f, layers, explicit = init.d, init.f, init.L, True
+    else:
+        d, f, layers, explicit = choose_shape(cfg, schema, vocab, tok.n_in)
     torch.manual_seed(seed)                         # size probes do not change the initialisation
-    log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "as asked" if explicit else "the largest that fits"))
-    ds = Encoded(datagen.generate(skill, cfg.n_train, seed=seed), tok, grammar, tok.n_in)
+    log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "from the model given" if init is not None else
+                                              "as asked" if explicit else "the largest that fits"))
+    if examples is None:
+        examples = datagen.generate(skill, cfg.n_train, seed=seed)
+    ds = Encoded(examples, tok, grammar, tok.n_in)
     if len(ds) == 0:
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
     U = ds.mask_table()
-    net = Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=cfg.dk, acts=cfg.acts)
+    net = init if init is not None else Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=cfg.dk, acts=cfg.acts)
     route = ROUTES[cfg.algo](net, ds, U, vocab, seed)
     dampen, freeze_after = (cfg.dampen, cfg.freeze_after) if route.quantized else (0, 0)
     if not route.quantized:
@@ -258,7 +267,7 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, **kw):
     rng = random.Random(seed)
     t0 = time.time()
     hist, evals, flips = [], [], []
-    key = [schema, d, f, layers, seed] + route.id_key
+    key = [schema, d, f, layers, seed] + route.id_key + list(id_extra)
     model_id = "%s-%s" % (skill.name, hashlib.sha1(json.dumps(key).encode()).hexdigest()[:8])
     best = (-1.0, None, None)
     extra = dict({"skill": skill.name, "seed": seed, "d": d, "f": f, "layers": layers}, **route.extra)
