@@ -8,13 +8,11 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")   # the train extra; `make test` installs it
-
-from reku import paths  # noqa: E402
-from reku.model import learn as L  # noqa: E402
-from reku.model.evaluate import predict  # noqa: E402
-from reku.model.qat import Net  # noqa: E402
-from rkfw import rku  # noqa: E402
+from reku import paths
+from reku.model import learn as L
+from reku.model.evaluate import predict
+from reku.model.qat import Net          # needs torch: the train extra, which `make test` installs
+from rkfw import rku
 
 CAR = paths.SKILLS / "car" / "model.rku"
 
@@ -70,8 +68,9 @@ def household(tmp_path):
     f = tmp_path / "household.jsonl"
     write_feedback(f, lines)
     check = tmp_path / "check.jsonl"
-    skill = __import__("reku.model.skill", fromlist=["load_skill"]).load_skill(paths.SKILLS / "car")
     from reku.model import data
+    from reku.model.skill import load_skill
+    skill = load_skill(paths.SKILLS / "car")
     write_feedback(check, data.generate(skill, 120, seed=L.DEV_SEED))
     return f, check
 

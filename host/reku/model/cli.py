@@ -138,6 +138,9 @@ def run_train(args):
     if skill.dropped:
         print("%s: %d example lines break the schema and were dropped (--lenient), the first: line %d: %s"
               % (Path(args.skill) / "examples.jsonl", len(skill.dropped), *skill.dropped[0]), file=sys.stderr)
+    from .skill import coverage
+    for why, line in coverage(skill):
+        print("%s: %s; add a line like\n    %s" % (Path(args.skill) / "examples.jsonl", why, line), file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))

@@ -165,6 +165,40 @@ def example_problem(ex, skill):
     return None
 
 
+MIN_LINES = 3          # example lines per function below which `reku train` says so
+
+
+def suggest_line(skill, fn, params):
+    """A starting example line calling fn with placeholders for params (and its required ones): the words of the
+    function's name, then one {placeholder} per parameter, for the user to rewrite as people say it."""
+    props = skill.params(fn)
+    req = skill.fns[fn].get("parameters", {}).get("required", [])
+    names = [p for p in props if p in req or p in params]
+    query = " ".join([fn.replace("_", " ")] + ["{%s}" % p for p in names])
+    return json.dumps({"query": query, "calls": [{"name": fn, "arguments": {p: "{%s}" % p for p in names}}]})
+
+
+def coverage(skill):
+    """What the examples leave out, as (message, line to add) pairs: a function with fewer than MIN_LINES example
+    lines, a parameter no example line sets. `reku train` prints them before training."""
+    lines, used = {}, set()
+    for ex in skill.examples:
+        for c in ex["calls"]:
+            lines.setdefault(c["name"], set()).add(ex.get("_line"))
+            used.update((c["name"], a) for a in c.get("arguments", {}))
+    out = []
+    for fn in skill.fns:
+        n = len(lines.get(fn, ()))
+        if n < MIN_LINES:
+            out.append(("function %s has %d example line%s (%d or more, in different words, teach it the ways people "
+                        "ask)" % (fn, n, "" if n == 1 else "s", MIN_LINES), suggest_line(skill, fn, ())))
+        unused = [p for p in skill.params(fn) if (fn, p) not in used]
+        for p in unused:
+            out.append(("parameter %s of %s is set by no example line, so the model never learns to fill it"
+                        % (p, fn), suggest_line(skill, fn, (p,))))
+    return out
+
+
 def load_skill(path, lenient=False):
     """The skill in directory `path`, its tools checked and every example line validated against them: a bad line
     is a RekuError naming file and line, or with lenient=True dropped (skill.dropped lists (line, why))."""
