@@ -139,11 +139,18 @@ def run_train(args):
         print("%s: %d example lines break the schema and were dropped (--lenient), the first: line %d: %s"
               % (Path(args.skill) / "examples.jsonl", len(skill.dropped), *skill.dropped[0]), file=sys.stderr)
     from .skill import coverage
-    for why, line in coverage(skill):
-        print("%s: %s; add a line like\n    %s" % (Path(args.skill) / "examples.jsonl", why, line), file=sys.stderr)
+    notes = ["%s: %s; add a line like\n    %s" % (Path(args.skill) / "examples.jsonl", why, line)
+             for why, line in coverage(skill)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+
+    def log(s):
+        # the gaps in the examples are said as training starts (its first line): a run that stops on an error
+        # before that says only the error
+        while notes:
+            print(notes.pop(0), file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(s, flush=True)
     if args.float:
         return _train_float(args, skill, cfg, log)
     dev = datagen.generate(skill, 300, seed=args.seed + 1000)
