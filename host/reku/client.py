@@ -280,15 +280,20 @@ class Client:
             del model["schema_truncated"]
         return info
 
-    def schema(self):
-        """The model's schema summary {function: [parameter, ...]}, read in pieces."""
+    def _paged(self, ftype):
+        """The bytes of a reply handed out in pieces (SCHEMA, FEEDBACK_READ): offset u32 requests, each answered
+        with total u32 | bytes from that offset, until total bytes are in."""
         data = b""
         while True:
-            r = self.request(proto.SCHEMA, struct.pack("<I", len(data)))
+            r = self.request(ftype, struct.pack("<I", len(data)))
             total = struct.unpack_from("<I", r)[0]
             data += r[4:]
             if len(data) >= total or len(r) == 4:
-                return json.loads(data[:total])
+                return data[:total]
+
+    def schema(self):
+        """The model's schema summary {function: [parameter, ...]}, read in pieces."""
+        return json.loads(self._paged(proto.SCHEMA))
 
     def stats(self):
         return json.loads(self.request(proto.STATS))
@@ -328,13 +333,7 @@ class Client:
 
     def feedback_read(self):
         """The feedback the board has stored (JSON lines, bytes), read in pieces with FEEDBACK_READ."""
-        data = b""
-        while True:
-            r = self.request(proto.FEEDBACK_READ, struct.pack("<I", len(data)))
-            total = struct.unpack_from("<I", r)[0]
-            data += r[4:]
-            if len(data) >= total or len(r) == 4:
-                return data[:total]
+        return self._paged(proto.FEEDBACK_READ)
 
     def feedback_clear(self, data):
         """Remove from the board the feedback `data` that feedback_read() returned (lines stored since stay). The
