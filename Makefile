@@ -31,7 +31,7 @@ $(PY_OK): pyproject.toml $(wildcard setup.py)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reku needs Python 3.11, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	$(BIN)/python -m pip install --quiet -e '.[train,test,fleet]'
 	touch $@
 
 $(NODE_OK): package.json package-lock.json

@@ -100,6 +100,12 @@ def test_what_a_wheel_lacks_is_one_line(installed, tmp_path):
     assert "needs torch" in r.stderr and "pip install 'reku[train]'" in r.stderr
     r = run(installed, "bench")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "repository checkout" in r.stderr, r.stderr
+    (tmp_path / "fb").mkdir()
+    (tmp_path / "fb" / "p0.jsonl").write_text('{"t": 0, "text": "hi", "outcome": "failure", "calls": []}\n')
+    r = run(installed, "federate", "--model", "home", "--feedback-dir", str(tmp_path / "fb"), "--out",
+            str(tmp_path / "f.rku"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "pip install 'reku[fleet]'" in r.stderr or "pip install 'reku[train]'" in r.stderr, r.stderr
 
 
 def test_the_playground_serves_its_page_from_a_wheel(installed):

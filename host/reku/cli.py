@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("reku.model.cli", "train a model for a skill"),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set"),
     "learn": ("reku.model.learn", "fine-tune a deployed model on its board's feedback (refused if it gets worse)"),
+    "federate": ("reku.model.federate", "federated fine-tuning across a fleet on Flower (simulated or deployed)"),
     "quantize": ("reku.model.cli", "post-training ternary quantization of a float checkpoint"),
     "inspect": ("reku.model.cli", "show sizes, bits per weight and board fit of a .rku file"),
     "repack": ("reku.model.cli", "convert a version 1 .rku file to the current format (same weights)"),
@@ -33,7 +34,7 @@ COMMANDS = {
 
 
 # optional dependencies: the module a command may import, and the extra of the reku package that installs it
-EXTRAS = {"torch": "train", "matplotlib": "train"}
+EXTRAS = {"torch": "train", "matplotlib": "train", "flwr": "fleet", "dp_accounting": "fleet", "ray": "fleet"}
 
 
 # control characters (a newline inside an argument, terminal escapes) are shown, not obeyed: one line stays one line

@@ -121,6 +121,7 @@ class TrainConfig:
     minutes: float = None
     batch: int = 64
     lr: float = 3e-3
+    warmup: int = 50                  # steps of linear learning-rate warm-up before the cosine decay
     n_train: int = 20000
     seed: int = 0
     eval_every: int = 250
@@ -226,11 +227,12 @@ def choose_shape(cfg, schema, vocab, n_in):
 
 
 def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=None, examples=None, id_extra=(),
-          **kw):
+          penalty=None, **kw):
     """Train `skill` as `cfg` (a TrainConfig, or its fields as keywords) says; returns (rku bytes of the best
     checkpoint on dev_data, info). With dev_data, the model is evaluated every cfg.eval_every steps and at the end.
     init: a Net to start from (reku learn: Net.from_rku of a deployed model; its shape wins); examples: the
-    training examples instead of cfg.n_train generated ones; id_extra: added to what the model id hashes.
+    training examples instead of cfg.n_train generated ones; id_extra: added to what the model id hashes;
+    penalty: a function of the net added to each step's loss (reku federate: FedProx's proximal term).
     The float route returns (None, info) with the trained Net in info["net"] (and "schema", "vocab", "model_id").
     out: also write the .rku there; png: the training chart (loss, held-out exact match)."""
     from .evaluate import evaluate_model
@@ -290,12 +292,14 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
         if frac >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * frac))
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
         idx = [rng.randrange(len(ds)) for _ in range(cfg.batch)]
         net.train()
         total, loss, correct, n, status = route.loss(route.batch(idx))
         if dampen:
             total = total + dampen * frac * dampening_loss(net)
+        if penalty is not None:
+            total = total + penalty(net)
         opt.zero_grad()
         total.backward()
         route.clip()
