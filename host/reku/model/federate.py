@@ -536,8 +536,10 @@ def deploy(cfg, superlink, home):
     proc = subprocess.Popen([str(flwr), "run", str(app), "reku", "--stream"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     box, why = None, []                       # flwr prints its error in a box: "╭─ Error ─╮ │ text │ ╰──╯"
+    started = False                           # its output is shown once the run started (before: one line)
     for line in proc.stdout:
-        if not cfg["quiet"]:
+        started = started or line.startswith("Successfully started run")
+        if started and not cfg["quiet"]:
             sys.stderr.write(line)
         if line.startswith("╭"):
             box = []
