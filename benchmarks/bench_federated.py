@@ -125,8 +125,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="20 homes, 5 rounds of 4 clients, 3 local steps")
     ap.add_argument("--rows", default="central,fedavg,compress,fedprox,dp")
     ap.add_argument("--fleet-seed", type=int, default=0, help="1: the dev fleet the settings were chosen on")
-    ap.add_argument("--lr", type=float, default=F.DEFAULTS["lr"], help="clients' learning rate")
+    ap.add_argument("--lr", type=float, default=3e-3, help="clients' learning rate (chosen on the dev fleet)")
+    ap.add_argument("--central-lr", type=float, default=1e-3,
+                    help="the central row's: the best on the dev fleet of those the check-set gate accepts")
     ap.add_argument("--name", default="federated", help="results file OUT/NAME.json")
+    ap.add_argument("--dp-clip", type=float, help="the dp row's clipping norm (default: fedavg's median update norm)")
     args = ap.parse_args()
     q = args.quick
     n_homes, rounds, per_round, local = (20, 5, 4, 3) if q else (100, 20, 10, 10)
@@ -135,7 +138,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     res = {"name": "federated", "command": "python benchmarks/bench_federated.py --out benchmarks/results"
            + (" --quick" if q else ""), "homes": n_homes, "rounds": rounds, "clients_per_round": per_round,
-           "local_steps": local, "fleet_seed": args.fleet_seed, "lr": args.lr, "rows": {}}
+           "local_steps": local, "fleet_seed": args.fleet_seed, "lr": args.lr, "central_lr": args.central_lr,
+           "rows": {}}
     rows = args.rows.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         d = write_fleet(fleet(skill, n_homes, args.fleet_seed), Path(tmp) / "fleet")
@@ -148,7 +152,7 @@ def main():
         check = None
         if "central" in rows:
             t0 = time.time()
-            _, rep = L.learn(blob, tr + ho, skill, steps=rounds * per_round * local, share=0.3, lr=1e-3,
+            _, rep = L.learn(blob, tr + ho, skill, steps=rounds * per_round * local, share=0.3, lr=args.central_lr,
                              log=lambda s: None)
             res["before"] = {"held_out": rep["before"]["feedback_held_out"]["exact_match"],
                              "check": rep["before"]["check"]["exact_match"]}
@@ -164,7 +168,7 @@ def main():
             cfg = dict(F.DEFAULTS, **base_cfg, **extra[name], out=str(Path(tmp) / (name + ".rku")))
             if name == "dp":
                 norm = (res["rows"].get("fedavg") or {}).get("median_update_norm")
-                cfg["dp-clip"] = norm or F.DEFAULTS["dp-clip"]
+                cfg["dp-clip"] = args.dp_clip or norm or F.DEFAULTS["dp-clip"]
             t0 = time.time()
             rep = F.simulate(F.check_config(cfg))
             norms = [r["update_norm"] for r in rep["rounds"] if r["update_norm"] is not None]

@@ -182,6 +182,20 @@ def test_differential_privacy_clips_and_counts(tmp_path):
     assert all(r["update_norm"] <= 0.2 + 1e-4 for r in rep["rounds"])      # what the server saw: clipped
 
 
+def test_fedprox_keeps_a_product_near_the_global_model(tmp_path):
+    cfg = F.check_config(dict(F.DEFAULTS, **{"model": str(HOME), "feedback-dir": str(homes(tmp_path / "fb")),
+                                             "local-steps": 3, "replay": 40, "lr": 3e-3}))
+    train_fb, held = F.client_examples(cfg, {"partition-id": 0})
+    assert train_fb and held and not {e["query"] for e in train_fb} & {e["query"] for e in held}
+    w0 = F.get_weights(F.new_net(F.base(cfg["model"], "")[1]))
+    moved = {}
+    for mu in (0.0, 100.0):
+        w, n = F.local_train(cfg, w0, train_fb, 1, 0, mu=mu)
+        assert n > 40 and [a.shape for a in w] == [a.shape for a in w0]
+        moved[mu] = float(np.linalg.norm(F.flat(w) - F.flat(w0)))
+    assert 0 < moved[100.0] < 0.9 * moved[0.0], moved
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -166,21 +166,18 @@ def local_train(cfg, weights, train_fb, rnd, node, mu=0.0):
     """This product's new weights after cfg["local-steps"] QAT steps from `weights`."""
     import torch
     from . import data as datagen
+    from .learn import mix
     from .train import TrainConfig, train
     torch.set_num_threads(1)
     _, model, skill = base(cfg["model"], cfg["skill"])
     net = new_net(model)
     set_weights(net, weights)
     replay = datagen.generate(skill, int(cfg["replay"]), seed=1000003 * (rnd + 1) + node + cfg["seed"])
-    share = cfg["share"]
-    reps = max(1, round(share * len(replay) / ((1 - share) * len(train_fb)))) if train_fb else 0
-    examples = replay + train_fb * reps
+    examples, _ = mix(replay, train_fb, cfg["share"])
     penalty = None
-    if mu > 0:
+    if mu > 0:                                # FedProx: mu/2 ||w - w_global||^2
         ref = [p.detach().clone() for p in net.parameters()]
-
-        def penalty(n):
-            return 0.5 * mu * sum(((p - r) ** 2).sum() for p, r in zip(n.parameters(), ref))
+        penalty = lambda n: 0.5 * mu * sum(((p - r) ** 2).sum() for p, r in zip(n.parameters(), ref))  # noqa: E731
     tc = TrainConfig(steps=int(cfg["local-steps"]), seed=cfg["seed"] + rnd * 7919 + node, lr=cfg["lr"], warmup=1,
                      eval_every=0, freeze_after=0, dampen=0)
     train(skill, tc, init=net, examples=examples, log=lambda s: None, penalty=penalty)

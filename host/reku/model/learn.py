@@ -57,6 +57,12 @@ def split(examples):
     return train, held
 
 
+def mix(replay, feedback, share):
+    """(examples, repeats): the feedback repeated so that it is about `share` of the examples, after the replay."""
+    reps = max(1, round(share * len(replay) / ((1 - share) * len(feedback)))) if feedback else 0
+    return replay + feedback * reps, reps
+
+
 def learn(model_blob, feedback, skill, steps=150, seed=0, share=0.2, lr=1e-3, n_replay=3000, check=None,
           tolerance=0.01, log=print):
     """(new model bytes or None when refused, report). feedback: examples from read_feedback()."""
@@ -78,8 +84,7 @@ def learn(model_blob, feedback, skill, steps=150, seed=0, share=0.2, lr=1e-3, n_
                         "successful requests are needed)" % len(feedback))
     check = check if check is not None else datagen.generate(skill, 1000, seed=DEV_SEED)
     replay = datagen.generate(skill, n_replay, seed=seed + 1)
-    reps = max(1, round(share * len(replay) / ((1 - share) * len(train_fb))))
-    examples = replay + train_fb * reps
+    examples, reps = mix(replay, train_fb, share)
     before = {"feedback_held_out": evaluate_model(model, held_fb) if held_fb else None,
               "feedback_train": evaluate_model(model, train_fb), "check": evaluate_model(model, check)}
     net = Net.from_rku(model)
