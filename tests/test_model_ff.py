@@ -42,20 +42,24 @@ def test_negatives_differ_from_positives_and_stay_in_the_grammar(toy):  # noqa: 
     assert 0.3 < first / len(ds) < 0.9          # about half corrupt the first decision (function / no call)
 
 
-def test_no_gradient_crosses_a_layer_boundary(toy):  # noqa: F811
-    """Each objective (block k's goodness, the readout's cross-entropy) gives gradients to its own layer only;
-    in particular no parameter of layer k receives a gradient from layer k+1's objective."""
+@pytest.mark.parametrize("objective", ff.OBJECTIVES)
+def test_no_gradient_crosses_a_layer_boundary(toy, objective):  # noqa: F811
+    """Each objective (block k's goodness and/or its own head's cross-entropy, the readout's cross-entropy) gives
+    gradients to its own layer only; in particular no parameter of layer k receives a gradient from layer k+1's
+    objective. With block heads the readout belongs to the last block's layer."""
     ds, fd, tok, vocab = _data(load_skill(toy))
     torch.manual_seed(0)
     net = Net(tok.n_in, len(vocab), d=24, f=48, layers=3, dk=16)
+    heads = [ff.BlockHead(net) for _ in range(net.L - 1)] if objective != "goodness" else []
     b = fd.batch(list(range(16)), random.Random(0))
     U = ds.mask_table()
-    groups = ff.layer_groups(net)
-    assert len(groups) == net.L + 1
-    _, ro, _, _, _, losses = ff.step_loss(net, U, b)
-    objectives = losses + [ro]
-    for k, obj in enumerate(objectives):
-        net.zero_grad(set_to_none=True)
+    groups = ff.layer_groups(net, heads)
+    assert len(groups) == net.L + (0 if heads else 1)
+    _, ro, _, _, _, losses = ff.step_loss(net, U, b, objective=objective, heads=heads)
+    objectives = [(k, o) for k, o in enumerate(losses) if torch.is_tensor(o)] + [(len(groups) - 1, ro)]
+    for k, obj in objectives:
+        for m in [net] + heads:
+            m.zero_grad(set_to_none=True)
         obj.backward(retain_graph=True)
         for j, g in enumerate(groups):
             got = [p.grad for p in g]

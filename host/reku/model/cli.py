@@ -77,6 +77,9 @@ def configure_train(p):
     p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
     p.add_argument("--algo", choices=["qat", "ff"], default="qat",
                    help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
+    p.add_argument("--ff-objective", choices=["goodness", "goodness+heads", "heads"], default="goodness",
+                   help="forward-forward: each block's own objective: its goodness on positive vs negative "
+                   "sequences, a readout of its own trained with it (heads), or both (docs/routes.md)")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
     p.add_argument("--lenient", action="store_true",
                    help="drop example lines that break the schema (counted) instead of stopping at the first")
@@ -111,7 +114,7 @@ def _train_config(args, **kw):
         return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
-                           acts=args.acts.split(",") if args.acts else None, **kw)
+                           acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective, **kw)
     except ValueError as e:
         raise RekuError(str(e))
 
@@ -122,6 +125,8 @@ def run_train(args):
     from .train import train
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
+    if args.ff_objective != "goodness" and args.algo != "ff":
+        raise RekuError("--ff-objective is for --algo ff (forward-forward); this run is --algo %s" % args.algo)
     budget, fits, target = None, None, None
     if args.budget_kb:
         budget = int(args.budget_kb * 1024)

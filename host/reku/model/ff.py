@@ -21,10 +21,12 @@ the call is kept (still grammatical); after any other swap the negative ends at 
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rkfw.infer import FALSE, TRUE
 
 from .objective import readout_loss
+from .qat import Net, TLinear
 
 THETA = 1.0          # goodness threshold (mean square of a block's update, real units)
 FIRST_SHARE = 0.5    # share of negatives that corrupt the first decision (function / no call)
@@ -71,15 +73,36 @@ class FFData:
         return b
 
 
+OBJECTIVES = ("goodness", "goodness+heads", "heads")
+
+
+class BlockHead(nn.Module):
+    """A block's own readout, trained with the block and never exported: a head and a pointer of the board's
+    shape on the block's output stream (per-block local supervision: the signal stays inside the block)."""
+
+    logits, keys, query = Net.logits, Net.keys, Net.query
+
+    def __init__(self, net):
+        super().__init__()
+        self.dk = net.dk
+        self.head = TLinear(net.n_out, net.d)
+        self.ptr_k = TLinear(net.dk, net.d)
+        self.ptr_q = TLinear(net.dk, net.d)
+        self.log_temp = nn.Parameter(net.log_temp.detach().clone())
+        self.__dict__["fq"] = net.fq          # the network's quantiser, not a submodule (no shared parameters)
+
+
 def goodness(delta, gm):
     """Per sequence: mean over the scored positions of the mean square over channels of a block's update."""
     g = (delta ** 2).mean(-1)
     return (g * gm).sum(1) / gm.sum(1).clamp_min(1.0)
 
 
-def ff_losses(net, b, theta=THETA):
+def ff_losses(net, b, theta=THETA, objective="goodness", U=None, heads=None):
     """([loss of layer k for each block], [(mean g_pos, mean g_neg) per block], final stream h (2B, T, d)).
-    Block k's input is detached (block 0's is the embedding, which layer 0 trains)."""
+    Block k's input is detached (block 0's is the embedding, which layer 0 trains). objective: "goodness" (the
+    block's goodness on positives vs negatives), "heads" (the cross-entropy of the block's own BlockHead on the
+    positives; the last block's head is the board's readout, see step_loss) or both."""
     B = b["ids"].shape[0] // 2
     h = net.embed_q()[b["ids"]]
     losses, stats = [], []
@@ -87,28 +110,43 @@ def ff_losses(net, b, theta=THETA):
         hin = h if i == 0 else h.detach()
         hout = net.block(i, hin)
         g = goodness(hout - hin, b["gm"])
-        losses.append(F.softplus(theta - g[:B]).mean() + F.softplus(g[B:] - theta).mean())
+        loss = 0.0
+        if objective != "heads":
+            loss = F.softplus(theta - g[:B]).mean() + F.softplus(g[B:] - theta).mean()
+        if objective != "goodness" and i < net.L - 1:
+            loss = loss + readout_loss(heads[i], U, b, hout[:B])[0]
+        losses.append(loss)
         stats.append((float(g[:B].mean().detach()), float(g[B:].mean().detach())))
         h = hout
     return losses, stats, h
 
 
-def layer_groups(net):
-    """The parameters of each FF layer: [embedding + block 0, block 1, ..., readout]. Gradient clipping is done
-    per group so that no layer's update depends on another layer's gradients."""
+def layer_groups(net, heads=None):
+    """The parameters of each FF layer: [embedding + block 0, block 1, ..., readout]; with block heads, each block's
+    head joins its block and the readout joins the last block. Gradient clipping is done per group so that no
+    layer's update depends on another layer's gradients."""
+    readout = (list(net.head.parameters()) + list(net.ptr_k.parameters()) + list(net.ptr_q.parameters())
+               + [net.log_temp])
     groups = [[net.emb] + list(net.blocks[0].parameters())]
     groups += [list(b.parameters()) for b in net.blocks[1:]]
-    groups.append(list(net.head.parameters()) + list(net.ptr_k.parameters()) + list(net.ptr_q.parameters())
-                  + [net.log_temp])
-    assert sum(len(g) for g in groups) == len(list(net.parameters()))
+    if heads:
+        for g, hd in zip(groups, heads):
+            g += list(hd.parameters())
+        groups[-1] += readout
+    else:
+        groups.append(readout)
+    assert sum(len(g) for g in groups) == len(list(net.parameters())) + sum(
+        len(list(hd.parameters())) for hd in heads or [])
     return groups
 
 
-def step_loss(net, U, b, theta=THETA):
+def step_loss(net, U, b, theta=THETA, objective="goodness", heads=None):
     """One FF step's losses: (sum of the per-layer losses + readout loss, readout loss, correct, n, per-block
     (mean g_pos, mean g_neg), [loss of each block]). Backpropagating the sum trains each layer by its own
-    objective only (detached inputs)."""
-    losses, stats, h = ff_losses(net, b, theta)
+    objective only (detached inputs). With block heads the readout is the last block's head: it is trained on
+    that block's output without detaching, so the last block learns from it (its signal stays in that layer)."""
+    losses, stats, h = ff_losses(net, b, theta, objective, U, heads)
     B = b["ids"].shape[0] // 2
-    ro, correct, n = readout_loss(net, U, b, h[:B].detach())
+    last = h[:B] if objective != "goodness" else h[:B].detach()
+    ro, correct, n = readout_loss(net, U, b, last)
     return sum(losses) + ro, ro, correct, n, stats, losses

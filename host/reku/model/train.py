@@ -128,6 +128,7 @@ class TrainConfig:
     dampen: float = 1e-3              # oscillation dampening weight (QAT, FF)
     freeze_after: float = 0.6         # share of the run after which oscillating weights freeze (0: never)
     freeze_threshold: float = 0.02
+    ff_objective: str = "goodness"    # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
     budget_bytes: int = None
     fits: object = None
 
@@ -138,6 +139,8 @@ class TrainConfig:
             raise ValueError("steps must be at least 1 (got %s)" % self.steps)
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
+        if self.ff_objective not in ("goodness", "goodness+heads", "heads"):
+            raise ValueError("unknown forward-forward objective %r" % self.ff_objective)
 
 
 class QATRoute:
@@ -145,8 +148,9 @@ class QATRoute:
     quantized = True
     id_key = []                       # added to the model id's hash (QAT ids unchanged since before routes)
     extra = {}                        # added to the file's "train" metadata
+    modules = ()                      # training-only modules the optimizer also updates (never exported)
 
-    def __init__(self, net, ds, U, vocab, seed):
+    def __init__(self, net, ds, U, vocab, seed, cfg=None):
         self.net, self.ds, self.U = net, ds, U
 
     def batch(self, idx):
@@ -166,7 +170,7 @@ class FloatRoute(QATRoute):
     rounding, hence no dampening, freezing or held-out evaluation; the result is a Net for reku.model.ptq."""
     quantized = False
 
-    def __init__(self, net, ds, U, vocab, seed):
+    def __init__(self, net, ds, U, vocab, seed, cfg=None):
         super().__init__(net, ds, U, vocab, seed)
         net.set_float(True)
 
@@ -175,21 +179,24 @@ class FFRoute:
     """Forward-forward (reku.model.ff, docs/routes.md): per-layer goodness objectives on positive/negative
     sequences, the readout by cross-entropy on the detached final stream; gradients clipped per layer."""
     quantized = True
-    id_key = ["ff"]
-    extra = {"algo": "ff"}
 
-    def __init__(self, net, ds, U, vocab, seed):
+    def __init__(self, net, ds, U, vocab, seed, cfg=None):
         from . import ff
         self.ff, self.net, self.U = ff, net, U
+        self.objective = cfg.ff_objective if cfg is not None else "goodness"
+        self.id_key = ["ff"] + ([] if self.objective == "goodness" else [self.objective])
+        self.extra = dict({"algo": "ff"}, **({} if self.objective == "goodness" else {"ff": self.objective}))
         self.data = ff.FFData(ds, net.n_in, vocab)
         self.rng = random.Random(seed + 7)
-        self.groups = ff.layer_groups(net)
+        self.modules = [ff.BlockHead(net) for _ in range(net.L - 1)] if self.objective != "goodness" else []
+        self.groups = ff.layer_groups(net, self.modules)
 
     def batch(self, idx):
         return self.data.batch(idx, self.rng)
 
     def loss(self, b):
-        total, loss, correct, n, stats, _ = self.ff.step_loss(self.net, self.U, b)
+        total, loss, correct, n, stats, _ = self.ff.step_loss(self.net, self.U, b, objective=self.objective,
+                                                              heads=self.modules)
         return total, loss, correct, n, "  goodness +/- " + " ".join("%.2f/%.2f" % s for s in stats)
 
     def clip(self):
@@ -260,11 +267,12 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
     U = ds.mask_table()
     net = init if init is not None else Net(tok.n_in, len(vocab), d=d, f=f, layers=layers, dk=cfg.dk, acts=cfg.acts)
-    route = ROUTES[cfg.algo](net, ds, U, vocab, seed)
+    route = ROUTES[cfg.algo](net, ds, U, vocab, seed, cfg)
     dampen, freeze_after = (cfg.dampen, cfg.freeze_after) if route.quantized else (0, 0)
     if not route.quantized:
         dev_data = None
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(list(net.parameters()) + [p for m in route.modules for p in m.parameters()], lr=cfg.lr,
+                            weight_decay=0.0)
     mon = FlipMonitor(net)
     rng = random.Random(seed)
     t0 = time.time()
