@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from reku import paths
 from reku.model import data as datagen
 from reku.model import ff, rkufile
 from reku.model import train as T
@@ -84,6 +85,15 @@ def test_train_config_refuses_unknown_route_and_bad_length():
     for bad in (dict(steps=0), dict(steps=-5), dict(minutes=0)):
         with pytest.raises(ValueError, match="must be"):
             T.TrainConfig(**bad)
+    with pytest.raises(ValueError, match="unknown forward-forward objective 'x' .goodness, goodness.heads, heads."):
+        T.TrainConfig(algo="ff", ff_objective="x")
+
+
+def test_ff_objective_errors_are_one_line(tmp_path):
+    for args, msg in [(["--algo", "ff", "--ff-objective", "x"], "unknown forward-forward objective 'x'"),
+                      (["--ff-objective", "goodness"], "--ff-objective is for --algo ff")]:
+        r = reku("train", "--skill", str(paths.SKILLS / "home"), "--out", str(tmp_path / "m.rku"), *args)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
 
 
 @pytest.fixture(scope="module")

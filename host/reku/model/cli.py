@@ -77,9 +77,10 @@ def configure_train(p):
     p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
     p.add_argument("--algo", choices=["qat", "ff"], default="qat",
                    help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
-    p.add_argument("--ff-objective", choices=["goodness", "goodness+heads", "heads"], default="goodness",
-                   help="forward-forward: each block's own objective: its goodness on positive vs negative "
-                   "sequences, a readout of its own trained with it (heads), or both (docs/routes.md)")
+    p.add_argument("--ff-objective", default="heads", metavar="heads|goodness|goodness+heads",
+                   help="forward-forward: each block's own objective: a readout of its own trained with it (heads, "
+                   "the default: the best measured, docs/routes.md), its goodness on positive vs negative sequences "
+                   "(Hinton's), or both")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
     p.add_argument("--lenient", action="store_true",
                    help="drop example lines that break the schema (counted) instead of stopping at the first")
@@ -125,7 +126,7 @@ def run_train(args):
     from .train import train
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
-    if args.ff_objective != "goodness" and args.algo != "ff":
+    if args.ff_objective != "heads" and args.algo != "ff":
         raise RekuError("--ff-objective is for --algo ff (forward-forward); this run is --algo %s" % args.algo)
     budget, fits, target = None, None, None
     if args.budget_kb:

@@ -128,7 +128,7 @@ class TrainConfig:
     dampen: float = 1e-3              # oscillation dampening weight (QAT, FF)
     freeze_after: float = 0.6         # share of the run after which oscillating weights freeze (0: never)
     freeze_threshold: float = 0.02
-    ff_objective: str = "goodness"    # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
+    ff_objective: str = "heads"       # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
     budget_bytes: int = None
     fits: object = None
 
@@ -139,8 +139,9 @@ class TrainConfig:
             raise ValueError("steps must be at least 1 (got %s)" % self.steps)
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
-        if self.ff_objective not in ("goodness", "goodness+heads", "heads"):
-            raise ValueError("unknown forward-forward objective %r" % self.ff_objective)
+        from .ff import OBJECTIVES
+        if self.ff_objective not in OBJECTIVES:
+            raise ValueError("unknown forward-forward objective %r (%s)" % (self.ff_objective, ", ".join(OBJECTIVES)))
 
 
 class QATRoute:
@@ -183,7 +184,7 @@ class FFRoute:
     def __init__(self, net, ds, U, vocab, seed, cfg=None):
         from . import ff
         self.ff, self.net, self.U = ff, net, U
-        self.objective = cfg.ff_objective if cfg is not None else "goodness"
+        self.objective = cfg.ff_objective if cfg is not None else TrainConfig.ff_objective
         self.id_key = ["ff"] + ([] if self.objective == "goodness" else [self.objective])
         self.extra = dict({"algo": "ff"}, **({} if self.objective == "goodness" else {"ff": self.objective}))
         self.data = ff.FFData(ds, net.n_in, vocab)
