@@ -13,7 +13,9 @@ right, "success" lines). Each home's lines split in two halves by a hash of the 
 one is its training data, the other (pooled over the fleet) the held-out set every row is measured on, with the
 skill's check set (1,000 generated requests, seed 777).
 
-Rows (same data, same number of examples processed: rounds x clients per round x local steps x 64):
+Rows (same data, same number of examples processed: rounds x clients per round x local steps x 64; learning
+rates chosen on the dev fleet: 3e-3 for the clients, 1e-3 central, the best there of those the check-set gate of
+`reku learn` accepts):
   central   reku learn on the pooled training halves, 2,000 steps
   fedavg    FedAvg, 20 rounds, 10 of 100 clients per round, 10 local steps, dense float32 updates
   compress  fedavg with top-k 1% + FP4 updates and error feedback
