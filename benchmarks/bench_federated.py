@@ -117,6 +117,20 @@ def pooled(d):
     return tr, ho
 
 
+def energy(skill, fleet_seed=1):
+    """How much of one client's local update (home 0 of the dev fleet, 10 steps at lr 3e-3) lies in its largest
+    entries: {share of entries: share of the update's squared L2 norm}. What top-k keeps of it."""
+    import numpy as np
+    d = write_fleet(fleet(skill, 1, fleet_seed), Path(tempfile.mkdtemp()) / "fleet")
+    cfg = F.check_config(dict(F.DEFAULTS, **{"model": str(paths.SKILLS / "home" / "model.rku"),
+                                             "feedback-dir": str(d), "lr": 3e-3}))
+    train_fb, _ = F.client_examples(cfg, {"partition-id": 0})
+    w0 = F.get_weights(F.new_net(F.base(cfg["model"], "")[1]))
+    w, _ = F.local_train(cfg, w0, train_fb, 1, 0)
+    e = np.sort((F.flat(w) - F.flat(w0)) ** 2)[::-1]
+    return {q: round(float(e[:int(q * e.size)].sum() / e.sum()), 4) for q in (0.01, 0.04, 0.1, 0.3)}
+
+
 def rate(c):
     return c["exact"] / c["n"] if c and c["n"] else None
 
@@ -132,7 +146,12 @@ def main():
                     help="the central row's: the best on the dev fleet of those the check-set gate accepts")
     ap.add_argument("--name", default="federated", help="results file OUT/NAME.json")
     ap.add_argument("--dp-clip", type=float, help="the dp row's clipping norm (default: fedavg's median update norm)")
+    ap.add_argument("--energy", action="store_true", help="only print how concentrated a client's update is")
     args = ap.parse_args()
+    if args.energy:
+        for q, share in energy(F.base(str(paths.SKILLS / "home" / "model.rku"), "")[2]).items():
+            print("largest %4.0f%% of the entries: %5.1f%% of the update's squared norm" % (100 * q, 100 * share))
+        return 0
     q = args.quick
     n_homes, rounds, per_round, local = (20, 5, 4, 3) if q else (100, 20, 10, 10)
     blob, model, skill = F.base(str(paths.SKILLS / "home" / "model.rku"), "")
