@@ -19,6 +19,7 @@ rates chosen on the dev fleet: 3e-3 for the clients, 1e-3 central, the best ther
   central   reku learn on the pooled training halves, 2,000 steps
   fedavg    FedAvg, 20 rounds, 10 of 100 clients per round, 10 local steps, dense float32 updates
   compress  fedavg with top-k 1% + FP4 updates and error feedback
+  sign      fedavg with one sign bit per entry and a mean magnitude per block of 32, error feedback
   fedprox   FedProx (mu 0.01)
   dp        fedavg with client-side clipping, Gaussian noise z = 0.8 (epsilon 6.7 at delta 1e-5) and SecAgg+;
             the clipping norm is the median update norm the fedavg row measured (training data only)
@@ -139,7 +140,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(paths.ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true", help="20 homes, 5 rounds of 4 clients, 3 local steps")
-    ap.add_argument("--rows", default="central,fedavg,compress,fedprox,dp")
+    ap.add_argument("--rows", default="central,fedavg,compress,sign,fedprox,dp")
     ap.add_argument("--fleet-seed", type=int, default=0, help="1: the dev fleet the settings were chosen on")
     ap.add_argument("--lr", type=float, default=3e-3, help="clients' learning rate (chosen on the dev fleet)")
     ap.add_argument("--central-lr", type=float, default=1e-3,
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--name", default="federated", help="results file OUT/NAME.json")
     ap.add_argument("--dp-clip", type=float, help="the dp row's clipping norm (default: fedavg's median update norm)")
     ap.add_argument("--energy", action="store_true", help="only print how concentrated a client's update is")
+    ap.add_argument("--keep", action="store_true", help="keep the other rows of OUT/NAME.json (same fleet)")
     args = ap.parse_args()
     if args.energy:
         for q, share in energy(F.base(str(paths.SKILLS / "home" / "model.rku"), "")[2]).items():
@@ -162,6 +164,10 @@ def main():
            "local_steps": local, "fleet_seed": args.fleet_seed, "lr": args.lr, "central_lr": args.central_lr,
            "rows": {}}
     rows = args.rows.split(",")
+    prev = out / (args.name + ".json")
+    if args.keep and prev.is_file():
+        old = json.loads(prev.read_text())
+        res["rows"], res["before"] = old["rows"], old.get("before", {})
     with tempfile.TemporaryDirectory() as tmp:
         d = write_fleet(fleet(skill, n_homes, args.fleet_seed), Path(tmp) / "fleet")
         tr, ho = pooled(d)
@@ -183,7 +189,8 @@ def main():
             print("central   held-out %.3f -> %.3f  check %.3f -> %.3f  %.0fs" % (
                 res["before"]["held_out"], res["rows"]["central"]["held_out"], res["before"]["check"],
                 res["rows"]["central"]["check"], time.time() - t0), flush=True)
-        extra = {"fedavg": {}, "compress": {"compress": 0.01}, "fedprox": {"strategy": "fedprox", "mu": 0.01},
+        extra = {"fedavg": {}, "compress": {"compress": "topk", "density": 0.01},
+                 "sign": {"compress": "sign"}, "fedprox": {"strategy": "fedprox", "mu": 0.01},
                  "dp": {"dp-noise": 0.8, "secagg": True}}
         for name in [r for r in rows if r in extra]:
             cfg = dict(F.DEFAULTS, **base_cfg, **extra[name], out=str(Path(tmp) / (name + ".rku")))
@@ -217,13 +224,14 @@ def main():
         gap = pts(R["central"]["held_out"], R["fedavg"]["held_out"])
         targets.append({"what": "federated (FedAvg) vs central, fleet held-out exact (points behind)", "value": gap,
                         "op": "<=", "limit": 2, "ok": gap <= 2})
-    if "compress" in R and "fedavg" in R:
-        ratio = R["fedavg"]["bytes_per_client"] / R["compress"]["bytes_per_client"]
-        loss = pts(R["fedavg"]["held_out"], R["compress"]["held_out"])
-        targets.append({"what": "update bytes per client per round, dense / compressed", "value": round(ratio, 1),
-                        "op": ">=", "limit": 20, "ok": ratio >= 20})
-        targets.append({"what": "compression: held-out exact lost (points)", "value": loss, "op": "<=", "limit": 1,
-                        "ok": loss <= 1})
+    for row, what in (("compress", "top-k 1% + FP4"), ("sign", "sign bits + block scales")):
+        if row in R and "fedavg" in R:
+            ratio = R["fedavg"]["bytes_per_client"] / R[row]["bytes_per_client"]
+            loss = pts(R["fedavg"]["held_out"], R[row]["held_out"])
+            targets.append({"what": "update bytes per client per round, dense / %s" % what, "value": round(ratio, 1),
+                            "op": ">=", "limit": 20, "ok": ratio >= 20})
+            targets.append({"what": "%s: held-out exact lost (points)" % what, "value": loss, "op": "<=", "limit": 1,
+                            "ok": loss <= 1})
     if "dp" in R and "fedavg" in R:
         loss = pts(R["fedavg"]["held_out"], R["dp"]["held_out"])
         targets.append({"what": "DP (epsilon %.2f, delta 1e-5) + SecAgg+: held-out exact lost (points)"

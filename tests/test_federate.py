@@ -68,6 +68,27 @@ def test_error_feedback_loses_nothing_only_delays_it():
     assert np.linalg.norm(res) < np.linalg.norm(total)
 
 
+def test_sign_code_with_error_feedback():
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=1000).astype(np.float32)
+    bits, scales = C.encode_sign(v)
+    assert bits.dtype == np.uint8 and bits.size == 125 and scales.size == 32         # 1,000 / 8 and / 32
+    assert C.wire_bytes((bits, scales)) == 125 + 64 and C.wire_bytes((bits, scales)) * 21 < v.nbytes
+    d = C.decode_sign(bits, scales, v.size)
+    assert np.array_equal(np.sign(d), np.sign(v))
+    blk = np.abs(v[:32]).mean()
+    assert np.allclose(np.abs(d[:32]), np.float16(blk), rtol=1e-3)
+    res, sent, total = None, np.zeros(1000, np.float32), np.zeros(1000, np.float32)
+    for _ in range(20):
+        delta = rng.normal(scale=0.01, size=1000).astype(np.float32)
+        arrays, res = C.compress(delta, res, 0, "sign")
+        sent += C.expand(arrays, 1000, "sign")
+        total += delta
+    assert np.allclose(sent + res, total, atol=1e-5)
+    with pytest.raises(ValueError, match="sign bytes"):
+        C.decode_sign(bits[:-1], scales, 1000)
+
+
 def test_a_damaged_update_is_refused():
     idx, codes, scales = C.encode(np.arange(100, dtype=np.float32), 0.5)
     with pytest.raises(ValueError, match="out of range"):
@@ -103,8 +124,10 @@ def reku(*args, **kw):
 def test_bad_settings_get_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     for args, msg in [(["--feedback-dir", tmp_path / "empty"], "no feedback files (*.jsonl)"),
-                      (["--feedback-dir", tmp_path, "--compress", "0.01", "--secagg"], "cannot be combined"),
-                      (["--feedback-dir", tmp_path, "--compress", "1.5"], "--compress is the share"),
+                      (["--feedback-dir", tmp_path, "--compress", "topk", "--secagg"], "cannot be combined"),
+                      (["--feedback-dir", tmp_path, "--compress", "sign", "--dp-noise", "1"], "cannot be combined"),
+                      (["--feedback-dir", tmp_path, "--density", "1.5"], "--density is the share"),
+                      (["--feedback-dir", tmp_path, "--compress", "zip"], "invalid choice: 'zip'"),
                       (["--feedback-dir", tmp_path, "--secagg", "--clients-per-round", "2"], "at least 3 clients"),
                       (["--feedback-dir", tmp_path, "--model", tmp_path / "none.rku"], "none.rku"),
                       (["--superlink", "127.0.0.1:1"], "Connection to the SuperLink is unavailable")]:
@@ -145,7 +168,7 @@ def weights_of(path):
 
 
 def test_simulated_fleet_with_compressed_updates(tmp_path):
-    rep = simulate(tmp_path, "c", compress=0.02)
+    rep = simulate(tmp_path, "c", compress="topk", density=0.02)
     assert [r["round"] for r in rep["rounds"]] == [1, 2] and all(r["clients"] == 3 for r in rep["rounds"])
     assert rep["dense_bytes"] == 4 * sum(p.numel() for p in F.new_net(weights_of(HOME)).parameters())
     assert all(r["bytes_per_client"] * 20 < rep["dense_bytes"] for r in rep["rounds"])

@@ -1,6 +1,10 @@
-"""What a product sends back in a federated round, made small (`reku federate --compress`, docs/learning.md):
-top-k sparsification with error feedback (Stich et al. 2018; Lin et al. 2018, "Deep Gradient Compression"), the kept
-values in FP4 E2M1 with one float16 scale per block of 32.
+"""What a product sends back in a federated round, made small (`reku federate --compress topk|sign`,
+docs/learning.md), both with error feedback (Stich et al. 2018; Karimireddy et al. 2019):
+
+- topk: top-k sparsification (Lin et al. 2018, "Deep Gradient Compression"), the kept values in FP4 E2M1 with one
+  float16 scale per block of 32;
+- sign: every entry's sign, one bit, times its block's mean magnitude (float16, blocks of 32): 0.1875 bytes per
+  entry, 21x smaller than float32, for updates whose energy is spread over all entries (a few Adam steps).
 
 A client's update is delta = its locally trained weights - the round's global weights, flattened in parameter
 order. It adds what earlier rounds did not send (its residual), keeps the `density` share of entries with the
@@ -68,11 +72,39 @@ def decode(idx, codes, scales, n):
     return out
 
 
-def compress(delta, residual, density):
-    """(arrays to send, new residual): error feedback around encode()."""
+def encode_sign(v):
+    """(bits, scales) of flat float32 vector v: its signs (1 = negative), eight per byte, and per block of 32
+    entries the mean magnitude."""
+    v = np.asarray(v, dtype=np.float32).ravel()
+    nb = -(-v.size // BLOCK)
+    padded = np.zeros(nb * BLOCK, dtype=np.float32)
+    padded[:v.size] = v
+    scales = np.abs(padded).reshape(nb, BLOCK).mean(axis=1).astype(np.float16)
+    return np.packbits(v < 0), scales
+
+
+def decode_sign(bits, scales, n):
+    if bits.size != -(-n // 8) or scales.size != -(-n // BLOCK):
+        raise ValueError("compressed update: %d sign bytes and %d scales for %d entries" % (bits.size, scales.size, n))
+    sign = 1.0 - 2.0 * np.unpackbits(bits, count=n).astype(np.float32)
+    return sign * np.repeat(scales.astype(np.float32), BLOCK)[:n]
+
+
+CODECS = {"topk": (lambda v, density: encode(v, density), decode),
+          "sign": (lambda v, density: encode_sign(v), decode_sign)}
+
+
+def compress(delta, residual, density, codec="topk"):
+    """(arrays to send, new residual): error feedback around the codec's encoder."""
+    enc, dec = CODECS[codec]
     v = np.asarray(delta, dtype=np.float32) + (residual if residual is not None else 0)
-    arrays = encode(v, density)
-    return arrays, v - decode(*arrays, v.size)
+    arrays = enc(v, density)
+    return arrays, v - dec(*arrays, v.size)
+
+
+def expand(arrays, n, codec="topk"):
+    """The dense update (length n) that a codec's arrays stand for."""
+    return CODECS[codec][1](*arrays, n)
 
 
 def wire_bytes(arrays):

@@ -48,7 +48,8 @@ DEFAULTS = {
     "dp-clip": 0.5,                # L2 clipping norm of a client's update
     "dp-delta": 1e-5,
     "secagg": False,
-    "compress": 0.0,               # top-k density (0: dense float32)
+    "compress": "",                # "" (dense float32), "topk" or "sign" (reku.model.compress)
+    "density": 0.01,               # topk: the share of entries kept
     "seed": 0,
     "tolerance": 0.01,
     "check": 1000,                 # generated check requests (seed DEV_SEED) the new model must not get worse on
@@ -59,8 +60,10 @@ DEFAULTS = {
 def check_config(cfg):
     if cfg["strategy"] not in ("fedavg", "fedprox"):
         raise RekuError("--strategy must be fedavg or fedprox, got %r" % cfg["strategy"])
-    if not 0 <= cfg["compress"] < 1:
-        raise RekuError("--compress is the share of entries kept, in (0, 1), got %s" % cfg["compress"])
+    if cfg["compress"] not in ("", "topk", "sign"):
+        raise RekuError("--compress must be topk or sign, got %r" % cfg["compress"])
+    if not 0 < cfg["density"] < 1:
+        raise RekuError("--density is the share of entries top-k keeps, in (0, 1), got %s" % cfg["density"])
     if cfg["compress"] and (cfg["secagg"] or cfg["dp-noise"]):
         raise RekuError("--compress cannot be combined with --secagg or --dp-noise: SecAgg+ masks dense vectors, and "
                         "error feedback would carry unclipped updates past the DP clipping (docs/learning.md)")
@@ -217,7 +220,8 @@ def _client_fn(bound):
 
 def compress_mod(msg, ctxt, call_next):
     """Client mod: the reply's weights become the product's update (its weights - the round's global weights)
-    plus its residual, top-k + FP4 coded (reku.model.compress); the residual stays in the product's Context."""
+    plus its residual, coded by the run's codec (reku.model.compress); the residual stays in the product's
+    Context."""
     from flwr.app import ArrayRecord
     from flwr.app.message_type import MessageType
     from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
@@ -226,7 +230,7 @@ def compress_mod(msg, ctxt, call_next):
     if msg.metadata.message_type != MessageType.TRAIN:
         return call_next(msg, ctxt)
     fit_ins = compat.recorddict_to_fitins(msg.content, keep_input=True)
-    density = float(fit_ins.config["compress"])
+    codec, density = str(fit_ins.config["compress"]), float(fit_ins.config["density"])
     glob = parameters_to_ndarrays(fit_ins.parameters)
     out = call_next(msg, ctxt)
     if out.has_error():
@@ -235,10 +239,10 @@ def compress_mod(msg, ctxt, call_next):
     delta = flat(parameters_to_ndarrays(res.parameters)) - flat(glob)
     key = "reku.residual"
     residual = ctxt.state.array_records[key].to_numpy_ndarrays()[0] if key in ctxt.state.array_records else None
-    arrays, residual = compress.compress(delta, residual, density)
+    arrays, residual = compress.compress(delta, residual, density, codec)
     ctxt.state.array_records[key] = ArrayRecord([residual])
     res.parameters = ndarrays_to_parameters(list(arrays))
-    res.metrics["codec"] = "topk-fp4"
+    res.metrics["codec"] = codec
     out.content = compat.fitres_to_recorddict(res, keep_input=True)
     return out
 
@@ -305,7 +309,8 @@ class FleetStrategy:
         for _, fi in ins:
             fi.config["server_round"] = server_round
             if self.cfg["compress"]:
-                fi.config["compress"] = float(self.cfg["compress"])
+                fi.config["compress"] = self.cfg["compress"]
+                fi.config["density"] = float(self.cfg["density"])
         return ins
 
     def aggregate_fit(self, server_round, results, failures):
@@ -317,8 +322,8 @@ class FleetStrategy:
         norms = []
         for _, r in results:
             if self.cfg["compress"]:
-                idx, codes, scales = parameters_to_ndarrays(r.parameters)
-                r.parameters = ndarrays_to_parameters(unflat(g + compress.decode(idx, codes, scales, g.size), glob))
+                dense = compress.expand(parameters_to_ndarrays(r.parameters), g.size, self.cfg["compress"])
+                r.parameters = ndarrays_to_parameters(unflat(g + dense, glob))
             if not self.cfg["secagg"]:
                 norms.append(float(np.linalg.norm(flat(parameters_to_ndarrays(r.parameters)) - g)))
         params, metrics = self.inner.aggregate_fit(server_round, results, failures)
@@ -561,8 +566,10 @@ def configure(p):
                    "trained for)")
     for k in ("rounds", "clients-per-round", "local-steps", "replay", "seed", "check", "min-clients"):
         p.add_argument("--" + k, type=int, default=DEFAULTS[k])
-    for k in ("lr", "share", "mu", "dp-noise", "dp-clip", "dp-delta", "compress", "tolerance"):
+    for k in ("lr", "share", "mu", "dp-noise", "dp-clip", "dp-delta", "density", "tolerance"):
         p.add_argument("--" + k, type=float, default=DEFAULTS[k])
+    p.add_argument("--compress", choices=("topk", "sign"), default="", help="compress the updates products send: "
+                   "top-k (--density) + FP4, or one sign bit per entry with block scales; both with error feedback")
     p.add_argument("--strategy", choices=("fedavg", "fedprox"), default="fedavg")
     p.add_argument("--secagg", action="store_true", help="secure aggregation (SecAgg+): the server sees only the sum")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
