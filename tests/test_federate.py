@@ -199,7 +199,9 @@ def test_secure_aggregation_gives_what_fedavg_gives(tmp_path):
 
 
 def test_differential_privacy_clips_and_counts(tmp_path):
+    env = dict(os.environ)
     rep = simulate(tmp_path, "dp", dp_noise=0.05, dp_clip=0.2, tolerance=1.0)
+    assert dict(os.environ) == env          # Ray's PYTHONPATH for its workers does not leak into the caller
     assert rep["dp"]["sampling_rate"] == 1.0
     assert rep["dp"]["epsilon"] == pytest.approx(F.dp_epsilon(0.05, 1.0, 2, 1e-5))
     assert all(r["update_norm"] <= 0.2 + 1e-4 for r in rep["rounds"])      # what the server saw: clipped

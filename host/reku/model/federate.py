@@ -464,7 +464,7 @@ def simulate(cfg):
     """Run the federation in Flower's simulation engine; returns the report (also written to OUT.json)."""
     import logging
     import os
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")     # no GPU here: keep Ray's warning quiet
+    saved = dict(os.environ)        # Ray sets PYTHONPATH (the whole sys.path) and more for its workers: not ours
     from flwr.simulation import run_simulation
     files = feedback_files(cfg["feedback-dir"])
     base(cfg["model"], cfg["skill"])                       # a missing model or skill: one line, before Ray starts
@@ -472,10 +472,15 @@ def simulate(cfg):
     server, client = apps(cfg)
     if cfg["quiet"]:
         logging.getLogger("flwr").setLevel(logging.WARNING)
-    run_simulation(server_app=server, client_app=client, num_supernodes=len(files),
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                   "init_args": {"num_cpus": 2, "include_dashboard": False,
-                                                 "logging_level": "ERROR", "log_to_driver": False}})
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")     # no GPU here: keep Ray's warning quiet
+    try:
+        run_simulation(server_app=server, client_app=client, num_supernodes=len(files),
+                       backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                       "init_args": {"num_cpus": 2, "include_dashboard": False,
+                                                     "logging_level": "ERROR", "log_to_driver": False}})
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     rp = Path(str(cfg["out"]) + ".json")
     if not rp.is_file():
         raise RekuError("the federation ended without a result (see Flower's log above)")
