@@ -34,6 +34,11 @@ SEEDS = [
     (proto.RESET, b""), (proto.CONFIG, b'{"baud": 230400, "feedback_max": 4096}'), (proto.CONFIG, b""),
     (proto.FEEDBACK_READ, struct.pack("<I", 0)), (proto.FEEDBACK_READ, struct.pack("<I", 40)),
     (proto.FEEDBACK_CLEAR, struct.pack("<II", 0, 0)), (proto.FEEDBACK_CLEAR, struct.pack("<II", 60, 0x1234)),
+    (proto.FEEDBACK, json.dumps({"text": "make it dark in the bathroom", "outcome": "corrected", "calls": [],
+                                 "corrected": [{"name": "set_light", "arguments": {"room": "bathroom",
+                                                                                   "state": "off"}}]}).encode()),
+    (proto.MEMORY_LIST, struct.pack("<I", 0)), (proto.MEMORY_LIST, struct.pack("<I", 30)),
+    (proto.MEMORY_FORGET, struct.pack("<I", 0)), (proto.MEMORY_FORGET, struct.pack("<I", 0xFFFFFFFF)),
     (0x7E, b"unknown"), (proto.ERROR, b"\x01from the host"),
 ]
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from reku import paths
 from reku.model import data, rkufile
-from reku.model import steps as targets
+from rkfw import steps as targets
 from reku.model.evaluate import validate_call
 from reku.model.reference import Reference
 from reku.model.skill import compile_schema, load_skill

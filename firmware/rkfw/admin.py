@@ -10,7 +10,8 @@ import struct
 
 from rkfw import port
 from rkfw import proto
-from rkfw.app import ADMIN, CONFIG_FILE, FW_VERSION, MAX_MODEL, MAX_QUERY, MODEL_FILE, MODEL_PART, _read_json, _remove
+from rkfw.app import (ADMIN, CONFIG_FILE, FW_VERSION, MAX_MODEL, MAX_QUERY, MODEL_FILE, MODEL_PART, _read_json, _remove,
+                      drop)
 
 FEEDBACK_FILE = "feedback.jsonl"
 FEEDBACK_OLD = "feedback.1.jsonl"
@@ -227,9 +228,22 @@ def feedback(app, seq, payload):
             pass
     with open(FEEDBACK_FILE, "a") as f:
         f.write(line)
+    line = entry = None
     app.stats["feedback"] += 1
-    return app.reply_json(proto.FEEDBACK, seq, {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD),
-                                                  "limit": 2 * limit})
+    out = {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD), "limit": 2 * limit}
+    if corrected is not None and app.engine is not None and app.config.get("learn", True):
+        # the board learns the correction at once (rkfw.teach); the feedback line is stored either way
+        from rkfw import teach
+        try:
+            out["learnt"] = teach.teach(app, text, corrected)
+        except MemoryError:
+            raise
+        except Exception as e:      # calls the schema cannot produce for this text, or of the wrong shape
+            out["learnt"] = {"error": "%s: %s" % (type(e).__name__, e) if not isinstance(e, ValueError) else str(e)}
+        finally:
+            drop("teach")
+            drop("steps")
+    return app.reply_json(proto.FEEDBACK, seq, out)
 
 # The stored feedback as one stream: the older file, then the current one (FEEDBACK_READ, FEEDBACK_CLEAR).
 def _log():
@@ -301,6 +315,37 @@ def feedback_clear(app, seq, payload):
         _drop_prefix(old, n, n_old, app.buf)
     return app.reply_json(proto.FEEDBACK_CLEAR, seq, {"cleared": n, "bytes": _size(old) + _size(cur)})
 
+# ---- what the board learnt from corrections (rkfw.teach) ----------------------------------------------------
+def memory_list(app, seq, payload):
+    if app.engine is None:
+        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
+    if len(payload) != 4:
+        return app.error(seq, proto.E_REQUEST, "MEMORY_LIST needs an offset u32")
+    off = struct.unpack_from("<I", payload, 0)[0]
+    from rkfw import teach
+    try:
+        data = json.dumps(teach.listing(app), separators=(",", ":")).encode()
+    finally:
+        drop("teach")
+        drop("steps")
+    return app.reply(proto.MEMORY_LIST, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
+
+def memory_forget(app, seq, payload):
+    if app.engine is None:
+        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
+    if len(payload) != 4:
+        return app.error(seq, proto.E_REQUEST, "MEMORY_FORGET needs an entry u32 (0xFFFFFFFF: all)")
+    i = struct.unpack_from("<I", payload, 0)[0]
+    from rkfw import teach
+    try:
+        left = teach.forget(app, None if i == 0xFFFFFFFF else i)
+    except ValueError as e:
+        return app.error(seq, proto.E_REQUEST, str(e))
+    finally:
+        drop("teach")
+        drop("steps")
+    return app.reply_json(proto.MEMORY_FORGET, seq, {"entries": left})
+
 def config(app, seq, payload):
     if payload:
         try:
@@ -339,4 +384,6 @@ HANDLERS = {
     proto.CONFIG: config,
     proto.FEEDBACK_READ: feedback_read,
     proto.FEEDBACK_CLEAR: feedback_clear,
+    proto.MEMORY_LIST: memory_list,
+    proto.MEMORY_FORGET: memory_forget,
 }

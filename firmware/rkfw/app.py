@@ -16,17 +16,19 @@ MODEL_PART = "model.rku.part"   # an upload in progress; never loaded
 MODEL_PATHS = (MODEL_FILE, "/rom/model.rku")
 KEY_FILE = "reku_key.bin"       # HMAC key, provisioned by `reku deploy --key`
 CONFIG_FILE = "reku.json"
+MEMORY_FILE = "memory.rkm"      # what the board learnt from corrections for its model (rkfw.memory, rkfw.teach)
 MAX_MODEL = 8 * 1024 * 1024
 # State-changing requests that need an HMAC trailer when the board has a key.
 AUTH_STATE = (proto.MODEL_BEGIN, proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.RESET, proto.CONFIG,
-              proto.FEEDBACK_CLEAR)
+              proto.FEEDBACK_CLEAR, proto.MEMORY_FORGET)
 # With "auth": "all" in reku.json everything but HELLO and PING needs it.
-AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK, proto.FEEDBACK_READ)
+AUTH_ALL = AUTH_STATE + (proto.QUERY, proto.STATS, proto.FEEDBACK, proto.MODEL_CHUNK, proto.FEEDBACK_READ,
+                         proto.MEMORY_LIST)
 # Every other request is rare: rkfw.admin serves it, imported when one arrives and dropped after its reply (kept
 # while an upload runs), so a board between requests holds only the code of QUERY and PING.
 ADMIN = (proto.HELLO, proto.SCHEMA, proto.STATS, proto.RESET, proto.MODEL_BEGIN, proto.MODEL_CHUNK,
          proto.MODEL_COMMIT, proto.MODEL_ABORT, proto.FEEDBACK, proto.CONFIG, proto.FEEDBACK_READ,
-         proto.FEEDBACK_CLEAR)
+         proto.FEEDBACK_CLEAR, proto.MEMORY_LIST, proto.MEMORY_FORGET)
 
 
 def _read_json(path):
@@ -140,11 +142,27 @@ class App:
                 return False
             engine.hook = self.between_steps
             self.model, self.engine, self.model_path, self.model_error = model, engine, path, None
+            self.load_memory()
             gc.collect()
             self._show_model()
             return True
         self._show_model()
         return False
+
+    def load_memory(self):
+        """What the board learnt from corrections for this model (rkfw.memory): its code is imported only when
+        the file exists, and a file made for another model is not used."""
+        e = self.engine
+        e.memory = None
+        try:
+            os.stat(MEMORY_FILE)
+        except OSError:
+            return
+        from rkfw import memory
+        try:
+            e.memory = memory.load(e, MEMORY_FILE, memory.tag_of(self.model), memory.cap(self.config))
+        except Exception as ex:         # a damaged file: the model serves without it
+            print("reku: %s: %s" % (MEMORY_FILE, ex))
 
     def _show_model(self):
         st = self.status

@@ -552,6 +552,8 @@ class Engine:
                                      [W.M for W in Ws] + [W.S for W in Ws] + [fp4]))
                 self.lw.append((self.prev[i], self.prevc[i], self.state[i], self.x, self.xs, self.xf,
                                 self.r, self.key, self.v, self.o, self.hf))
+        # What the board learnt from corrections (rkfw.memory), set by the app when it has any
+        self.memory = None
         # Called before every step (prefill and decode) when set: the app feeds its watchdog, drives the LED
         # and answers requests that arrive mid-inference with E_BUSY. It must not allocate.
         self.hook = None
@@ -655,22 +657,50 @@ class Engine:
         k.quant_i8(self.q32, self.q8)
         k.copy(self.q8, self.K, j * dk)
 
+    def prefill(self, text):
+        """Reset the state, read the request (what fits of it: max_in characters) and SEP, each with its pointer
+        key; the grammar is reset on that text. With a memory (rkfw.memory) the streams at the end of each word and
+        at SEP are summed as the request is read, and its record, if any, recognised. Returns the number of characters read."""
+        tok = self.tok
+        ids = self.ids
+        n = tok.encode(text, ids)
+        self._reset()
+        self.grammar.reset(text[:n], tok)
+        m = self.memory
+        stops = self.grammar.stops
+        w = 0           # words read; with a memory, the stream at each word's last character is summed
+        for j in range(n):
+            self.step(ids[j])
+            self._key(j)
+            if m is not None and w < len(stops) and stops[w] == j + 1:
+                m.add(self.kern, self.xs, self.o)
+                w += 1
+        self.step(tok.sep)
+        self._key(n)
+        if m is not None:
+            m.add(self.kern, self.xs, self.o)
+            m.recognise(self.kern, w + 1, self.xs, self.o)
+        return n
+
+    def choose(self):
+        """The token of a token decision (xs holds the quantized stream): the correction the board learnt for a
+        request it recognised (rkfw.memory), else the head's best allowed token."""
+        g = self.grammar
+        m = self.memory
+        if m is not None and m.hit >= 0:
+            t = m.replay(g.allow, g.n_allow)
+            if t >= 0:
+                return t
+        self._tmv(self.head, self.O, self.d, self.xs, self.logits)
+        return pick(self.logits, g.allow, g.n_allow)
+
     def run(self, text):
         """Calls for one request (and token counts). Allocates only per request (the strings of the calls),
         nothing per step; the app collects garbage after the reply is out (rkfw.app), not here."""
         k = self.kern
-        tok = self.tok
-        n = tok.encode(text, self.ids)
-        text = text[:n]
-        self._reset()
+        n = self.prefill(text)
         g = self.grammar
-        g.reset(text, tok)
         ids = self.ids
-        for j in range(n):
-            self.step(ids[j])
-            self._key(j)
-        self.step(tok.sep)
-        self._key(n)
         n_out = 0
         d, dk = self.d, self.dk
         while True:
@@ -679,10 +709,9 @@ class Engine:
                 break
             k.quant_i8(self.h, self.xs)
             if kind == K_TOKEN:
-                self._tmv(self.head, self.O, d, self.xs, self.logits)
-                best = pick(self.logits, g.allow, g.n_allow)
+                best = self.choose()
                 g.feed(best)
-                feed_id = tok.n_in + best
+                feed_id = self.tok.n_in + best
                 if g.done:
                     n_out += 1
                     break

@@ -26,11 +26,13 @@ MODEL_BEGIN = 0x10  # payload: size u32 | sha256[32] [| auth]; reply: offset u32
 MODEL_CHUNK = 0x11  # payload: offset u32 | data; reply: next offset u32
 MODEL_COMMIT = 0x12 # payload: [auth]; reply: JSON {"id", "sha256", "bytes"} of the model now serving
 MODEL_ABORT = 0x13  # payload: [auth]; reply: empty
-FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "limit"}
+FEEDBACK = 0x20     # payload: JSON {"text", "outcome", "calls", "corrected"}; reply: JSON {"bytes", "limit"[, "learnt"]}
 RESET = 0x21        # payload: [auth]; reply: empty, then the board resets
 CONFIG = 0x22       # payload: JSON object merged into reku.json [| auth]; reply: JSON of the whole config
 FEEDBACK_READ = 0x23   # payload: offset u32; reply: total u32 | the stored feedback lines (JSONL) from offset
 FEEDBACK_CLEAR = 0x24  # payload: n u32 | crc32 u32 of the first n bytes read [| auth]; reply: JSON {"cleared", "bytes"}
+MEMORY_LIST = 0x25     # payload: offset u32; reply: total u32 | JSON of what the board learnt from corrections, from offset
+MEMORY_FORGET = 0x26   # payload: entry u32 (0xFFFFFFFF: all) [| auth]; reply: JSON {"entries": left}
 REPLY = 0x80
 ERROR = 0xFF        # reply to anything: payload = code u8 | UTF-8 message
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from rkfw import infer
 
 from . import rkufile
-from . import steps as targets
+from rkfw import steps as targets
 from .rkufile import MAX_IN
 from .tokenizer import ALPHABET
 

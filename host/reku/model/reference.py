@@ -30,12 +30,20 @@ before whatever uses y (requant, quant_i8, argmax).
 Head: logits = tmv(head, quant_i8(h)). Pointer: key_j = quant_i8(tmv(ptr_k, quant_i8(h_j))) for input positions
 j = 0..n (n = SEP); at a pointer step scores = key @ quant_i8(tmv(ptr_q, quant_i8(h))).
 Decoding: rkfw.infer.Grammar (shared), argmax over allowed tokens/positions, ties to the lowest index.
+Memory of corrections (rkfw.memory, optional): a = sum of quant_i8(h_j) over the last character of each word and
+SEP (w + 1 positions), c = quant_i8(h) after SEP from the reset state; p = quant_i8(a - (w + 1) * c); record r
+(key k_r, norm n_r) scores cosine(k_r . p, n_r, isqrt(p . p)) = (((s << 4) // n_r) << 6) // isqrt(p . p); the first
+best at or above THRESHOLD is recognised, and at its token decision numbers its tokens replace the argmax where
+allowed (Memory.replay, shared).
 """
+
+from array import array
 
 import numpy as np
 
 from rkfw import infer
 from rkfw import lowrank as board_lowrank
+from rkfw import memory as board_memory
 from rkfw import rku
 from rkfw.fp4 import FP4IDX, FP4MAG
 from rkfw.kernels import A_LIM, H_LIM, QA, S_LIM  # noqa: F401  (the limits' one home; used here and by qat)
@@ -223,7 +231,50 @@ class Reference:
     def key(self):
         return quant_i8(ttmv(self.pk, quant_i8(self.h)[0]))[0]
 
-    def run(self, text):
+    def memory(self, path, tag=None, cap=board_memory.RECORDS):
+        """The memory file at path (rkfw.memory's reader) for run(text, memory); None if it is not this model's."""
+        ref = self
+
+        class Kern:
+            @staticmethod
+            def quant_i8(h, out):
+                out[:] = array("b", quant_i8(h)[0].tolist())
+
+        class Adapter:          # what Memory() uses of an engine: the centre is this reference's own arithmetic
+            d = self.d
+            tok = self.tok
+            kern = Kern
+            _reset = self.reset
+
+            @staticmethod
+            def step(t):
+                ref.step(t)
+
+            @property
+            def h(self):
+                return ref.h
+
+        return board_memory.load(Adapter(), path, tag or board_memory.tag_of(self.model), cap)
+
+    def _recognise(self, m, a, n):
+        """Set m.hit (and m.k = 0) for the summed streams a of n positions (the module docstring's rule)."""
+        m.hit = -1
+        m.k = 0
+        c = np.array(m.c, dtype=np.int64)
+        p, _ = quant_i8(a - n * c)
+        nq = board_memory.isqrt(int(p @ p))
+        if nq == 0 or m.records == 0:
+            return
+        best = board_memory.THRESHOLD - 1
+        with open(m.path, "rb") as f:
+            for r in range(m.records):
+                f.seek(m.off[r])
+                k = np.frombuffer(f.read(self.d), dtype=np.int8).astype(np.int64)
+                cs = board_memory.cosine(int(k @ p), m.nk[r], nq)
+                if cs > best:
+                    m.hit, best = r, cs
+
+    def run(self, text, memory=None):
         tok = self.tok
         ids = np.zeros(self.max_in, dtype=np.int64)
         n = tok.encode(text, ids)
@@ -232,11 +283,18 @@ class Reference:
         g = self.grammar
         g.reset(text, tok)
         keys = np.zeros((n + 1, self.dk), dtype=np.int64)
+        a = np.zeros(self.d, dtype=np.int64)
+        w = 0
         for j in range(n):
             self.step(int(ids[j]))
             keys[j] = self.key()
+            if w < len(g.stops) and g.stops[w] == j + 1:
+                a += quant_i8(self.h)[0]
+                w += 1
         self.step(tok.sep)
         keys[n] = self.key()
+        if memory is not None:
+            self._recognise(memory, a + quant_i8(self.h)[0], w + 1)
         trace = []
         while True:
             kind = g.next()
@@ -247,6 +305,10 @@ class Reference:
                 logits = ttmv(self.head, x)
                 allow = list(g.allow[:g.n_allow])
                 best = min(allow, key=lambda t: (-logits[t], t))
+                if memory is not None and memory.hit >= 0:
+                    t = memory.replay(allow, len(allow))
+                    if t >= 0:
+                        best = t
                 trace.append(("tok", best, logits.copy()))
                 g.feed(best)
                 if g.done:

@@ -1,30 +1,46 @@
-"""Training targets: the grammar steps (tokens and pointer positions) that produce given calls for a request.
-Host-only (the board only decodes); uses the board's Grammar so both agree by construction."""
+# The grammar steps (tokens and pointer positions) that produce given calls for a request: training's targets on
+# the host (reku.model.objective) and what a board teaches its memory from a correction (rkfw.teach). Read from
+# the grammar table in place (rkfw.infer.Grammar), so that host and board agree by construction. Imported on a
+# board only while it learns a correction.
+from rkfw.infer import (_KB, _KE, _KI, _u16, ABSENT, DIG0, END, FN0, FALSE, K_DONE, K_NUM, K_START, K_STOP,
+                        K_TOKEN, MINUS, NOCALL, NUM_COPY, NUM_END, PRESENT, TRUE)
 
-from rkfw.infer import (ABSENT, DIG0, END, FN0, FALSE, K_DONE, K_NUM, K_START, K_STOP, K_TOKEN, MINUS, NOCALL,
-                        NUM_COPY, NUM_END, PRESENT, TRUE)
+
+def _enum_token(g, r, value):
+    """The output token of enum value `value` of the parameter record at r, or None."""
+    T = g.T
+    e = g._enum + 2 * _u16(T, r + 4)
+    want = "v:" + str(value)
+    for j in range(_u16(T, r + 6)):
+        t = _u16(T, e + 2 * j)
+        if g.string(t) == want:
+            return t
+    return None
 
 
-def target_steps(grammar, calls, text, tok):
+def target_steps(g, calls, text, tok):
     """The step sequence that produces `calls` for `text`: list of (kind, choice, allowed) with allowed a
-    tuple of tokens or positions. Raises ValueError when the calls cannot be produced (bad value, a string
-    that is not a span of whole words of the text)."""
-    vocab_index = {}
-    for i, v in enumerate(grammar.vocab):
-        vocab_index[v] = i
-    fn_index = {}
-    for i, fn in enumerate(grammar.fns):
-        fn_index[fn[0]] = i
-    grammar.reset(text, tok)
+    tuple of tokens or positions. Raises ValueError when the calls cannot be produced (unknown function or
+    parameter, bad value, a string that is not a span of whole words of the text)."""
+    names = [g.fn_name(i) for i in range(g.n_fns)]
+    T = g.T
+    g.reset(text, tok)
     wanted = []
     for c in calls:
-        if c["name"] not in fn_index:
-            raise ValueError("unknown function %s" % c["name"])
-        fi = fn_index[c["name"]]
+        if not isinstance(c, dict) or c.get("name") not in names:
+            raise ValueError("unknown function %s" % (c.get("name") if isinstance(c, dict) else c))
+        fi = names.index(c["name"])
         wanted.append(FN0 + fi)
         args = c.get("arguments", {})
-        for p in grammar.fns[fi][1]:
-            name, kind, req = p[0], p[1], p[2]
+        if not isinstance(args, dict):
+            raise ValueError("%s: arguments must be an object" % c["name"])
+        a, b = g._recs(fi)
+        pnames = []
+        for r in range(a, b, 16):
+            name = g.string(_u16(T, r))
+            kind = T[r + 2]
+            req = T[r + 3]
+            pnames.append(name)
             if name not in args:
                 if req:
                     raise ValueError("%s: missing required %s" % (c["name"], name))
@@ -33,16 +49,16 @@ def target_steps(grammar, calls, text, tok):
             v = args[name]
             if not req:
                 wanted.append(PRESENT)
-            if kind == "e":
-                t = vocab_index.get("v:" + str(v))
-                if t is None or t not in p[3]:
+            if kind == _KE:
+                t = _enum_token(g, r, v)
+                if t is None:
                     raise ValueError("%s: %s=%r not in enum" % (c["name"], name, v))
                 wanted.append(t)
-            elif kind == "b":
+            elif kind == _KB:
                 wanted.append(TRUE if v else FALSE)
-            elif kind == "i":
+            elif kind == _KI:
                 v = int(v)
-                copy = [pos for pos, rv in grammar.runs if rv == v]
+                copy = [pos for pos, rv in g.runs if rv == v]
                 if copy:
                     wanted.append(NUM_COPY)
                     wanted.append(("num", copy[0]))
@@ -58,30 +74,29 @@ def target_steps(grammar, calls, text, tok):
                     raise ValueError("%s: %s=%r is not a span of %r" % (c["name"], name, v, text))
                 wanted.append(("span", span[0], span[1]))
         for unknown in args:
-            if unknown not in [p[0] for p in grammar.fns[fi][1]]:
+            if unknown not in pnames:
                 raise ValueError("%s: unknown parameter %s" % (c["name"], unknown))
     wanted.append(END if calls else NOCALL)
     steps = []
     for w in wanted:
         if isinstance(w, tuple):
             for pos in w[1:]:
-                kind = grammar.next()
-                allowed = tuple(grammar.positions())
+                kind = g.next()
+                allowed = tuple(g.positions())
                 if kind not in (K_START, K_STOP, K_NUM) or pos not in allowed:
                     raise ValueError("span %r not allowed in %r" % (w, text))
                 steps.append((kind, pos, allowed))
-                grammar.feed(pos)
+                g.feed(pos)
             continue
-        kind = grammar.next()
-        allowed = tuple(grammar.allow[:grammar.n_allow])
+        kind = g.next()
+        allowed = tuple(g.allow[:g.n_allow])
         if kind != K_TOKEN or w not in allowed:
-            raise ValueError("token %s not allowed here (%r)" % (grammar.vocab[w], text))
+            raise ValueError("token %s not allowed here (%r)" % (g.string(w), text))
         steps.append((kind, w, allowed))
-        grammar.feed(w)
-    if grammar.next() != K_DONE:
+        g.feed(w)
+    if g.next() != K_DONE:
         raise ValueError("grammar did not finish for %r" % text)
     return steps
-
 
 
 def find_span(text, value, tok):
