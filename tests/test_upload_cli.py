@@ -163,3 +163,34 @@ def test_feedback_pull_and_clear(runtime, tmp_path, link):
         r = reku("feedback", "pull", *args, "--timeout", "20", "--out", str(out), "--append")
         assert r.returncode == 0 and r.stdout.startswith("%s: 0 feedback lines (0 bytes)" % out)
         assert len(out.read_text().splitlines()) == 3
+
+
+def test_memory_teach_list_forget(runtime, tmp_path):
+    """`reku memory teach` corrects the board's answer at once (docs/learning.md), `list` shows it, a bad correction
+    is one line, `forget` undoes it."""
+    d = tmp_path / "board"
+    populate(d, "pico", "home")
+    text = "make it dark in the bathroom"
+    calls = '[{"name": "set_light", "arguments": {"room": "bathroom", "state": "off"}}]'
+    with VirtualBoard(runtime=runtime, state_dir=str(d)) as vb:
+        link = ["--port", vb.port, "--timeout", "30"]
+        before = json.loads(reku("query", *link, text).stdout)["calls"]
+        assert before != json.loads(calls)
+        r = reku("memory", "teach", *link, text, "--calls", calls)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("learnt (") and 'now set_light(room="bathroom", state="off")' in r.stdout
+        assert json.loads(reku("query", *link, text).stdout)["calls"] == json.loads(calls)
+        r = reku("memory", "teach", *link, text, "--calls", calls)
+        assert r.returncode == 0 and "already answers" in r.stdout
+        for bad, why in (('[{"name": "set_light", "arguments": {"room": "attic", "state": "off"}}]', "not in enum"),
+                         ("{not json", "--calls is not JSON"), ('[{"arguments": {}}]', "--calls must be a list")):
+            r = reku("memory", "teach", *link, text, "--calls", bad)
+            assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and why in r.stderr, r.stderr
+        r = reku("memory", "list", *link)
+        assert r.returncode == 0 and "1 of 32 entries" in r.stdout and '0  "make it dark in the bathroom"' in r.stdout
+        assert json.loads(reku("memory", "list", *link, "--json").stdout)["entries"][0]["text"] == text
+        r = reku("memory", "forget", *link, "3")
+        assert r.returncode != 0 and "no entry 3" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        r = reku("memory", "forget", *link, "0")
+        assert r.returncode == 0 and "0 entries left" in r.stdout
+        assert json.loads(reku("query", *link, text).stdout)["calls"] == before

@@ -124,23 +124,18 @@ def _oldest_first(app, recs):
 
 def teach(app, text, calls):
     """Learn `calls` as the answer to `text`. Returns {"decisions": decisions stored (0: the board already answers
-    so), "entries", "cap", "evicted"}; a record for the same text is replaced; the least recently used records
-    make room. ValueError: the calls cannot be produced for this text."""
+    so, nothing changes), "entries", "cap", "evicted"}; a record for the same text is replaced; the least recently
+    used records make room. ValueError: the calls cannot be produced for this text."""
     e = app.engine
     d = e.d
     tag = M.tag_of(app.model)
     cap = M.cap(app.config)
     recs = _records(MEMORY_FILE, tag, d)
-    if [r for r in recs if r[2] == text]:       # relearnt from scratch: the old answer must not vote
+    rec = _record(e, text, calls)
+    if rec[2] and [r for r in recs if r[2] == text]:    # relearnt from scratch: the old answer must not vote
         _write(app, [r for r in _oldest_first(app, recs) if r[2] != text])
         recs = _records(MEMORY_FILE, tag, d)
-    if e.memory is None:
-        e.memory = M.Memory(e, 1)               # an empty memory computes the request's key
-    try:
-        rec = record_for(e, text, calls)
-    finally:
-        if not recs:
-            e.memory = None
+        rec = _record(e, text, calls)
     evicted = 0
     if rec[2]:
         if len(rec[2]) > M.MAX_DEC * cap:
@@ -153,6 +148,17 @@ def teach(app, text, calls):
         _write(app, recs, (rec, text, json.dumps(calls, separators=(",", ":"))))
     m = e.memory
     return {"decisions": len(rec[2]), "entries": m.records if m else 0, "cap": cap, "evicted": evicted}
+
+
+def _record(e, text, calls):
+    """record_for() with the engine's memory, or with an empty one where it has none."""
+    if e.memory is not None:
+        return record_for(e, text, calls)
+    e.memory = M.Memory(e, 1)               # an empty memory computes the request's key
+    try:
+        return record_for(e, text, calls)
+    finally:
+        e.memory = None
 
 
 def _decisions(r, d):

@@ -281,7 +281,7 @@ class Client:
         return info
 
     def _paged(self, ftype):
-        """The bytes of a reply handed out in pieces (SCHEMA, FEEDBACK_READ): offset u32 requests, each answered
+        """The bytes of a reply handed out in pieces (SCHEMA, FEEDBACK_READ, MEMORY_LIST): offset u32 requests, each answered
         with total u32 | bytes from that offset, until total bytes are in."""
         data = b""
         while True:
@@ -341,6 +341,26 @@ class Client:
         Returns {"cleared": bytes removed, "bytes": bytes left}."""
         payload = struct.pack("<II", len(data), binascii.crc32(data) & 0xFFFFFFFF)
         return json.loads(self.request(proto.FEEDBACK_CLEAR, payload))
+
+    def correct(self, text, calls, got=None):
+        """Teach the board the right calls for `text` (FEEDBACK, outcome corrected): stored for `reku learn`, and
+        learnt at once by the board's memory of corrections. `got`: what the board answered (asked when None).
+        Returns the board's reply; its "learnt" says {"decisions", "entries", "cap", "evicted"} or {"error"}."""
+        if got is None:
+            got = self.query(text).calls
+        return self.feedback(text, "corrected", calls=got, corrected=calls)
+
+    def memory_list(self):
+        """What the board learnt from corrections: {"model", "cap", "entries": [{"text", "calls", "decisions"}]},
+        oldest use first (MEMORY_LIST, read in pieces)."""
+        return json.loads(self._paged(proto.MEMORY_LIST))
+
+    def memory_forget(self, index=None):
+        """Forget entry `index` (as memory_list() numbers them), or everything (None). Returns {"entries": left}."""
+        i = 0xFFFFFFFF if index is None else index
+        if not 0 <= i <= 0xFFFFFFFF:
+            raise ClientError("entry must be 0..4294967294, not %r" % index)
+        return json.loads(self.request(proto.MEMORY_FORGET, struct.pack("<I", i)))
 
     def upload_model(self, path, progress=None, chunk=proto.MAX_CHUNK, commit_timeout=60.0):
         """Send a .rku file (path or bytes) in chunks, then commit it: the board verifies its SHA-256,

@@ -1,4 +1,4 @@
-"""`reku query`, `reku info`, `reku upload` and `reku feedback pull`: talk to a board (real or virtual) over
+"""`reku query`, `reku info`, `reku upload`, `reku feedback pull` and `reku memory`: talk to a board (real or virtual) over
 UART/USB serial (--port) or I2C (--i2c BUS:ADDR)."""
 
 import json
@@ -164,4 +164,83 @@ def run_feedback(args):
     print("%s: %d feedback lines (%d bytes)%s%s" % (
         out, len(lines), len(data), "; %d not JSON (cut by a power loss?)" % bad if bad else "",
         "; cleared on the board (%d bytes stored since)" % cleared["bytes"] if cleared else ""))
+    return 0
+
+
+def parse_calls(text, where="--calls"):
+    """Calls given on the command line: a JSON list of {"name", "arguments"} (or one such object; [] for no call)."""
+    try:
+        v = json.loads(text)
+    except ValueError as e:
+        raise RekuError("%s is not JSON (%s): give e.g. '[{\"name\": \"set_light\", \"arguments\": "
+                        "{\"room\": \"kitchen\", \"state\": \"off\"}}]'" % (where, e)) from None
+    v = [v] if isinstance(v, dict) else v
+    if not isinstance(v, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                          and isinstance(c.get("arguments", {}), dict) for c in v):
+        raise RekuError("%s must be a list of {\"name\": ..., \"arguments\": {...}}" % where)
+    return [{"name": c["name"], "arguments": c.get("arguments", {})} for c in v]
+
+
+def configure_memory(p):
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    teach = sub.add_parser("teach", help="tell the board the right calls for a request (FEEDBACK corrected): it "
+                           "answers so from now on, and near paraphrases too (docs/learning.md)")
+    _link_args(teach)
+    teach.add_argument("text", help="the request, as the user said it")
+    teach.add_argument("--calls", required=True, metavar="JSON",
+                       help='the right calls, e.g. \'[{"name": "set_light", "arguments": {"room": "bathroom", '
+                            '"state": "off"}}]\' ([] for no call)')
+    ls = sub.add_parser("list", help="what the board learnt from corrections (oldest use first)")
+    _link_args(ls)
+    ls.add_argument("--json", action="store_true", help="print the board's JSON")
+    forget = sub.add_parser("forget", help="forget one learnt correction (its number in memory list), or --all")
+    _link_args(forget)
+    g = forget.add_mutually_exclusive_group(required=True)
+    g.add_argument("index", nargs="?", type=int, help="entry number, as memory list shows it")
+    g.add_argument("--all", action="store_true", help="forget everything the board learnt")
+
+
+def _fmt_calls(calls):
+    if not calls:
+        return "(no call)"
+    return "; ".join("%s(%s)" % (c["name"], ", ".join("%s=%s" % (k, json.dumps(v))
+                                                        for k, v in c.get("arguments", {}).items())) for c in calls)
+
+
+def run_memory(args):
+    with open_client(args) as board:
+        if args.action == "teach":
+            calls = parse_calls(args.calls)
+            got = [c.to_dict() for c in board.query(args.text).calls]
+            r = board.correct(args.text, calls, got=got)
+            learnt = r.get("learnt")
+            if learnt is None:
+                raise RekuError("the board stored the correction but has no memory of corrections (learning off "
+                                "in reku.json, or firmware older than it)")
+            if "error" in learnt:
+                raise RekuError("the board stored the correction but cannot learn it: %s" % learnt["error"])
+            after = [c.to_dict() for c in board.query(args.text).calls]
+            if not learnt["decisions"]:
+                print("the board already answers %r with %s: nothing to learn" % (args.text, _fmt_calls(after)))
+            else:
+                print("learnt (%d decisions; %d of %d entries%s): %r was %s, now %s" % (
+                    learnt["decisions"], learnt["entries"], learnt["cap"],
+                    "; %d least recently used forgotten" % learnt["evicted"] if learnt["evicted"] else "",
+                    args.text, _fmt_calls(got), _fmt_calls(after)))
+            return 0
+        if args.action == "list":
+            m = board.memory_list()
+            if args.json:
+                print(json.dumps(m))
+                return 0
+            if "stale" in m:
+                print("(a memory file of %d bytes made for another model: not used; memory forget --all "
+                      "removes it)" % m["stale"])
+            print("%d of %d entries learnt for model %s%s" % (len(m["entries"]), m["cap"], m["model"],
+                                                            ":" if m["entries"] else ""))
+            for i, e in enumerate(m["entries"]):
+                print("%3d  %-40s -> %s" % (i, json.dumps(e["text"]), _fmt_calls(e["calls"])))
+            return 0
+        r = board.memory_forget(None if args.all else args.index)
+        print("forgot %s; %d entries left" % ("everything" if args.all else "entry %d" % args.index, r["entries"]))
     return 0
