@@ -48,7 +48,7 @@ HEAP_RUNNER = r'''
 import fs from "fs";
 import path from "path";
 import { pathToFileURL } from "url";
-const [mpPath, fwDir, modelFile, profileFile, queriesFile, probeFile] = process.argv.slice(2);
+const [mpPath, fwDir, modelFile, profileFile, queriesFile, probeFile, memoryFile] = process.argv.slice(2);
 const { loadMicroPython } = await import(pathToFileURL(mpPath).href);
 let out = "";
 const mp = await loadMicroPython({ linebuffer: true,
@@ -66,6 +66,7 @@ mp.FS.writeFile("/board/model.rku", fs.readFileSync(modelFile));
 mp.FS.writeFile("/board/board.json", fs.readFileSync(profileFile));
 mp.FS.writeFile("/board/queries.json", fs.readFileSync(queriesFile));
 mp.FS.writeFile("/board/heap_probe.py", fs.readFileSync(probeFile));
+if (memoryFile) mp.FS.writeFile("/board/memory.rkm", fs.readFileSync(memoryFile));
 // One top-level call per stage: this build collects garbage only when control returns to JavaScript
 // (heap_probe.py says why), so each stage is followed by a gc.collect() call of its own.
 const collect = () => mp.runPython("import gc\ngc.collect()");
@@ -161,7 +162,7 @@ def mpy_firmware(dst, march=None):
     return dst
 
 
-def heap(queries, mpy=False):
+def heap(queries, mpy=False, memory=None):
     with tempfile.TemporaryDirectory() as tmp:
         fw = mpy_firmware(Path(tmp) / "fw") if mpy else paths.FIRMWARE
         runner = Path(tmp) / "heap.mjs"
@@ -169,7 +170,7 @@ def heap(queries, mpy=False):
         qfile = Path(tmp) / "queries.json"
         qfile.write_text(json.dumps(queries))
         cmd = ["node", str(runner), str(micropython_mjs()), str(fw), str(MODEL),
-               str(paths.BOARDS / "pico.json"), str(qfile), str(HERE / "heap_probe.py")]
+               str(paths.BOARDS / "pico.json"), str(qfile), str(HERE / "heap_probe.py")] + ([str(memory)] if memory else [])
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:
@@ -185,7 +186,7 @@ def heap(queries, mpy=False):
     qa = h["query_alloc"]
     return {"code": "mpy (mpy-cross, as reku deploy)" if mpy else "py source (compiled on the board)",
             "interpreter_start_bytes": h["start"], "stages": stages,
-            "resident_after_load_bytes": h["resident"],
+            "resident_after_load_bytes": h["resident"], "memory_records": h.get("memory_records", 0),
             "query_alloc_gc_off_bytes": {"max": max(qa), "median": statistics.median(qa), "per_query": qa},
             "peak_upper_bound_bytes": h["resident"] + max(qa),
             "method": "gc.mem_alloc() after gc.collect() at each boot stage; resident = after App.load_model(); "
@@ -193,7 +194,7 @@ def heap(queries, mpy=False):
                       "the peak during a query lies between resident and resident + that (the upper bound)"}
 
 
-def heap_on(port, natmod=None, queries=None, march="armv6m", frozen=False):
+def heap_on(port, natmod=None, queries=None, march="armv6m", frozen=False, memory=None):
     """The same heap probe on a MicroPython device (a board, or MicroPython's qemu port on a pty) through
     `mpremote mount`: firmware as .mpy, the bundled model, the pico profile, and the native module `natmod`
     (an rkernel.mpy for the device's ARCH) when given; the viper modules cross-compiled for `march` (the pico
@@ -213,6 +214,8 @@ def heap_on(port, natmod=None, queries=None, march="armv6m", frozen=False):
         shutil.copyfile(paths.BOARDS / "pico.json", d / "board.json")
         (d / "queries.json").write_text(json.dumps(queries or QUERIES))
         shutil.copyfile(HERE / "heap_probe.py", d / "heap_probe.py")
+        if memory:
+            shutil.copyfile(memory, d / "memory.rkm")
         r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, "mount", str(d), "exec",
                             "import sys; sys.path.insert(0, '/remote/lib'); sys.path.insert(0, '/remote'); import heap_probe; "
                             "heap_probe.run()"],
@@ -249,6 +252,8 @@ def main():
     ap.add_argument("--heap-wasm", action="store_true", help="only the heap probe, on the WebAssembly build "
                     "(firmware as .mpy); prints, writes nothing")
     ap.add_argument("--model", help="with --heap-on or --heap-wasm: this .rku instead of the bundled home model")
+    ap.add_argument("--memory", metavar="FILE", help="with --heap-on or --heap-wasm: a memory of corrections made "
+                    "for the model (benchmarks/bench_memory.py --keep writes one), loaded after the model")
     ap.add_argument("--frozen", action="store_true", help="with --heap-on: the device's firmware has rkfw frozen "
                     "in (reku firmware build): mount no firmware files")
     args = ap.parse_args()
@@ -256,13 +261,14 @@ def main():
     if args.model:
         MODEL = Path(args.model)
     if args.heap_on:
-        heap_on(args.heap_on, args.natmod, march=args.march, frozen=args.frozen)
+        heap_on(args.heap_on, args.natmod, march=args.march, frozen=args.frozen, memory=args.memory)
         return
     if args.heap_wasm:
-        h = heap(QUERIES, mpy=True)
+        h = heap(QUERIES, mpy=True, memory=args.memory)
         for st in h["stages"]:
             print("  %8d B  (+%6d above the previous stage)  %s" % (st["heap_bytes"], st["delta_bytes"], st["stage"]))
-        print("  resident %d B; peak upper bound %d B" % (h["resident_after_load_bytes"], h["peak_upper_bound_bytes"]))
+        print("  resident %d B; a query allocates up to %d B; peak upper bound %d B" % (
+            h["resident_after_load_bytes"], h["query_alloc_gc_off_bytes"]["max"], h["peak_upper_bound_bytes"]))
         return
     queries = QUERIES[:4] if args.quick else QUERIES
     rounds = 1 if args.quick else 3

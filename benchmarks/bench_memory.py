@@ -345,7 +345,50 @@ def held_out(split):
     return {"test": [json.loads(x) for x in (home / "test.jsonl").read_text().splitlines() if x.strip()]}
 
 
-def run_split(split, model_path, check, threshold=None):
+def timing(model_path, memory_file, queries, rounds=2):
+    """Per-query time with the memory against without, same queries, same run: the firmware engine on the host's C
+    kernels (in process), and the virtual board on MicroPython (WebAssembly, Python kernels; the board's own
+    microseconds from each QUERY reply). Ratios of medians."""
+    import statistics
+    from reku import native
+    from reku.client import Client
+    from reku.sim import VirtualBoard, available_runtimes, populate
+    from rkfw import infer, rku
+    from rkfw import teach as T
+    out = {}
+    model = rku.load(Path(model_path).read_bytes())
+    if native.available():
+        e = infer.Engine(model, native.tier())
+        mem = T.load(e, str(memory_file), T.tag_of(model), T.RECORDS)
+        per = {"without": [], "with": []}
+        for _ in range(rounds):
+            for key, m in (("without", None), ("with", mem)):
+                e.memory = m
+                for q in queries:
+                    t0 = time.perf_counter()
+                    e.run(q)
+                    per[key].append((time.perf_counter() - t0) * 1e6)
+        a, b = statistics.median(per["without"]), statistics.median(per["with"])
+        out["native_in_process"] = {"median_us_without": round(a), "median_us_with": round(b),
+                                    "ratio": round(b / a, 4)}
+    if "micropython" in available_runtimes():
+        med = {}
+        for key in ("without", "with"):
+            with tempfile.TemporaryDirectory() as d:
+                populate(d, "pico", None)
+                shutil.copyfile(model_path, os.path.join(d, "model.rku"))
+                if key == "with":
+                    shutil.copyfile(memory_file, os.path.join(d, "memory.rkm"))
+                with VirtualBoard(runtime="micropython", state_dir=d) as vb, Client.serial(vb.port, timeout=120) as c:
+                    us = [c.query(q).us for _ in range(rounds) for q in queries[:12]]
+            med[key] = statistics.median(us)
+        out["micropython_wasm_board"] = {"median_us_without": round(med["without"]),
+                                         "median_us_with": round(med["with"]),
+                                         "ratio": round(med["with"] / med["without"], 4)}
+    return out
+
+
+def run_split(split, model_path, check, threshold=None, keep=None):
     from rkfw import memory as M
     from reku.model.evaluate import score, tools_of
     if threshold is not None:
@@ -365,6 +408,8 @@ def run_split(split, model_path, check, threshold=None):
         after_taught = b.ask([t for t, _, _ in wrong])
         after_p = b.ask([p for p, _ in paras])
         after_c = {k: b.ask([ex["query"] for ex in v]) for k, v in check.items()}
+        if keep:
+            shutil.copyfile(os.path.join(folder, "memory.rkm"), keep)
         b.boot()                                            # a reset: the memory is read back from its file
         reset_p = b.ask([p for p, _ in paras])
         m = b.app.engine.memory
@@ -373,7 +418,7 @@ def run_split(split, model_path, check, threshold=None):
             "already_right": len(items) - sum(1 for it, got in zip(items, first) if exact([(it[1], got)]) == 0),
             "taught": len(wrong), "decisions": [x.get("decisions") for x in learnt],
             "errors": [x["error"] for x in learnt if "error" in x], "evicted": sum(x.get("evicted", 0) for x in learnt),
-            "memory_records": m.records if m else 0, "memory_cap": m.cap if m else 0,
+            "memory_records": m.records if m else 0,
             "memory_file_bytes": os.path.getsize(os.path.join(folder, "memory.rkm")) if m else 0,
             "teach_s_per_correction_host": round(teach_s, 3),
             "taught_exact_after": exact([(c, g) for (_, c, _), g in zip(wrong, after_taught)]),
@@ -404,12 +449,22 @@ def main():
     ap.add_argument("--threshold", type=int)
     ap.add_argument("--model", default=str(paths.SKILLS / "home" / "model.rku"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--keep", metavar="FILE", help="save the memory file the split taught (for bench_board.py "
+                    "--heap-wasm/--heap-on --memory FILE)")
+    ap.add_argument("--time", action="store_true", help="also per-query time with the memory against without")
     args = ap.parse_args()
     check = held_out(args.split)
     thresholds = [800, 850, 870, 890, 900, 910, 930, 960] if args.sweep else [args.threshold]
     reps = []
     for thr in thresholds:
-        rep = run_split(args.split, args.model, check, thr)
+        rep = run_split(args.split, args.model, check, thr, keep=args.keep)
+        if args.time and not args.sweep:
+            with tempfile.TemporaryDirectory() as d:
+                mf = args.keep or os.path.join(d, "memory.rkm")
+                if not args.keep:
+                    run_split(args.split, args.model, check, thr, keep=mf)
+                rep["time"] = timing(args.model, mf, [ex["query"] for ex in list(check.values())[0][:40]])
+            print("time with the memory / without: %s" % json.dumps(rep["time"]), flush=True)
         reps.append(rep)
         print("%s thr %4d: taught %d (decisions %d), paraphrases %.3f -> %.3f (after reset %.3f), taught %.3f; %s" % (
             args.split, rep["threshold"], rep["taught"], sum(k or 0 for k in rep["decisions"]),

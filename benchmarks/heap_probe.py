@@ -80,6 +80,19 @@ def _attach():
     del S["buf"]
 
 
+def _memory():
+    # what the board learnt from corrections (memory.rkm beside the model, made for it): as App.load_model does
+    import os
+    try:
+        os.stat("memory.rkm")
+    except OSError:
+        return
+    a = S["a"]
+    a.load_memory()
+    S["memory"] = a.engine.memory
+    R["memory_records"] = a.engine.memory.records
+
+
 STEPS = ((_model, "model file read into RAM (or mapped from /rom)"),
          (_native, "native module rkernel imported"),
          (_firmware, "firmware code imported (rkfw.app, proto, port, status, transport)"),
@@ -87,7 +100,8 @@ STEPS = ((_model, "model file read into RAM (or mapped from /rom)"),
          (_inference, "inference code imported (rkfw.rku, infer, kernels)"),
          (_parse, "model parsed (rku.load)"),
          (_engine, "engine built (state, buffers, grammar)"),
-         (_attach, "resident (model attached to the App)"))
+         (_attach, "resident (model attached to the App)"),
+         (_memory, "memory of corrections loaded (rkfw.memory)"))
 NSTEPS = len(STEPS)
 
 
@@ -110,8 +124,8 @@ def step(i):
 
 def mark(i):
     gc.collect()
-    if "error" in R or i == 1 and "native" not in S:
-        return                              # no native module: no stage
+    if "error" in R or i == 1 and "native" not in S or STEPS[i][0] is _memory and "memory" not in S:
+        return                              # no native module, no memory: no stage
     R["stages"].append([STEPS[i][1], gc.mem_alloc()])
 
 

@@ -150,19 +150,16 @@ class App:
         return False
 
     def load_memory(self):
-        """What the board learnt from corrections for this model (rkfw.memory): its code is imported only when
-        the file exists, and a file made for another model is not used."""
-        e = self.engine
-        e.memory = None
+        """What the board learnt from corrections for this model (rkfw.memory; rkfw.teach reads the file): code
+        imported only where the file exists."""
+        self.engine.memory = None
         try:
             os.stat(MEMORY_FILE)
         except OSError:
             return
-        from rkfw import memory
-        try:
-            e.memory = memory.load(e, MEMORY_FILE, memory.tag_of(self.model), memory.cap(self.config))
-        except Exception as ex:         # a damaged file: the model serves without it
-            print("reku: %s: %s" % (MEMORY_FILE, ex))
+        from rkfw import teach
+        teach.attach(self)
+        drop("teach")
 
     def _show_model(self):
         st = self.status

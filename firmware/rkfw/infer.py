@@ -667,19 +667,18 @@ class Engine:
         self._reset()
         self.grammar.reset(text[:n], tok)
         m = self.memory
+        k = self.kern
         stops = self.grammar.stops
         w = 0           # words read; with a memory, the stream at each word's last character is summed
-        for j in range(n):
-            self.step(ids[j])
+        for j in range(n + 1):
+            self.step(ids[j] if j < n else tok.sep)
             self._key(j)
-            if m is not None and w < len(stops) and stops[w] == j + 1:
-                m.add(self.kern, self.xs, self.o)
+            if m is not None and (j == n or w < len(stops) and stops[w] == j + 1):
+                k.embed(self.xs, 0, self.d, 2, 1, self.o)     # (2x + 1) >> 1 = x: int8 to int32
+                k.add(m.acc, self.o)
                 w += 1
-        self.step(tok.sep)
-        self._key(n)
         if m is not None:
-            m.add(self.kern, self.xs, self.o)
-            m.recognise(self.kern, w + 1, self.xs, self.o)
+            m.recognise(k, w, self.xs, self.o)
         return n
 
     def choose(self):

@@ -2,29 +2,14 @@
 # correction"). A record is one corrected request: its key, the model's own int8 stream (the head's input) averaged
 # over the last character of each word and SEP, and centred on the stream of an empty request, and the token decisions where the model
 # did not follow the correction (decision number, right token). A query computes the same key while it reads the
-# request (two kernel calls a word); the most similar record whose cosine reaches THRESHOLD is recognised, and at its
-# decisions its tokens replace the head's choice where the grammar allows them. The keys stay in the file (read one
+# request (two kernel calls a word, in rkfw.infer.Engine.prefill); the most similar record whose cosine reaches
+# THRESHOLD is recognised, and at its decisions its tokens replace the head's choice where the grammar allows them. The keys stay in the file (read one
 # at a time, once a query); RAM holds their norms, offsets and the decisions. Integer-only: the host reference
-# (reku.model.reference) and every kernel tier give the same tokens. This module holds the lookup and the file
-# reader; rkfw.teach makes and rewrites records (imported only then).
-#
-# File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
-# u16 records, then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
-# key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
-# model (tag or d) is not loaded.
+# (reku.model.reference) and every kernel tier give the same tokens. This module is the lookup a serving board
+# keeps; rkfw.teach (imported to read the file at boot, and to learn, list and forget) owns the file.
 from array import array
-from struct import unpack
 
-MAGIC = b"RKM2"
-HEAD = 24           # bytes of the file header
 THRESHOLD = 900     # cosine x 1024 a record's key must reach (chosen on the dev corrections: benchmarks/bench_memory.py)
-RECORDS = 32        # default records a board keeps (reku.json "memory_records"): 6d + 28 bytes of heap each
-MAX_DEC = 4         # decisions per record the tables are sized for, on average
-
-
-def cap(config):
-    """Records a board keeps: reku.json "memory_records" (default RECORDS), at least 1."""
-    return max(1, config.get("memory_records", RECORDS))
 
 
 def isqrt(n):
@@ -45,26 +30,26 @@ def cosine(s, nk, nq):
     return ((s << 4) // nk << 6) // nq
 
 
-def tag_of(model):
-    return model.sha256[:16].encode()
-
-
 class Memory:
-    def __init__(self, engine, cap, path=None):
+    """Records 0..records-1 of a memory file (rkfw.teach.load fills the tables; an empty one computes a request's
+    key for teaching)."""
+
+    def __init__(self, engine, records=0, decisions=0, path=None):
         d = self.d = engine.d
-        self.cap = cap
         self.path = path
-        self.off = array("I", bytes(4 * cap))          # where record r's key is in the file
-        self.nk = array("H", bytes(2 * cap))
-        self.first = array("H", bytes(2 * cap + 2))    # record r's decisions: dec[2*first[r]:2*first[r+1]]
-        self.dec = array("H", bytes(4 * MAX_DEC * cap))    # (decision number, token) pairs
-        self.used = array("i", bytes(4 * cap))         # per record: when it last decided (LRU)
+        n = max(1, records)
+        self.off = array("I", bytes(4 * n))            # where record r's key is in the file
+        self.nk = array("H", bytes(2 * n))             # its norm
+        self.first = array("H", bytes(2 * n + 2))      # its decisions: dec[2*first[r]:2*first[r+1]]
+        self.dec = array("H", bytes(4 * max(1, decisions)))    # (decision number, token) pairs
+        self.used = array("i", bytes(4 * n))           # when it last decided (LRU)
         self.acc = array("i", bytes(4 * d))            # the request's streams summed while it is read
-        self.kbuf = array("b", bytes(d))               # one key, read from the file
+        # one key, read from the file: the engine's channel-mixing input, free between steps, where it is long enough
+        xf = getattr(engine, "xf", b"")
+        self.kbuf = memoryview(xf)[:d] if len(xf) >= d else array("b", bytes(d))
         self.q = array("i", bytes(4))
         self.clock = 0
         self.records = 0
-        self.skipped = 0                               # records of the file left out (no room)
         self.hit = -1                                  # the record recognised in this query, or -1
         self.k = 0                                     # token decisions taken in this query
         # the centre: the int8 stream of an empty request (SEP from the reset state)
@@ -72,11 +57,6 @@ class Memory:
         engine._reset()
         engine.step(engine.tok.sep)
         engine.kern.quant_i8(engine.h, self.c)
-
-    def add(self, kern, xs, tmp):
-        """Add a position's int8 stream xs to the sum (tmp: an int32 scratch of d)."""
-        kern.embed(xs, 0, self.d, 2, 1, tmp)        # (2x + 1) >> 1 = x: int8 to int32
-        kern.add(self.acc, tmp)
 
     def recognise(self, kern, n, xs, tmp):
         """After n streams of a request were added (its words' last characters and SEP): the record whose key is
@@ -128,52 +108,3 @@ class Memory:
                         return t
         return -1
 
-
-def load(engine, path, tag, cap):
-    """The memory in file `path` for the engine's model (tag) with room for cap records; None when there is no such
-    file or it was made for another model. Records that do not fit are left out, oldest use first."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return None
-    d = engine.d
-    try:
-        h = f.read(HEAD)
-        if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag:
-            return None
-        fd, nrec = unpack("<HH", h[20:])
-        if fd != d:
-            return None
-        sizes = []
-        for _ in range(nrec):
-            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
-            sizes.append(nd)
-            f.seek(d + 4 * nd + lt + lc, 1)
-        skip = max(0, nrec - cap)
-        while sum(sizes[skip:]) > MAX_DEC * cap:
-            skip += 1
-        m = Memory(engine, cap, path)
-        m.skipped = skip
-        pos = HEAD
-        f.seek(pos)
-        for r in range(nrec):
-            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
-            if r >= skip:
-                i = m.records
-                m.off[i] = pos + 8
-                m.nk[i] = nk
-                f.seek(d, 1)
-                j = m.first[i]
-                for _ in range(nd):
-                    m.dec[2 * j], m.dec[2 * j + 1] = unpack("<HH", f.read(4))
-                    j += 1
-                m.first[i + 1] = j
-                m.used[i] = m.clock = i + 1
-                m.records = i + 1
-                f.seek(lt + lc, 1)
-            else:
-                f.seek(d + 4 * nd + lt + lc, 1)
-            pos += 8 + d + 4 * nd + lt + lc
-        return m
-    finally:
-        f.close()

@@ -1,7 +1,13 @@
-# Teaching the board's memory (rkfw.memory) from a correction, and listing and forgetting what it learnt
-# (docs/learning.md). rkfw.admin imports this for FEEDBACK with outcome "corrected", MEMORY_LIST and MEMORY_FORGET;
-# it is dropped with admin after the reply. The file is rewritten through a temporary file and a rename, then read
-# back into RAM: what the board uses is always what survives a reset.
+# The board's memory of corrections on flash (rkfw.memory is the lookup in RAM): reading it at boot, teaching it a
+# correction, listing and forgetting what it learnt (docs/learning.md). rkfw.app imports this to read the file when
+# a model is loaded, rkfw.admin for FEEDBACK with outcome "corrected", MEMORY_LIST and MEMORY_FORGET; it is dropped
+# after each. The file is rewritten through a temporary file and a rename, then read back into RAM: what the board
+# uses is always what survives a reset.
+#
+# File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
+# u16 records, then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
+# key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
+# model (tag or d) is not loaded.
 import json
 import os
 from struct import pack, unpack
@@ -9,7 +15,80 @@ from struct import pack, unpack
 from rkfw import memory as M
 from rkfw.app import MEMORY_FILE
 from rkfw.infer import K_TOKEN, fed_id
-from rkfw.steps import target_steps
+
+MAGIC = b"RKM2"
+HEAD = 24           # bytes of the file header
+RECORDS = 32        # default records a board keeps (reku.json "memory_records")
+MAX_DEC = 4         # decisions a record may take on average (the memory holds MAX_DEC * records)
+
+
+def cap(config):
+    """Records a board keeps: reku.json "memory_records" (default RECORDS), at least 1."""
+    return max(1, config.get("memory_records", RECORDS))
+
+
+def tag_of(model):
+    return model.sha256[:16].encode()
+
+
+def attach(app):
+    """Give the app's engine the memory file made for its model (at boot and after a new model); a damaged file
+    leaves the model serving without it."""
+    e = app.engine
+    try:
+        e.memory = load(e, MEMORY_FILE, tag_of(app.model), cap(app.config))
+    except Exception as ex:
+        print("reku: %s: %s" % (MEMORY_FILE, ex))
+
+
+def load(engine, path, tag, cap):
+    """The memory in file `path` for the engine's model (tag), its newest uses up to cap records (and MAX_DEC * cap
+    decisions), as an rkfw.memory.Memory whose tables hold exactly those; None when there is no such file or it was
+    made for another model."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    d = engine.d
+    try:
+        h = f.read(HEAD)
+        if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag:
+            return None
+        fd, nrec = unpack("<HH", h[20:])
+        if fd != d:
+            return None
+        sizes = []
+        for _ in range(nrec):
+            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
+            sizes.append(nd)
+            f.seek(d + 4 * nd + lt + lc, 1)
+        skip = max(0, nrec - cap)
+        while sum(sizes[skip:]) > MAX_DEC * cap:
+            skip += 1
+        m = M.Memory(engine, nrec - skip, sum(sizes[skip:]), path)
+        pos = HEAD
+        f.seek(pos)
+        for r in range(nrec):
+            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
+            if r >= skip:
+                i = m.records
+                m.off[i] = pos + 8
+                m.nk[i] = nk
+                f.seek(d, 1)
+                j = m.first[i]
+                for _ in range(nd):
+                    m.dec[2 * j], m.dec[2 * j + 1] = unpack("<HH", f.read(4))
+                    j += 1
+                m.first[i + 1] = j
+                m.used[i] = m.clock = i + 1
+                m.records = i + 1
+                f.seek(lt + lc, 1)
+            else:
+                f.seek(d + 4 * nd + lt + lc, 1)
+            pos += 8 + d + 4 * nd + lt + lc
+        return m
+    finally:
+        f.close()
 
 
 def record_for(engine, text, calls):
@@ -17,6 +96,7 @@ def record_for(engine, text, calls):
     decision at which the engine, with what it has learnt so far, would not follow `calls` for `text`
     (teacher-forced along the corrected calls). The engine must have a memory (an empty one will do). ValueError
     when the calls cannot be produced for this text (rkfw.steps)."""
+    from rkfw.steps import target_steps
     tok = engine.tok
     n = tok.encode(text, engine.ids)
     g = engine.grammar
@@ -57,10 +137,10 @@ def _records(path, tag, d):
     except OSError:
         return out
     with f:
-        h = f.read(M.HEAD)
-        if len(h) < M.HEAD or h[:4] != M.MAGIC or h[4:20] != tag or unpack("<H", h[20:22])[0] != d:
+        h = f.read(HEAD)
+        if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag or unpack("<H", h[20:22])[0] != d:
             return out
-        off = M.HEAD
+        off = HEAD
         for _ in range(unpack("<H", h[22:24])[0]):
             nd, nk, lt, lc = unpack("<HHHH", f.read(8))
             f.seek(d + 4 * nd, 1)
@@ -87,7 +167,7 @@ def _write(app, keep, new=None):
         return
     tmp = path + ".tmp"
     with open(tmp, "wb") as out:
-        out.write(M.MAGIC + M.tag_of(app.model) + pack("<HH", d, len(keep) + (new is not None)))
+        out.write(MAGIC + tag_of(app.model) + pack("<HH", d, len(keep) + (new is not None)))
         if keep:
             with open(path, "rb") as f:
                 for off, n, text, calls in keep:
@@ -108,7 +188,7 @@ def _write(app, keep, new=None):
     except OSError:             # a filesystem whose rename does not replace
         os.remove(path)
         os.rename(tmp, path)
-    e.memory = M.load(e, path, M.tag_of(app.model), M.cap(app.config))
+    e.memory = load(e, path, tag_of(app.model), cap(app.config))
 
 
 def _oldest_first(app, recs):
@@ -117,7 +197,7 @@ def _oldest_first(app, recs):
     m = app.engine.memory
     if m is None:
         return recs
-    base = m.skipped
+    base = len(recs) - m.records
     order = sorted(range(len(recs)), key=lambda j: m.used[j - base] if j >= base else -1)
     return [recs[j] for j in order]
 
@@ -128,8 +208,8 @@ def teach(app, text, calls):
     used records make room. ValueError: the calls cannot be produced for this text."""
     e = app.engine
     d = e.d
-    tag = M.tag_of(app.model)
-    cap = M.cap(app.config)
+    tag = tag_of(app.model)
+    n_cap = cap(app.config)
     recs = _records(MEMORY_FILE, tag, d)
     rec = _record(e, text, calls)
     if rec[2] and [r for r in recs if r[2] == text]:    # relearnt from scratch: the old answer must not vote
@@ -138,23 +218,23 @@ def teach(app, text, calls):
         rec = _record(e, text, calls)
     evicted = 0
     if rec[2]:
-        if len(rec[2]) > M.MAX_DEC * cap:
+        if len(rec[2]) > MAX_DEC * n_cap:
             raise ValueError("the correction needs %d decisions and the memory holds %d (reku.json memory_records)"
-                             % (len(rec[2]), M.MAX_DEC * cap))
+                             % (len(rec[2]), MAX_DEC * n_cap))
         recs = _oldest_first(app, recs)
-        while recs and (len(recs) + 1 > cap or sum(_decisions(r, d) for r in recs) + len(rec[2]) > M.MAX_DEC * cap):
+        while recs and (len(recs) + 1 > n_cap or sum(_decisions(r, d) for r in recs) + len(rec[2]) > MAX_DEC * n_cap):
             recs.pop(0)
             evicted += 1
         _write(app, recs, (rec, text, json.dumps(calls, separators=(",", ":"))))
     m = e.memory
-    return {"decisions": len(rec[2]), "entries": m.records if m else 0, "cap": cap, "evicted": evicted}
+    return {"decisions": len(rec[2]), "entries": m.records if m else 0, "cap": n_cap, "evicted": evicted}
 
 
 def _record(e, text, calls):
     """record_for() with the engine's memory, or with an empty one where it has none."""
     if e.memory is not None:
         return record_for(e, text, calls)
-    e.memory = M.Memory(e, 1)               # an empty memory computes the request's key
+    e.memory = M.Memory(e)                  # an empty memory computes the request's key
     try:
         return record_for(e, text, calls)
     finally:
@@ -171,9 +251,9 @@ def listing(app):
     first; a file made for another model is not listed: "stale" gives its size."""
     e = app.engine
     d = e.d
-    tag = M.tag_of(app.model)
+    tag = tag_of(app.model)
     recs = _records(MEMORY_FILE, tag, d)
-    out = {"model": tag.decode(), "cap": M.cap(app.config),
+    out = {"model": tag.decode(), "cap": cap(app.config),
            "entries": [{"text": t, "calls": json.loads(c), "decisions": _decisions((o, n, t, c), d)}
                        for o, n, t, c in recs]}
     if not recs:
@@ -187,7 +267,7 @@ def listing(app):
 def forget(app, index=None):
     """Forget entry `index` (as listed), or everything (None; also a stale file). Returns the entries left."""
     e = app.engine
-    recs = _records(MEMORY_FILE, M.tag_of(app.model), e.d)
+    recs = _records(MEMORY_FILE, tag_of(app.model), e.d)
     if index is None:
         recs = []
     elif not 0 <= index < len(recs):
