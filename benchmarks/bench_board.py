@@ -233,6 +233,9 @@ def heap_on(port, natmod=None, queries=None, march="armv6m", frozen=False, memor
     if "resident" in h:
         qa = max(h["query_alloc"])
         print("  model from %s" % h.get("model_path"))
+        if h.get("query_us"):
+            print("  query time (the device's ticks_us, emulated on qemu): median %d us" % sorted(h["query_us"])[
+                len(h["query_us"]) // 2])
         print("  tier %s; resident %d B above the start (%d B at the start); a query allocates up to %d B; "
               "peak upper bound %d B above the start; %d of %d queries answered"
               % (h["tier"], h["resident"] - h["start"], h["start"], qa, h["resident"] - h["start"] + qa,
