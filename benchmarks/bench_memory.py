@@ -2,15 +2,16 @@
 the protocol's FEEDBACK handler as a board runs it, with the firmware engine on the host's C kernels (integer-exact
 with every tier: tests/test_memory.py).
 
-    .venv/bin/python benchmarks/bench_memory.py --split dev --sweep      # choose THRESHOLD on the dev corrections
-    .venv/bin/python benchmarks/bench_memory.py --split test --out benchmarks/results
+    .venv/bin/python benchmarks/bench_memory.py --split dev --sweep --out benchmarks/results   # choose THRESHOLD
+    .venv/bin/python benchmarks/bench_memory.py --out benchmarks/results          # the test split, once
 
 A split is a list of corrections a household might send (request, the call it wanted, three paraphrases written
 with it). Of the requests the bundled home model gets wrong, the first 20 are taught, one FEEDBACK each, into one
 memory; then the paraphrases are asked (exact match before and after) and the skill's held-out set (dev: the
 generated check set, seed 777; test: skills/home/test.jsonl) is asked again: what the memory changes there is the
 cost. The dev and test corrections were written before the memory was built; the test split is run once, with the
-threshold chosen on dev. Writes OUT/memory.json.
+threshold chosen on dev. Also the per-query time with the memory against without (in-process C kernels, and the
+MicroPython virtual board unless --quick). Writes OUT/memory.json (OUT/memory-dev.json with --sweep).
 """
 import argparse
 import json
@@ -345,7 +346,7 @@ def held_out(split):
     return {"test": [json.loads(x) for x in (home / "test.jsonl").read_text().splitlines() if x.strip()]}
 
 
-def timing(model_path, memory_file, queries, rounds=2):
+def timing(model_path, memory_file, queries, rounds=2, wasm=True):
     """Per-query time with the memory against without, same queries, same run: the firmware engine on the host's C
     kernels (in process), and the virtual board on MicroPython (WebAssembly, Python kernels; the board's own
     microseconds from each QUERY reply). Ratios of medians."""
@@ -371,7 +372,7 @@ def timing(model_path, memory_file, queries, rounds=2):
         a, b = statistics.median(per["without"]), statistics.median(per["with"])
         out["native_in_process"] = {"median_us_without": round(a), "median_us_with": round(b),
                                     "ratio": round(b / a, 4)}
-    if "micropython" in available_runtimes():
+    if wasm and "micropython" in available_runtimes():
         med = {}
         for key in ("without", "with"):
             with tempfile.TemporaryDirectory() as d:
@@ -443,28 +444,27 @@ def run_split(split, model_path, check, threshold=None, keep=None):
 
 
 def main():
+    from rkfw import memory as M
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=("dev", "test"), default="test")
     ap.add_argument("--sweep", action="store_true", help="dev: one run per threshold (cosine x 1024)")
-    ap.add_argument("--threshold", type=int)
+    ap.add_argument("--threshold", type=int, default=M.THRESHOLD, help="default: rkfw.memory.THRESHOLD")
     ap.add_argument("--model", default=str(paths.SKILLS / "home" / "model.rku"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="no timing on the MicroPython virtual board")
     ap.add_argument("--keep", metavar="FILE", help="save the memory file the split taught (for bench_board.py "
                     "--heap-wasm/--heap-on --memory FILE)")
-    ap.add_argument("--time", action="store_true", help="also per-query time with the memory against without")
     args = ap.parse_args()
     check = held_out(args.split)
     thresholds = [800, 850, 870, 890, 900, 910, 930, 960] if args.sweep else [args.threshold]
     reps = []
     for thr in thresholds:
-        rep = run_split(args.split, args.model, check, thr, keep=args.keep)
-        if args.time and not args.sweep:
-            with tempfile.TemporaryDirectory() as d:
-                mf = args.keep or os.path.join(d, "memory.rkm")
-                if not args.keep:
-                    run_split(args.split, args.model, check, thr, keep=mf)
-                rep["time"] = timing(args.model, mf, [ex["query"] for ex in list(check.values())[0][:40]])
-            print("time with the memory / without: %s" % json.dumps(rep["time"]), flush=True)
+        with tempfile.TemporaryDirectory() as d:
+            mf = args.keep or os.path.join(d, "memory.rkm")
+            rep = run_split(args.split, args.model, check, thr, keep=mf)
+            if not args.sweep:
+                rep["time"] = timing(args.model, mf, [ex["query"] for ex in list(check.values())[0][:40]],
+                                     wasm=not args.quick)
         reps.append(rep)
         print("%s thr %4d: taught %d (decisions %d), paraphrases %.3f -> %.3f (after reset %.3f), taught %.3f; %s" % (
             args.split, rep["threshold"], rep["taught"], sum(k or 0 for k in rep["decisions"]),
@@ -472,11 +472,28 @@ def main():
             rep["taught_exact_after"], "; ".join("%s %.3f -> %.3f (%d changed)" % (
                 k, rep["held_out_before"][k]["exact_match"], rep["held_out_after"][k]["exact_match"],
                 sum(c["set"] == k for c in rep["held_out_changed"])) for k in check)), flush=True)
+        if "time" in rep:
+            print("time with the memory / without: %s" % json.dumps(rep["time"]), flush=True)
+    if args.sweep:
+        res = {"name": "memory-dev", "command": "python benchmarks/bench_memory.py --split dev --sweep", "runs": reps}
+    else:
+        res = dict(reps[0], name="memory", command="python benchmarks/bench_memory.py --out benchmarks/results"
+                   + (" --split dev" if args.split == "dev" else "") + (" --quick" if args.quick else ""))
+        drop = max(res["held_out_drop"].values())
+        res["targets"] = [
+            {"what": "on-board memory: held-out paraphrases of %d corrected requests, exact match after one "
+                     "correction each" % res["taught"], "value": round(res["paraphrase_exact_after"], 3),
+             "op": ">=", "limit": 0.8, "ok": res["paraphrase_exact_after"] >= 0.8},
+            {"what": "on-board memory: exact-match loss on the skill's held-out set after those corrections (points)",
+             "value": round(100 * drop, 1), "op": "<=", "limit": 1, "ok": drop <= 0.01},
+        ]
+        for k, v in res["time"].items():
+            res["targets"].append({"what": "on-board memory: per-query time with it / without (%s)" % k,
+                                   "value": v["ratio"], "op": "<=", "limit": 1.05, "ok": v["ratio"] <= 1.05})
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        name = "memory.json" if args.split == "test" else "memory-dev.json"
-        (out / name).write_text(json.dumps(reps if args.sweep else reps[0], indent=1) + "\n")
+        (out / (res["name"] + ".json")).write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 
