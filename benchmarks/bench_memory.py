@@ -474,7 +474,10 @@ def main():
                 sum(c["set"] == k for c in rep["held_out_changed"])) for k in check)), flush=True)
         if "time" in rep:
             print("time with the memory / without: %s" % json.dumps(rep["time"]), flush=True)
-    if args.sweep:
+    if args.sweep:          # per threshold the number of held-out answers changed (the lists only for one run)
+        for rep in reps:
+            ch = rep.pop("held_out_changed")
+            rep["held_out_changed_count"] = {k: sum(c["set"] == k for c in ch) for k in check}
         res = {"name": "memory-dev", "command": "python benchmarks/bench_memory.py --split dev --sweep", "runs": reps}
     else:
         res = dict(reps[0], name="memory", command="python benchmarks/bench_memory.py --out benchmarks/results"
