@@ -27,7 +27,10 @@ ROWS = [("backprop QAT", {"algo": "qat"}),
         ("FF, goodness (Hinton)", {"algo": "ff", "ff_objective": "goodness"}),
         ("FF, goodness + block heads", {"algo": "ff", "ff_objective": "goodness+heads"}),
         ("FF, block heads", {"algo": "ff", "ff_objective": "heads"}),
-        ("FF, block heads, lr 6e-3", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3})]
+        ("FF, block heads, lr 6e-3", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3}),
+        # longer runs, both routes at the chosen learning rate: outside the targets (which compare at --steps)
+        ("backprop QAT, lr 6e-3, 3x steps", {"algo": "qat", "lr": 6e-3, "steps_x": 3}),
+        ("FF, block heads, lr 6e-3, 3x steps", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3, "steps_x": 3})]
 
 
 def cpu():
@@ -62,18 +65,21 @@ def main():
             if args.only and label not in args.only:
                 continue
             t0 = cpu()
-            blob, info = train(skill, dev_data=dev, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps,
-                               n_train=n_train, seed=0, eval_every=max(1, args.steps // 4), **kw)
+            kw = dict(kw)
+            steps = args.steps * kw.pop("steps_x", 1)
+            blob, info = train(skill, dev_data=dev, log=lambda s: None, d=d, f=f, layers=L, steps=steps,
+                               n_train=n_train, seed=0, eval_every=max(1, steps // 4), **kw)
             secs = cpu() - t0
             m = rku.load(blob)
             ev = evaluate_model(m, test)
-            rows[label] = {"config": kw, "dev_exact": info["eval"]["exact_match"], "test_exact": ev["exact_match"],
+            rows[label] = {"config": kw, "steps": steps, "dev_exact": info["eval"]["exact_match"], "test_exact": ev["exact_match"],
                            "test_no_call": ev["no_call_accuracy"], "cpu_seconds": round(secs, 1)}
             print("%-5s %-28s dev %.3f  test %.3f  no-call %.3f  %5.0f s CPU" % (
                 name, label, rows[label]["dev_exact"], ev["exact_match"], ev["no_call_accuracy"], secs), flush=True)
         res["skills"][name] = rows
     def best(algo):       # the row of that route with the best mean dev exact match over the skills
-        have = [lb for lb, kw in ROWS if kw["algo"] == algo and all(lb in res["skills"][s] for s in args.skills)]
+        have = [lb for lb, kw in ROWS if kw["algo"] == algo and "steps_x" not in kw
+                and all(lb in res["skills"][s] for s in args.skills)]
         return max(have, key=lambda lb: sum(res["skills"][s][lb]["dev_exact"] for s in args.skills))
     ff, qat = best("ff"), best("qat")
     res["chosen_on_dev"] = {"ff": ff, "qat": qat}
@@ -82,6 +88,9 @@ def main():
         gap = round(100 * (res["skills"][s][qat]["test_exact"] - res["skills"][s][ff]["test_exact"]), 1)
         res["targets"].append({"what": "%s: %s vs %s, test exact (points behind)" % (s, ff, qat),
                                "value": gap, "op": "<=", "limit": 5, "ok": gap <= 5})
+    lq, lf = "backprop QAT, lr 6e-3, 3x steps", "FF, block heads, lr 6e-3, 3x steps"
+    res["longer_runs"] = {s: round(100 * (res["skills"][s][lq]["test_exact"] - res["skills"][s][lf]["test_exact"]), 1)
+                          for s in args.skills if lq in res["skills"][s] and lf in res["skills"][s]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ff.json").write_text(json.dumps(res, indent=1) + "\n")
