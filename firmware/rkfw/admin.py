@@ -233,16 +233,12 @@ def feedback(app, seq, payload):
     out = {"bytes": _size(FEEDBACK_FILE) + _size(FEEDBACK_OLD), "limit": 2 * limit}
     if corrected is not None and app.engine is not None and app.config.get("learn", True):
         # the board learns the correction at once (rkfw.teach); the feedback line is stored either way
-        from rkfw import teach
         try:
-            out["learnt"] = teach.teach(app, text, corrected)
+            out["learnt"] = _teach(app, "teach", text, corrected)
         except MemoryError:
             raise
         except Exception as e:      # calls the schema cannot produce for this text, or of the wrong shape
             out["learnt"] = {"error": "%s: %s" % (type(e).__name__, e) if not isinstance(e, ValueError) else str(e)}
-        finally:
-            drop("teach")
-            drop("steps")
     return app.reply_json(proto.FEEDBACK, seq, out)
 
 # The stored feedback as one stream: the older file, then the current one (FEEDBACK_READ, FEEDBACK_CLEAR).
@@ -316,34 +312,38 @@ def feedback_clear(app, seq, payload):
     return app.reply_json(proto.FEEDBACK_CLEAR, seq, {"cleared": n, "bytes": _size(old) + _size(cur)})
 
 # ---- what the board learnt from corrections (rkfw.teach) ----------------------------------------------------
-def memory_list(app, seq, payload):
-    if app.engine is None:
-        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
-    if len(payload) != 4:
-        return app.error(seq, proto.E_REQUEST, "MEMORY_LIST needs an offset u32")
-    off = struct.unpack_from("<I", payload, 0)[0]
+def _teach(app, fn, *a):
+    """rkfw.teach.fn(app, *a), the module dropped after it (with rkfw.steps, which teaching imports)."""
     from rkfw import teach
     try:
-        data = json.dumps(teach.listing(app), separators=(",", ":")).encode()
+        return getattr(teach, fn)(app, *a)
     finally:
         drop("teach")
         drop("steps")
+
+def _memory_request(app, seq, payload, what):
+    """The u32 of a MEMORY_LIST/MEMORY_FORGET request, or the ERROR reply (as bytes) when it cannot be served."""
+    if app.engine is None:
+        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
+    if len(payload) != 4:
+        return app.error(seq, proto.E_REQUEST, "%s needs %s u32" % what)
+    return struct.unpack_from("<I", payload, 0)[0]
+
+def memory_list(app, seq, payload):
+    off = _memory_request(app, seq, payload, ("MEMORY_LIST", "an offset"))
+    if isinstance(off, bytes):
+        return off
+    data = json.dumps(_teach(app, "listing"), separators=(",", ":")).encode()
     return app.reply(proto.MEMORY_LIST, seq, _u32(len(data)) + data[off:off + proto.MAX_PAYLOAD - 4])
 
 def memory_forget(app, seq, payload):
-    if app.engine is None:
-        return app.error(seq, proto.E_NO_MODEL, app.model_error or "no model")
-    if len(payload) != 4:
-        return app.error(seq, proto.E_REQUEST, "MEMORY_FORGET needs an entry u32 (0xFFFFFFFF: all)")
-    i = struct.unpack_from("<I", payload, 0)[0]
-    from rkfw import teach
+    i = _memory_request(app, seq, payload, ("MEMORY_FORGET", "an entry (0xFFFFFFFF: all)"))
+    if isinstance(i, bytes):
+        return i
     try:
-        left = teach.forget(app, None if i == 0xFFFFFFFF else i)
+        left = _teach(app, "forget", None if i == 0xFFFFFFFF else i)
     except ValueError as e:
         return app.error(seq, proto.E_REQUEST, str(e))
-    finally:
-        drop("teach")
-        drop("steps")
     return app.reply_json(proto.MEMORY_FORGET, seq, {"entries": left})
 
 def config(app, seq, payload):
