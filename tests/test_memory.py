@@ -287,3 +287,17 @@ def test_the_same_script_on_micropython_gives_the_same_replies(tmp_path):
     assert json.loads(decode(out[1]["replies"][0])[2])["learnt"]["entries"] == 1
     assert [e["text"] for e in json.loads(decode(out[9]["replies"][0])[2][4:])["entries"]] == [DARK, TIDY]
     assert "memory.rkm" not in out[15]["files"]
+
+
+def test_a_failed_write_keeps_what_the_board_had_learnt(tmp_path):
+    """Nothing is lost: when the new memory file cannot be written (here its temporary name is taken by a folder,
+    as a full filesystem would refuse it), the reply says why and the board goes on with what it had learnt."""
+    b = CpApp(tmp_path)
+    correct(b, DARK, DARK_CALL)
+    before = (tmp_path / A.MEMORY_FILE).read_bytes()
+    (tmp_path / (A.MEMORY_FILE + ".tmp")).mkdir()
+    r = correct(b, TIDY, TIDY_CALL, seq=5)
+    assert "error" in r["learnt"] and "learnt" in r
+    assert (tmp_path / A.MEMORY_FILE).read_bytes() == before
+    assert b.app.engine.memory is not None and b.app.engine.memory.records == 1
+    assert query(b, DARK) == DARK_CALL and query(b, TIDY) != TIDY_CALL

@@ -154,7 +154,8 @@ def _records(path, tag, d):
 
 def _write(app, keep, new=None):
     """Rewrite the memory file with the records `keep` (from _records, in that order) and the record `new`
-    ((key, norm, decisions), text, calls) last, then load it into the engine. No records: the file is removed."""
+    ((key, norm, decisions), text, calls) last, then load it into the engine. No records: the file is removed. If
+    writing fails (a full filesystem), the file stays as it was and the engine keeps using it; the error propagates."""
     path = MEMORY_FILE
     e = app.engine
     d = e.d
@@ -166,29 +167,37 @@ def _write(app, keep, new=None):
             pass
         return
     tmp = path + ".tmp"
-    with open(tmp, "wb") as out:
-        out.write(MAGIC + tag_of(app.model) + pack("<HH", d, len(keep) + (new is not None)))
-        if keep:
-            with open(path, "rb") as f:
-                for off, n, text, calls in keep:
-                    f.seek(off)
-                    out.write(f.read(n))
-        if new is not None:
-            (key, norm, decisions), text, calls = new
-            t = text.encode()
-            c = calls.encode()
-            out.write(pack("<HHHH", len(decisions), norm, len(t), len(c)))
-            out.write(key)
-            for j, token in decisions:
-                out.write(pack("<HH", j, token))
-            out.write(t)
-            out.write(c)
     try:
-        os.rename(tmp, path)
-    except OSError:             # a filesystem whose rename does not replace
-        os.remove(path)
-        os.rename(tmp, path)
-    e.memory = load(e, path, tag_of(app.model), cap(app.config))
+        with open(tmp, "wb") as out:
+            out.write(MAGIC + tag_of(app.model) + pack("<HH", d, len(keep) + (new is not None)))
+            if keep:
+                with open(path, "rb") as f:
+                    for off, n, text, calls in keep:
+                        f.seek(off)
+                        out.write(f.read(n))
+            if new is not None:
+                (key, norm, decisions), text, calls = new
+                t = text.encode()
+                c = calls.encode()
+                out.write(pack("<HHHH", len(decisions), norm, len(t), len(c)))
+                out.write(key)
+                for j, token in decisions:
+                    out.write(pack("<HH", j, token))
+                out.write(t)
+                out.write(c)
+        try:
+            os.rename(tmp, path)
+        except OSError:             # a filesystem whose rename does not replace
+            os.remove(path)
+            os.rename(tmp, path)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        e.memory = load(e, path, tag_of(app.model), cap(app.config))
 
 
 def _oldest_first(app, recs):
