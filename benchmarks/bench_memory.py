@@ -355,12 +355,12 @@ def timing(model_path, memory_file, queries, rounds=2, wasm=True):
     from reku.client import Client
     from reku.sim import VirtualBoard, available_runtimes, populate
     from rkfw import infer, rku
-    from rkfw import teach as T
+    from rkfw import memory as M
     out = {}
     model = rku.load(Path(model_path).read_bytes())
     if native.available():
         e = infer.Engine(model, native.tier())
-        mem = T.load(e, str(memory_file), T.tag_of(model), T.RECORDS)
+        mem = M.load(e, str(memory_file), M.tag_of(model), M.RECORDS)
         per = {"without": [], "with": []}
         for _ in range(rounds):
             for key, m in (("without", None), ("with", mem)):

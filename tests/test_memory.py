@@ -12,7 +12,6 @@ from rkfw import app as A
 from rkfw import auth, infer, kernels, proto
 from rkfw import memory as M
 from rkfw import steps as S
-from rkfw import teach as T
 
 from proto_support import HOME_MODEL, CpApp, decode, error_code, frame, make_workdir, run_mp, variant_model
 from conftest import require_runtime
@@ -58,7 +57,7 @@ def test_integer_helpers_are_exact_and_stay_small():
     s = nk * nq
     assert (s << 4) < 2 ** 30 and ((s << 4) // nk << 6) < 2 ** 30
     assert M.cosine(s, nk, nq) == 1024 and M.cosine(-s, nk, nq) == -1024
-    assert T.cap({}) == T.RECORDS and T.cap({"memory_records": 0}) == 1
+    assert M.cap({}) == M.RECORDS and M.cap({"memory_records": 0}) == 1
 
 
 def test_a_correction_changes_that_request_and_its_paraphrases_only(tmp_path):
@@ -87,7 +86,7 @@ def test_nothing_is_stored_when_the_board_already_answers_so(tmp_path):
     b = CpApp(tmp_path)
     right = query(b, FAR[0])
     r = correct(b, FAR[0], right)
-    assert r["learnt"] == {"decisions": 0, "entries": 0, "cap": T.RECORDS, "evicted": 0}
+    assert r["learnt"] == {"decisions": 0, "entries": 0, "cap": M.RECORDS, "evicted": 0}
     assert not (tmp_path / A.MEMORY_FILE).exists() and b.app.engine.memory is None
 
 
@@ -143,7 +142,7 @@ def test_list_in_pages_and_forget_one_or_all(tmp_path):
         assert correct(b, t, calls[i], seq=10 + i)["learnt"]["entries"] == i + 1
     m = listing(b)
     assert len(json.dumps(m)) > proto.MAX_PAYLOAD and [e["text"] for e in m["entries"]] == texts
-    assert m["model"] == b.app.model.sha256[:16] and m["cap"] == T.RECORDS
+    assert m["model"] == b.app.model.sha256[:16] and m["cap"] == M.RECORDS
     r = json.loads(decode(b.ask(proto.MEMORY_FORGET, 40, struct.pack("<I", 0)))[2])
     assert r == {"entries": 11} and [e["text"] for e in listing(b)["entries"]] == texts[1:]
     assert error_code(b.ask(proto.MEMORY_FORGET, 41, struct.pack("<I", 11))) == proto.E_REQUEST
@@ -231,7 +230,7 @@ def test_reference_and_every_tier_agree_with_a_memory(tmp_path):
     engines = []
     for tier in tiers:
         e = infer.Engine(model, tier)
-        e.memory = T.load(e, path, T.tag_of(model), T.RECORDS)
+        e.memory = M.load(e, path, M.tag_of(model), M.RECORDS)
         engines.append(e)
     changed = 0
     for t in PARITY_TEXTS:

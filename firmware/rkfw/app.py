@@ -150,16 +150,15 @@ class App:
         return False
 
     def load_memory(self):
-        """What the board learnt from corrections for this model (rkfw.memory; rkfw.teach reads the file): code
-        imported only where the file exists."""
+        """What the board learnt from corrections for this model (rkfw.memory): its code imported only where the
+        file exists."""
         self.engine.memory = None
         try:
             os.stat(MEMORY_FILE)
         except OSError:
             return
-        from rkfw import teach
-        teach.attach(self)
-        drop("teach")
+        from rkfw import memory
+        memory.attach(self)
 
     def _show_model(self):
         st = self.status

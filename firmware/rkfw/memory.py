@@ -1,13 +1,20 @@
 # What a board has learnt from corrections, without backprop (docs/learning.md, "A board that learns from a
-# correction"). A record is one corrected request: its key, the model's own int8 stream (the head's input) averaged
-# over the last character of each word and SEP, and centred on the stream of an empty request, and the token decisions where the model
-# did not follow the correction (decision number, right token). A query computes the same key while it reads the
-# request (two kernel calls a word, in rkfw.infer.Engine.prefill); the most similar record whose cosine reaches
-# THRESHOLD is recognised, and at its decisions its tokens replace the head's choice where the grammar allows them. The keys stay in the file (read one
-# at a time, once a query); RAM holds their norms, offsets and the decisions. Integer-only: the host reference
-# (reku.model.reference) and every kernel tier give the same tokens. This module is the lookup a serving board
-# keeps; rkfw.teach (imported to read the file at boot, and to learn, list and forget) owns the file.
+# correction"). A record is one corrected request: its key, the model's own int8 stream (the head's input) summed
+# over the last character of each word and SEP and centred on the stream of an empty request, and the token
+# decisions where the model did not follow the correction (decision number, right token). A query computes the same
+# key while it reads the request (two kernel calls a word, in rkfw.infer.Engine.prefill); the most similar record
+# whose cosine reaches THRESHOLD is recognised, and at its decisions its tokens replace the head's choice where the
+# grammar allows them. The keys stay in the file (read one at a time, once a query); RAM holds their norms, offsets
+# and the decisions. Integer-only: the host reference (reku.model.reference) and every kernel tier give the same
+# tokens. This module (the lookup and the file's reader) is what a board with a memory keeps; rkfw.teach writes the
+# file (imported to learn, list and forget).
+#
+# File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
+# u16 records, then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
+# key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
+# model (tag or d) is not loaded.
 from array import array
+from struct import unpack
 
 THRESHOLD = 900     # cosine x 1024 a record's key must reach (chosen on the dev corrections: benchmarks/bench_memory.py)
 
@@ -31,7 +38,7 @@ def cosine(s, nk, nq):
 
 
 class Memory:
-    """Records 0..records-1 of a memory file (rkfw.teach.load fills the tables; an empty one computes a request's
+    """Records 0..records-1 of a memory file (load() fills the tables; an empty one computes a request's
     key for teaching)."""
 
     def __init__(self, engine, records=0, decisions=0, path=None):
@@ -47,7 +54,6 @@ class Memory:
         # one key, read from the file: the engine's channel-mixing input, free between steps, where it is long enough
         xf = getattr(engine, "xf", b"")
         self.kbuf = memoryview(xf)[:d] if len(xf) >= d else array("b", bytes(d))
-        self.q = array("i", bytes(4))
         self.clock = 0
         self.records = 0
         self.hit = -1                                  # the record recognised in this query, or -1
@@ -71,13 +77,13 @@ class Memory:
         self.hit = -1
         if self.records == 0:
             return
-        kern.dot_rows(xs, 1, d, xs, self.q)
-        nq = isqrt(self.q[0])
+        q = tmp                                     # free now: its first entry takes each dot product
+        kern.dot_rows(xs, 1, d, xs, q)
+        nq = isqrt(q[0])
         if nq == 0:
             return
         best = -1
         bc = THRESHOLD - 1
-        q = self.q
         kb = self.kbuf
         with open(self.path, "rb") as f:
             for r in range(self.records):
@@ -108,3 +114,78 @@ class Memory:
                         return t
         return -1
 
+
+MAGIC = b"RKM2"
+HEAD = 24           # bytes of the file header
+RECORDS = 32        # default records a board keeps (reku.json "memory_records")
+MAX_DEC = 4         # decisions a record may take on average (the memory holds MAX_DEC * records)
+
+
+def cap(config):
+    """Records a board keeps: reku.json "memory_records" (default RECORDS), at least 1."""
+    return max(1, config.get("memory_records", RECORDS))
+
+
+def tag_of(model):
+    return model.sha256[:16].encode()
+
+
+def attach(app):
+    """Give the app's engine the memory file made for its model (at boot and after a new model); a damaged file
+    leaves the model serving without it."""
+    from rkfw.app import MEMORY_FILE
+    e = app.engine
+    try:
+        e.memory = load(e, MEMORY_FILE, tag_of(app.model), cap(app.config))
+    except Exception as ex:
+        print("reku: %s: %s" % (MEMORY_FILE, ex))
+
+
+def load(engine, path, tag, cap):
+    """The memory in file `path` for the engine's model (tag), its newest uses up to cap records (and MAX_DEC * cap
+    decisions), as an rkfw.memory.Memory whose tables hold exactly those; None when there is no such file or it was
+    made for another model."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    d = engine.d
+    try:
+        h = f.read(HEAD)
+        if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag:
+            return None
+        fd, nrec = unpack("<HH", h[20:])
+        if fd != d:
+            return None
+        sizes = []
+        for _ in range(nrec):
+            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
+            sizes.append(nd)
+            f.seek(d + 4 * nd + lt + lc, 1)
+        skip = max(0, nrec - cap)
+        while sum(sizes[skip:]) > MAX_DEC * cap:
+            skip += 1
+        m = Memory(engine, nrec - skip, sum(sizes[skip:]), path)
+        pos = HEAD
+        f.seek(pos)
+        for r in range(nrec):
+            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
+            if r >= skip:
+                i = m.records
+                m.off[i] = pos + 8
+                m.nk[i] = nk
+                f.seek(d, 1)
+                j = m.first[i]
+                for _ in range(nd):
+                    m.dec[2 * j], m.dec[2 * j + 1] = unpack("<HH", f.read(4))
+                    j += 1
+                m.first[i + 1] = j
+                m.used[i] = m.clock = i + 1
+                m.records = i + 1
+                f.seek(lt + lc, 1)
+            else:
+                f.seek(d + 4 * nd + lt + lc, 1)
+            pos += 8 + d + 4 * nd + lt + lc
+        return m
+    finally:
+        f.close()

@@ -1,13 +1,7 @@
-# The board's memory of corrections on flash (rkfw.memory is the lookup in RAM): reading it at boot, teaching it a
-# correction, listing and forgetting what it learnt (docs/learning.md). rkfw.app imports this to read the file when
-# a model is loaded, rkfw.admin for FEEDBACK with outcome "corrected", MEMORY_LIST and MEMORY_FORGET; it is dropped
-# after each. The file is rewritten through a temporary file and a rename, then read back into RAM: what the board
-# uses is always what survives a reset.
-#
-# File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
-# u16 records, then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
-# key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
-# model (tag or d) is not loaded.
+# Teaching the board's memory of corrections (rkfw.memory: the lookup and the file's reader) a correction, listing
+# and forgetting what it learnt (docs/learning.md). rkfw.admin imports this for FEEDBACK with outcome "corrected",
+# MEMORY_LIST and MEMORY_FORGET and drops it after the reply. The file (its layout: rkfw.memory) is rewritten through
+# a temporary file and a rename, then read back into RAM: what the board uses is always what survives a reset.
 import json
 import os
 from struct import pack, unpack
@@ -15,81 +9,7 @@ from struct import pack, unpack
 from rkfw import memory as M
 from rkfw.app import MEMORY_FILE
 from rkfw.infer import K_TOKEN, fed_id
-
-MAGIC = b"RKM2"
-HEAD = 24           # bytes of the file header
-RECORDS = 32        # default records a board keeps (reku.json "memory_records")
-MAX_DEC = 4         # decisions a record may take on average (the memory holds MAX_DEC * records)
-
-
-def cap(config):
-    """Records a board keeps: reku.json "memory_records" (default RECORDS), at least 1."""
-    return max(1, config.get("memory_records", RECORDS))
-
-
-def tag_of(model):
-    return model.sha256[:16].encode()
-
-
-def attach(app):
-    """Give the app's engine the memory file made for its model (at boot and after a new model); a damaged file
-    leaves the model serving without it."""
-    e = app.engine
-    try:
-        e.memory = load(e, MEMORY_FILE, tag_of(app.model), cap(app.config))
-    except Exception as ex:
-        print("reku: %s: %s" % (MEMORY_FILE, ex))
-
-
-def load(engine, path, tag, cap):
-    """The memory in file `path` for the engine's model (tag), its newest uses up to cap records (and MAX_DEC * cap
-    decisions), as an rkfw.memory.Memory whose tables hold exactly those; None when there is no such file or it was
-    made for another model."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return None
-    d = engine.d
-    try:
-        h = f.read(HEAD)
-        if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag:
-            return None
-        fd, nrec = unpack("<HH", h[20:])
-        if fd != d:
-            return None
-        sizes = []
-        for _ in range(nrec):
-            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
-            sizes.append(nd)
-            f.seek(d + 4 * nd + lt + lc, 1)
-        skip = max(0, nrec - cap)
-        while sum(sizes[skip:]) > MAX_DEC * cap:
-            skip += 1
-        m = M.Memory(engine, nrec - skip, sum(sizes[skip:]), path)
-        pos = HEAD
-        f.seek(pos)
-        for r in range(nrec):
-            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
-            if r >= skip:
-                i = m.records
-                m.off[i] = pos + 8
-                m.nk[i] = nk
-                f.seek(d, 1)
-                j = m.first[i]
-                for _ in range(nd):
-                    m.dec[2 * j], m.dec[2 * j + 1] = unpack("<HH", f.read(4))
-                    j += 1
-                m.first[i + 1] = j
-                m.used[i] = m.clock = i + 1
-                m.records = i + 1
-                f.seek(lt + lc, 1)
-            else:
-                f.seek(d + 4 * nd + lt + lc, 1)
-            pos += 8 + d + 4 * nd + lt + lc
-        return m
-    finally:
-        f.close()
-
+from rkfw.memory import HEAD, MAGIC, MAX_DEC, cap, load, tag_of
 
 def record_for(engine, text, calls):
     """(key bytes, norm, [(decision number, token)]) of a correction: the request's key (rkfw.memory) and each token

@@ -44,7 +44,6 @@ import numpy as np
 from rkfw import infer
 from rkfw import lowrank as board_lowrank
 from rkfw import memory as board_memory
-from rkfw import teach as board_teach
 from rkfw import rku
 from rkfw.fp4 import FP4IDX, FP4MAG
 from rkfw.kernels import A_LIM, H_LIM, QA, S_LIM  # noqa: F401  (the limits' one home; used here and by qat)
@@ -232,8 +231,8 @@ class Reference:
     def key(self):
         return quant_i8(ttmv(self.pk, quant_i8(self.h)[0]))[0]
 
-    def memory(self, path, tag=None, cap=board_teach.RECORDS):
-        """The memory file at path (rkfw.teach's reader) for run(text, memory); None if it is not this model's."""
+    def memory(self, path, tag=None, cap=board_memory.RECORDS):
+        """The memory file at path (rkfw.memory's reader) for run(text, memory); None if it is not this model's."""
         ref = self
 
         class Kern:
@@ -255,7 +254,7 @@ class Reference:
             def h(self):
                 return ref.h
 
-        return board_teach.load(Adapter(), path, tag or board_teach.tag_of(self.model), cap)
+        return board_memory.load(Adapter(), path, tag or board_memory.tag_of(self.model), cap)
 
     def _recognise(self, m, a, n):
         """Set m.hit (and m.k = 0) for the summed streams a of n positions (the module docstring's rule)."""
