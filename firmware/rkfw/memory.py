@@ -10,7 +10,7 @@
 # file (imported to learn, list and forget).
 #
 # File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
-# u16 records, then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
+# u16 records | u16 decisions (of all records), then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
 # key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
 # model (tag or d) is not loaded.
 from array import array
@@ -116,9 +116,9 @@ class Memory:
 
 
 MAGIC = b"RKM2"
-HEAD = 24           # bytes of the file header
+HEAD = 26           # bytes of the file header
 RECORDS = 32        # default records a board keeps (reku.json "memory_records")
-MAX_DEC = 4         # decisions a record may take on average (the memory holds MAX_DEC * records)
+MAX_DEC = 4         # decisions a record may take on average (rkfw.teach keeps a file to MAX_DEC * records)
 
 
 def cap(config):
@@ -142,9 +142,8 @@ def attach(app):
 
 
 def load(engine, path, tag, cap):
-    """The memory in file `path` for the engine's model (tag), its newest uses up to cap records (and MAX_DEC * cap
-    decisions), as an rkfw.memory.Memory whose tables hold exactly those; None when there is no such file or it was
-    made for another model."""
+    """The memory in file `path` for the engine's model (tag), its newest uses up to cap records, as a Memory whose
+    tables hold those; None when there is no such file or it was made for another model."""
     try:
         f = open(path, "rb")
     except OSError:
@@ -154,20 +153,12 @@ def load(engine, path, tag, cap):
         h = f.read(HEAD)
         if len(h) < HEAD or h[:4] != MAGIC or h[4:20] != tag:
             return None
-        fd, nrec = unpack("<HH", h[20:])
+        fd, nrec, ndec = unpack("<HHH", h[20:])
         if fd != d:
             return None
-        sizes = []
-        for _ in range(nrec):
-            nd, nk, lt, lc = unpack("<HHHH", f.read(8))
-            sizes.append(nd)
-            f.seek(d + 4 * nd + lt + lc, 1)
         skip = max(0, nrec - cap)
-        while sum(sizes[skip:]) > MAX_DEC * cap:
-            skip += 1
-        m = Memory(engine, nrec - skip, sum(sizes[skip:]), path)
+        m = Memory(engine, nrec - skip, ndec, path)
         pos = HEAD
-        f.seek(pos)
         for r in range(nrec):
             nd, nk, lt, lc = unpack("<HHHH", f.read(8))
             if r >= skip:

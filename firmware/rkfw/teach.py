@@ -89,7 +89,8 @@ def _write(app, keep, new=None):
     tmp = path + ".tmp"
     try:
         with open(tmp, "wb") as out:
-            out.write(MAGIC + tag_of(app.model) + pack("<HH", d, len(keep) + (new is not None)))
+            ndec = sum(_decisions(r, d) for r in keep) + (len(new[0][2]) if new is not None else 0)
+            out.write(MAGIC + tag_of(app.model) + pack("<HHH", d, len(keep) + (new is not None), ndec))
             if keep:
                 with open(path, "rb") as f:
                     for off, n, text, calls in keep:
