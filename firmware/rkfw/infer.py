@@ -660,7 +660,7 @@ class Engine:
     def prefill(self, text):
         """Reset the state, read the request (what fits of it: max_in characters) and SEP, each with its pointer
         key; the grammar is reset on that text. With a memory (rkfw.memory) the streams at the end of each word and
-        at SEP are summed as the request is read, and its record, if any, recognised. Returns the number of characters read."""
+        at SEP are summed as the request is read, and its record, if any, recognised. Returns the characters read."""
         tok = self.tok
         ids = self.ids
         n = tok.encode(text, ids)

@@ -10,13 +10,13 @@
 # file (imported to learn, list and forget).
 #
 # File (rkfw.app.MEMORY_FILE): "RKM2" | model tag (16 ASCII bytes: the model's SHA-256 hex, first 16) | u16 d |
-# u16 records | u16 decisions (of all records), then per record (oldest use first): u16 decisions | u16 norm | u16 text bytes | u16 calls bytes |
-# key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) | calls (JSON). A file made for another
-# model (tag or d) is not loaded.
+# u16 records | u16 decisions (of all records), then per record (oldest use first): u16 decisions | u16 norm |
+# u16 text bytes | u16 calls bytes | key (d int8) | decisions x (u16 decision number | u16 token) | text (UTF-8) |
+# calls (JSON). A file made for another model (tag or d) is not loaded.
 from array import array
 from struct import unpack
 
-THRESHOLD = 900     # cosine x 1024 a record's key must reach (chosen on the dev corrections: benchmarks/bench_memory.py)
+THRESHOLD = 900     # cosine x 1024 a record's key must reach (chosen on dev corrections: benchmarks/bench_memory.py)
 
 
 def isqrt(n):

@@ -281,8 +281,8 @@ class Client:
         return info
 
     def _paged(self, ftype):
-        """The bytes of a reply handed out in pieces (SCHEMA, FEEDBACK_READ, MEMORY_LIST): offset u32 requests, each answered
-        with total u32 | bytes from that offset, until total bytes are in."""
+        """The bytes of a reply handed out in pieces (SCHEMA, FEEDBACK_READ, MEMORY_LIST): offset u32 requests, each
+        answered with total u32 | bytes from that offset, until total bytes are in."""
         data = b""
         while True:
             r = self.request(ftype, struct.pack("<I", len(data)))

@@ -1,5 +1,5 @@
-"""`reku query`, `reku info`, `reku upload`, `reku feedback pull` and `reku memory`: talk to a board (real or virtual) over
-UART/USB serial (--port) or I2C (--i2c BUS:ADDR)."""
+"""`reku query`, `reku info`, `reku upload`, `reku feedback pull` and `reku memory`: talk to a board (real or
+virtual) over UART/USB serial (--port) or I2C (--i2c BUS:ADDR)."""
 
 import json
 import sys
