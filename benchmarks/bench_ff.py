@@ -1,18 +1,29 @@
 """Forward-forward against backprop QAT (issue 21): each block objective of `reku train --algo ff`
-(--ff-objective goodness | goodness+heads | heads, docs/routes.md) and QAT, at the same shape and step budget, on
-the home and car skills.
+(--ff-objective, --ff-negatives, --ff-layer-lr; docs/routes.md) and QAT, at the same shape and step budget, on the
+home and car skills; and what locality buys in wall-clock (`--wallclock`).
 
     .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results [--quick] [--dims 40,80,2] [--steps 1000]
+    .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results --wallclock [--skills home]
 
 Every row trains with `reku train`'s defaults otherwise (20,000 generated examples, batch 64, seed 0, lr 3e-3 unless
 the row says) and keeps the best of its held-out checkpoints on the generated dev set (1,000 requests, seed 777).
 Each route's row reported in the targets (FF against QAT) is the one with the best mean dev exact match over the
-skills; test.jsonl gives the final figures only. CPU seconds are the process's user + system time for the row (not wall time). Writes OUT/ff.json."""
+skills; test.jsonl gives the final figures only. CPU seconds are the process's user + system time for the row (not
+wall time). Writes OUT/ff.json.
+
+--wallclock (run it on an otherwise idle machine): for the route each row chose on dev, the dev exact match every
+100 steps (the curve), then the wall time of the same training without evaluations: QAT and sequential FF on the
+machine's threads, FF with `--parallel` (one process per layer, one thread each). Wall-clock to an accuracy = the
+first step of the curve at or above it times the run's seconds per step (setup included). Pipelined FF trains the
+same model as sequential FF (tests/test_model_ff.py), so one curve serves both. Adds "wallclock" to OUT/ff.json."""
 import argparse
 import json
 import resource
 import sys
+import time
 from pathlib import Path
+
+import torch
 
 from reku import paths
 from reku.model import data as datagen
@@ -28,6 +39,21 @@ ROWS = [("backprop QAT", {"algo": "qat"}),
         ("FF, goodness + block heads", {"algo": "ff", "ff_objective": "goodness+heads"}),
         ("FF, block heads", {"algo": "ff", "ff_objective": "heads"}),
         ("FF, block heads, lr 6e-3", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3}),
+        # the directions of issue 21, each at the chosen learning rate (6e-3)
+        ("FF, block heads, lr 6e-3, layer lr 2:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
+                                                     "ff_layer_lr": (2, 1)}),
+        ("FF, block heads, lr 6e-3, layer lr 1:2", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
+                                                     "ff_layer_lr": (1, 2)}),
+        ("FF, block heads, lr 6e-3, layer lr 4:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
+                                                     "ff_layer_lr": (4, 1)}),
+        ("FF, SymBa, lr 6e-3", {"algo": "ff", "ff_objective": "symba", "lr": 6e-3}),
+        ("FF, SymBa + block heads, lr 6e-3", {"algo": "ff", "ff_objective": "symba+heads", "lr": 6e-3}),
+        ("FF, goodness, hard negatives, lr 6e-3", {"algo": "ff", "ff_objective": "goodness", "lr": 6e-3,
+                                                    "ff_negatives": "hard"}),
+        ("FF, goodness + block heads, hard negatives, lr 6e-3", {"algo": "ff", "ff_objective": "goodness+heads",
+                                                                  "lr": 6e-3, "ff_negatives": "hard"}),
+        ("FF, SymBa + block heads, hard negatives, lr 6e-3", {"algo": "ff", "ff_objective": "symba+heads",
+                                                               "lr": 6e-3, "ff_negatives": "hard"}),
         # longer runs, both routes at the chosen learning rate: outside the targets (which compare at --steps)
         ("backprop QAT, lr 6e-3, 3x steps", {"algo": "qat", "lr": 6e-3, "steps_x": 3}),
         ("FF, block heads, lr 6e-3, 3x steps", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3, "steps_x": 3})]
@@ -38,6 +64,46 @@ def cpu():
     return u.ru_utime + u.ru_stime
 
 
+def _config(kw):
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+
+
+def wallclock(args, res, d, f, L, n_train):
+    """res["wallclock"][skill]: curves and timed runs of the routes chosen on dev (module docstring)."""
+    rows = dict(ROWS)
+    chosen = res["chosen_on_dev"]
+    out = res.setdefault("wallclock", {})
+    threads = torch.get_num_threads()
+    for name in args.skills:
+        skill = load_skill(paths.SKILLS / name, lenient=True)
+        dev = datagen.generate(skill, 1000, seed=DEV_SEED)
+        w = {"threads": threads, "routes": {}}
+        for route in ("qat", "ff"):
+            kw = dict(rows[chosen[route]])
+            _, info = train(skill, dev_data=dev, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps,
+                            n_train=n_train, seed=0, eval_every=100, **kw)
+            w["routes"][route] = {"row": chosen[route], "config": _config(kw),
+                                  "curve": [[s, e] for s, e, _ in info["evals"]]}
+        for key, route, par in (("qat", "qat", False), ("ff", "ff", False), ("ff parallel", "ff", True)):
+            kw = dict(rows[chosen[route]], ff_parallel=True) if par else dict(rows[chosen[route]])
+            t0 = time.perf_counter()
+            train(skill, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps, n_train=n_train, seed=0, **kw)
+            secs = time.perf_counter() - t0
+            w.setdefault("seconds", {})[key] = round(secs, 1)
+            print("%-5s %-12s %6.1f s wall for %d steps (setup included)" % (name, key, secs, args.steps), flush=True)
+        curves = {r: w["routes"][r]["curve"] for r in ("qat", "ff")}
+        target = min(max(e for _, e in c) for c in curves.values())      # the accuracy both routes reach
+        w["target_dev_exact"] = target
+        w["to_target_seconds"] = {}
+        for key in w["seconds"]:
+            c = curves["ff" if key.startswith("ff") else "qat"]
+            first = min(s for s, e in c if e >= target)
+            w["to_target_seconds"][key] = round(w["seconds"][key] * first / args.steps, 1)
+        print("%-5s dev exact %.3f reached in %s" % (name, target, ", ".join(
+            "%s %.0f s" % kv for kv in w["to_target_seconds"].items())), flush=True)
+        out[name] = w
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(paths.ROOT / "benchmarks" / "results"))
@@ -46,6 +112,8 @@ def main():
     ap.add_argument("--skills", nargs="*", default=["home", "car"])
     ap.add_argument("--quick", action="store_true", help="60 steps, 2,000 examples")
     ap.add_argument("--only", nargs="*", help="run only these rows (labels) and keep the others of OUT/ff.json")
+    ap.add_argument("--wallclock", action="store_true", help="only the wall-clock comparison (module docstring), "
+                    "with the routes OUT/ff.json chose on dev")
     args = ap.parse_args()
     n_train = 20000
     if args.quick:
@@ -54,9 +122,12 @@ def main():
     res = {"name": "ff", "command": "python benchmarks/bench_ff.py --out benchmarks/results"
            + (" --quick" if args.quick else ""), "dims": args.dims, "steps": args.steps, "skills": {}}
     prev = Path(args.out) / "ff.json"
-    if args.only and prev.is_file():
-        res["skills"] = json.loads(prev.read_text())["skills"]
-    for name in args.skills:
+    if (args.only or args.wallclock) and prev.is_file():
+        res = dict(json.loads(prev.read_text()), command=res["command"])
+    if args.wallclock:
+        wallclock(args, res, d, f, L, n_train)
+        args.skills = [s for s in res["skills"]]
+    for name in args.skills if not args.wallclock else []:
         skill = load_skill(paths.SKILLS / name, lenient=True)
         dev = datagen.generate(skill, 1000, seed=DEV_SEED)
         test = read_jsonl(paths.SKILLS / name / "test.jsonl")
@@ -72,11 +143,13 @@ def main():
             secs = cpu() - t0
             m = rku.load(blob)
             ev = evaluate_model(m, test)
-            rows[label] = {"config": kw, "steps": steps, "dev_exact": info["eval"]["exact_match"], "test_exact": ev["exact_match"],
-                           "test_no_call": ev["no_call_accuracy"], "cpu_seconds": round(secs, 1)}
+            rows[label] = {"config": _config(kw), "steps": steps, "dev_exact": info["eval"]["exact_match"],
+                           "test_exact": ev["exact_match"], "test_no_call": ev["no_call_accuracy"],
+                           "cpu_seconds": round(secs, 1)}
             print("%-5s %-28s dev %.3f  test %.3f  no-call %.3f  %5.0f s CPU" % (
                 name, label, rows[label]["dev_exact"], ev["exact_match"], ev["no_call_accuracy"], secs), flush=True)
         res["skills"][name] = rows
+
     def best(algo):       # the row of that route with the best mean dev exact match over the skills
         have = [lb for lb, kw in ROWS if kw["algo"] == algo and "steps_x" not in kw
                 and all(lb in res["skills"][s] for s in args.skills)]

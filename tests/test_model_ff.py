@@ -119,3 +119,101 @@ def test_ff_model_learns_the_toy(toy, ff_model):  # noqa: F811
     # always-no-call scores no_call/150 (~18%); the FF readout on frozen random blocks scores 13-23% (seeds 1-3),
     # FF 37-48%, QAT 78% (seed 1), all at 200 steps (docs/routes.md)
     assert res["valid"] == 1.0 and res["exact_match"] > max(0.28, no_call / res["n"] + 0.08), res
+
+
+def test_hard_negatives_take_the_models_own_wrong_choices(toy):  # noqa: F811
+    """negatives="hard": where the readout (teacher-forced) decides wrong, the negative feeds the model's choice
+    there (a token, or the character at the wrong pointer position); elsewhere a grammar negative, pointer
+    decisions included."""
+    skill = load_skill(toy)
+    schema, vocab = compile_schema(skill)
+    tok = infer.Tokenizer(ALPHABET)
+    ds = Encoded(datagen.generate(skill, 200, seed=0), tok, rkufile.grammar(schema, vocab), tok.n_in)
+    fd = ff.FFData(ds, tok.n_in, vocab, "hard")
+    torch.manual_seed(0)
+    net = Net(tok.n_in, len(vocab), d=24, f=48, layers=2, dk=16)           # untrained: wrong almost everywhere
+    idx = list(range(len(ds)))
+    b = ds.batch(idx)
+    wrong = ff.model_errors(net, ds.mask_table(), b, fd, idx)
+    kinds = set()
+    for i, w in zip(idx, wrong):
+        for pos, right, got, kind in w:
+            assert got != right and fd.fed(i, kind, got) != fd.fed(i, kind, right)
+            kinds.add(kind is None)
+            neg, c = fd.negative(i, random.Random(0), [(pos, right, got, kind)])
+            assert c == pos + 1 and neg[:c] == fd.full[i][:c] and neg[c] == fd.fed(i, kind, got)
+        if any(pos == ds.n[i] for pos, _, _, _ in w):   # a wrong first decision is the only one kept
+            assert len(w) == 1
+    assert kinds == {True, False}, "token and pointer errors both found"
+    # grammar negatives of the hard mode corrupt pointer decisions too
+    rng = random.Random(1)
+    ptr = sum(fd.negative(i, rng)[0][-1] < tok.n_in for i in range(len(ds)) for _ in range(3))
+    assert ptr > 0
+    assert ff.FFData(ds, tok.n_in, vocab).cands != fd.cands
+
+
+def test_layer_learning_rates_scale_each_layers_steps(toy, monkeypatch):  # noqa: F811
+    skill = load_skill(toy)
+    seen = []
+    real = T.optimize
+
+    def spy(opt, *a):
+        r = real(opt, *a)
+        seen.append([(g["scale"], g["lr"]) for g in opt.param_groups])
+        return r
+
+    monkeypatch.setattr(T, "optimize", spy)
+    T.train(skill, d=20, f=40, layers=2, steps=3, n_train=100, batch=8, algo="ff", ff_layer_lr=(2, 0.5),
+            log=lambda s: None)
+    assert all(s == [(2, 2 * lr), (0.5, lr / 2)] for s, lr in [(x, x[0][1] / 2) for x in seen]) and seen[-1][0][1] > 0
+    with pytest.raises(ValueError, match="3 per-layer learning-rate multipliers for 2 forward-forward layers"):
+        T.train(skill, d=20, f=40, layers=2, steps=1, n_train=50, algo="ff", ff_layer_lr=(1, 1, 1), log=print)
+    with pytest.raises(ValueError, match="must be > 0"):
+        T.TrainConfig(algo="ff", ff_layer_lr=(1, 0))
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_parallel_ff_trains_the_same_model_as_sequential(toy, layers):  # noqa: F811
+    """`--parallel`: each layer below the last in a process of its own, pipelined; since no gradient crosses a
+    layer, every checkpoint is byte for byte the sequential run's (both on one thread per process)."""
+    skill = load_skill(toy)
+    dev = datagen.generate(skill, 40, seed=777)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = []
+        for parallel in (False, True):
+            blobs = []
+            real = T.build_model_bytes
+
+            def keep(*a, **k):
+                blobs.append(real(*a, **k))
+                return blobs[-1]
+
+            T.build_model_bytes = keep
+            try:
+                blob, info = T.train(skill, d=20, f=40, layers=layers, steps=60, n_train=200, batch=8, seed=3,
+                                     algo="ff", dev_data=dev, eval_every=20, freeze_after=0.5,
+                                     ff_parallel=parallel, log=lambda s: None)
+            finally:
+                T.build_model_bytes = real
+            runs.append((blobs, info["evals"], info["frozen"]))
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert len(runs[0][0]) == 4 and runs[0] == runs[1]
+    assert runs[0][2] > 0                        # freezing happened (in the workers' layers too)
+
+
+def test_parallel_ff_refusals_are_one_line(tmp_path):
+    for kw, msg in [(dict(algo="qat"), "it is for --algo ff"), (dict(minutes=1), "a step count, not a time cap"),
+                    (dict(ff_negatives="hard"), "hard negatives need the whole network")]:
+        with pytest.raises(ValueError, match=msg):
+            T.TrainConfig(**dict(dict(algo="ff", ff_parallel=True), **kw))
+    with pytest.raises(ValueError, match="unknown forward-forward negatives 'x'"):
+        T.TrainConfig(algo="ff", ff_negatives="x")
+    r = reku("train", "--skill", str(paths.SKILLS / "home"), "--out", str(tmp_path / "m.rku"), "--parallel")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "it is for --algo ff" in r.stderr, r.stderr
+    r = reku("train", "--skill", str(paths.SKILLS / "home"), "--out", str(tmp_path / "m.rku"), "--algo", "ff",
+             "--parallel", "--dims", "40,80,1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "at least 2 layers" in r.stderr, r.stderr

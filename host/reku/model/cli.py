@@ -77,10 +77,18 @@ def configure_train(p):
     p.add_argument("--no-freeze", action="store_true", help="disable freezing of oscillating weights")
     p.add_argument("--algo", choices=["qat", "ff"], default="qat",
                    help="training route: quantization-aware (qat) or forward-forward (ff, docs/routes.md)")
-    p.add_argument("--ff-objective", default="heads", metavar="heads|goodness|goodness+heads",
+    p.add_argument("--ff-objective", default="heads", metavar="heads|goodness|symba|goodness+heads|symba+heads",
                    help="forward-forward: each block's own objective: a readout of its own trained with it (heads, "
                    "the default: the best measured, docs/routes.md), its goodness on positive vs negative sequences "
-                   "(Hinton's), or both")
+                   "(Hinton's loss, or SymBa's pair loss), or a goodness with heads")
+    p.add_argument("--ff-negatives", default="grammar", choices=["grammar", "hard"],
+                   help="forward-forward negatives: another token the grammar allows (default), or the model's own "
+                   "wrong decisions where it makes any (hard)")
+    p.add_argument("--ff-layer-lr", metavar="M0,M1,...",
+                   help="forward-forward: learning-rate multiplier of each layer (embedding + block 0, block 1, ...)")
+    p.add_argument("--parallel", action="store_true",
+                   help="forward-forward: train each layer below the last in a process of its own, pipelined (the "
+                   "same model as without, docs/routes.md)")
     p.add_argument("--float", action="store_true", help="train a float checkpoint for `reku quantize` (issue 8)")
     p.add_argument("--lenient", action="store_true",
                    help="drop example lines that break the schema (counted) instead of stopping at the first")
@@ -99,6 +107,15 @@ def _dims(args):
     return {"d": d, "f": f, "layers": L}
 
 
+def _floats(opt, text):
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise RekuError("%s %s: expected numbers separated by commas (e.g. 2,1)" % (opt, text))
+
+
 def _board_fits(board):
     """fits(blob): the model fits `board` (file limit, and the estimated peak heap of a query, reku inspect)."""
     from rkfw import rku
@@ -115,7 +132,9 @@ def _train_config(args, **kw):
         return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
                            n_train=args.examples, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
-                           acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective, **kw)
+                           acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective,
+                           ff_negatives=args.ff_negatives, ff_layer_lr=_floats("--ff-layer-lr", args.ff_layer_lr),
+                           ff_parallel=args.parallel, **kw)
     except ValueError as e:
         raise RekuError(str(e))
 
@@ -126,8 +145,11 @@ def run_train(args):
     from .train import train
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
-    if args.ff_objective != "heads" and args.algo != "ff":
-        raise RekuError("--ff-objective is for --algo ff (forward-forward); this run is --algo %s" % args.algo)
+    given = {"--ff-objective": args.ff_objective != "heads", "--ff-negatives": args.ff_negatives != "grammar",
+             "--ff-layer-lr": args.ff_layer_lr is not None}
+    for opt in given:
+        if given[opt] and args.algo != "ff":
+            raise RekuError("%s is for --algo ff (forward-forward); this run is --algo %s" % (opt, args.algo))
     budget, fits, target = None, None, None
     if args.budget_kb:
         budget = int(args.budget_kb * 1024)

@@ -17,7 +17,7 @@ class Encoded:
     """Training sequences: input ids + SEP + fed-back outputs, and the decode steps to predict."""
 
     def __init__(self, examples, tok, grammar, n_in, max_in=MAX_IN):
-        self.seqs, self.n, self.tok_steps, self.ptr_steps = [], [], [], []
+        self.seqs, self.n, self.tok_steps, self.ptr_steps, self.ptr_kinds = [], [], [], [], []
         self.masks = {}
         self.skipped = []
         for ex in examples:
@@ -30,7 +30,7 @@ class Encoded:
                 self.skipped.append((ex["query"], str(e)))
                 continue
             seq = ids + [tok.sep]
-            ts, ps = [], []
+            ts, ps, pk = [], [], []
             for i, (kind, choice, allowed) in enumerate(steps):
                 pos = n + i
                 if kind == infer.K_TOKEN:
@@ -39,6 +39,7 @@ class Encoded:
                     fed = n_in + choice
                 else:
                     ps.append((pos, choice, allowed))
+                    pk.append(kind)
                     fed = infer.fed_id(kind, choice, ids)
                 if i + 1 < len(steps):
                     seq.append(fed)
@@ -46,6 +47,7 @@ class Encoded:
             self.n.append(n)
             self.tok_steps.append(ts)
             self.ptr_steps.append(ps)
+            self.ptr_kinds.append(pk)
         self.n_out = len(grammar.vocab)
 
     def __len__(self):

@@ -52,8 +52,8 @@ class FlipMonitor:
     """Counts ternary flips between checks (rate = flips per weight per step) and, when asked, freezes
     weights whose flip frequency stays high (iterative freezing, Nagel et al. 2022)."""
 
-    def __init__(self, net):
-        self.mods = net.tlinears()
+    def __init__(self, mods):
+        self.mods = list(mods)
         self.prev = [m.ternary()[0].detach().clone() for m in self.mods]
         self.ema = [torch.zeros_like(p) for p in self.prev]
         self.n = sum(p.numel() for p in self.prev)
@@ -88,10 +88,10 @@ class FlipMonitor:
         return self.frozen / self.n
 
 
-def dampening_loss(net):
-    """sum (w/alpha - clip(round(w/alpha)))^2 over ternary weights: pulls latent weights to their grid point."""
+def dampening_loss(mods):
+    """sum (w/alpha - clip(round(w/alpha)))^2 over ternary layers: pulls latent weights to their grid point."""
     tot = 0.0
-    for m in net.tlinears():
+    for m in mods:
         a = m.alpha().detach()
         z = m.weight / a
         tot = tot + ((z - torch.clamp(torch.round(z), -1, 1).detach()) ** 2).mean()
@@ -101,6 +101,29 @@ def dampening_loss(net):
 def _bar(frac, width=24):
     n = int(frac * width)
     return "[" + "=" * n + " " * (width - n) + "]"
+
+
+def lr_at(cfg, step, frac):
+    """The learning rate of a step: linear warm-up, then cosine decay over the run's progress `frac`."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def optimize(opt, total, clip, mon, cfg, step, frac, dampen, freeze_after):
+    """One optimizer step (train()'s loop, and each pipelined forward-forward worker on its own layer): dampening
+    of the monitored ternary layers, the step's learning rate (times each group's `scale`), backward, `clip()`,
+    the step, flip counting and, past `freeze_after`, freezing. Returns the step's flip rate."""
+    if dampen:
+        total = total + dampen * frac * dampening_loss(mon.mods)
+    for g in opt.param_groups:
+        g["lr"] = lr_at(cfg, step, frac) * g["scale"]
+    opt.zero_grad()
+    total.backward()
+    clip()
+    opt.step()
+    fr = mon.update()
+    if freeze_after and frac >= freeze_after and step % 50 == 0:
+        mon.freeze(cfg.freeze_threshold)
+    return fr
 
 
 @dataclasses.dataclass
@@ -129,6 +152,9 @@ class TrainConfig:
     freeze_after: float = 0.6         # share of the run after which oscillating weights freeze (0: never)
     freeze_threshold: float = 0.02
     ff_objective: str = "heads"       # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
+    ff_negatives: str = "grammar"     # forward-forward: negatives (reku.model.ff.NEGATIVES)
+    ff_layer_lr: tuple = None         # forward-forward: learning-rate multiplier per layer (ff.layer_groups order)
+    ff_parallel: bool = False         # forward-forward: one process per layer, pipelined (reku.model.ff.Pipeline)
     budget_bytes: int = None
     fits: object = None
 
@@ -139,9 +165,19 @@ class TrainConfig:
             raise ValueError("steps must be at least 1 (got %s)" % self.steps)
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
-        from .ff import OBJECTIVES
+        from .ff import NEGATIVES, OBJECTIVES
         if self.ff_objective not in OBJECTIVES:
             raise ValueError("unknown forward-forward objective %r (%s)" % (self.ff_objective, ", ".join(OBJECTIVES)))
+        if self.ff_negatives not in NEGATIVES:
+            raise ValueError("unknown forward-forward negatives %r (%s)" % (self.ff_negatives, ", ".join(NEGATIVES)))
+        if self.ff_layer_lr is not None and not all(v > 0 for v in self.ff_layer_lr):
+            raise ValueError("per-layer learning-rate multipliers must be > 0 (got %s)" % (self.ff_layer_lr,))
+        if self.ff_parallel:
+            why = ("it is for --algo ff" if self.algo != "ff" else "it needs a step count, not a time cap"
+                   if self.minutes else "hard negatives need the whole network's readout in every layer's process"
+                   if self.ff_negatives == "hard" else None)
+            if why:
+                raise ValueError("parallel forward-forward training: " + why)
 
 
 class QATRoute:
@@ -149,13 +185,26 @@ class QATRoute:
     quantized = True
     id_key = []                       # added to the model id's hash (QAT ids unchanged since before routes)
     extra = {}                        # added to the file's "train" metadata
-    modules = ()                      # training-only modules the optimizer also updates (never exported)
 
     def __init__(self, net, ds, U, vocab, seed, cfg=None):
         self.net, self.ds, self.U = net, ds, U
 
     def batch(self, idx):
         return self.ds.batch(idx)
+
+    def param_groups(self):
+        """The optimizer's parameter groups, each with its learning-rate multiplier `scale`."""
+        return [{"params": list(self.net.parameters()), "scale": 1.0}]
+
+    def tlinears(self):
+        """The ternary layers this process trains (dampened, monitored, frozen here)."""
+        return self.net.tlinears()
+
+    def sync(self, step):
+        """Make the network whole as it is after `step` steps (parallel forward-forward only)."""
+
+    def close(self):
+        """Stop whatever the route started."""
 
     def loss(self, b):
         """(loss to backpropagate, readout loss, correct, n, progress text)."""
@@ -176,33 +225,71 @@ class FloatRoute(QATRoute):
         net.set_float(True)
 
 
-class FFRoute:
-    """Forward-forward (reku.model.ff, docs/routes.md): per-layer goodness objectives on positive/negative
-    sequences, the readout by cross-entropy on the detached final stream; gradients clipped per layer."""
+class FFRoute(QATRoute):
+    """Forward-forward (reku.model.ff, docs/routes.md): per-layer objectives (block heads, goodness on
+    positive/negative sequences), the readout by cross-entropy on the last block; gradients clipped per layer.
+    Parallel (cfg.ff_parallel): this process trains the last layer, ff.Pipeline's workers the layers below."""
     quantized = True
 
     def __init__(self, net, ds, U, vocab, seed, cfg=None):
         from . import ff
+        cfg = cfg if cfg is not None else TrainConfig(algo="ff")
         self.ff, self.net, self.U = ff, net, U
-        self.objective = cfg.ff_objective if cfg is not None else TrainConfig.ff_objective
+        self.objective = cfg.ff_objective
         self.id_key = ["ff"] + ([] if self.objective == "goodness" else [self.objective])
         self.extra = dict({"algo": "ff"}, **({} if self.objective == "goodness" else {"ff": self.objective}))
-        self.data = ff.FFData(ds, net.n_in, vocab)
+        for k, v, default in (("ff_negatives", cfg.ff_negatives, "grammar"), ("ff_layer_lr", cfg.ff_layer_lr, None)):
+            if v != default:                  # ids and metadata of the default runs stay as they were
+                v = list(v) if isinstance(v, tuple) else v
+                self.id_key.append([k, v])
+                self.extra[k] = v
+        self.data = ff.FFData(ds, net.n_in, vocab, cfg.ff_negatives)
         self.rng = random.Random(seed + 7)
-        self.modules = [ff.BlockHead(net) for _ in range(net.L - 1)] if self.objective != "goodness" else []
+        self.modules = [ff.BlockHead(net) for _ in range(net.L - 1)] if self.objective.endswith("heads") else []
         self.groups = ff.layer_groups(net, self.modules)
+        self.scales = list(cfg.ff_layer_lr or [1.0] * len(self.groups))
+        if len(self.scales) != len(self.groups):
+            raise ValueError("%d per-layer learning-rate multipliers for %d forward-forward layers"
+                             % (len(self.scales), len(self.groups)))
+        self.negatives = self.objective != "heads"       # block heads alone score no negatives
+        self.first, self.pipe = 0, None
+        if cfg.ff_parallel:
+            if len(self.groups) < 2 or not self.modules:
+                raise ValueError("parallel forward-forward training needs block heads and at least 2 layers")
+            self.first = len(self.groups) - 1
+            self.pipe = ff.Pipeline(self, cfg, seed)
 
     def batch(self, idx):
-        return self.data.batch(idx, self.rng)
+        if self.pipe:
+            return self.pipe.batch(idx)
+        return self.data.batch(idx, self.rng, self.net, self.U, negatives=self.negatives)
+
+    def own(self):
+        """Indices of the layers this process trains."""
+        return range(self.first, len(self.groups))
+
+    def param_groups(self):
+        return [{"params": self.groups[k], "scale": self.scales[k]} for k in self.own()]
+
+    def tlinears(self):
+        return self.ff.layer_tlinears(self.net, self.groups, self.own())
 
     def loss(self, b):
         total, loss, correct, n, stats, _ = self.ff.step_loss(self.net, self.U, b, objective=self.objective,
-                                                              heads=self.modules)
+                                                              heads=self.modules, first=self.first)
         return total, loss, correct, n, "  goodness +/- " + " ".join("%.2f/%.2f" % s for s in stats)
 
     def clip(self):
-        for g in self.groups:             # per layer: no layer's step depends on another's gradients
-            torch.nn.utils.clip_grad_norm_(g, 1.0)
+        for k in self.own():              # per layer: no layer's step depends on another's gradients
+            torch.nn.utils.clip_grad_norm_(self.groups[k], 1.0)
+
+    def sync(self, step):
+        if self.pipe:
+            self.pipe.sync(step)
+
+    def close(self):
+        if self.pipe:
+            self.pipe.close()
 
 
 ROUTES = {"qat": QATRoute, "float": FloatRoute, "ff": FFRoute}
@@ -272,9 +359,8 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
     dampen, freeze_after = (cfg.dampen, cfg.freeze_after) if route.quantized else (0, 0)
     if not route.quantized:
         dev_data = None
-    opt = torch.optim.AdamW(list(net.parameters()) + [p for m in route.modules for p in m.parameters()], lr=cfg.lr,
-                            weight_decay=0.0)
-    mon = FlipMonitor(net)
+    opt = torch.optim.AdamW(route.param_groups(), lr=cfg.lr, weight_decay=0.0)
+    mon = FlipMonitor(route.tlinears())
     rng = random.Random(seed)
     t0 = time.time()
     hist, evals, flips = [], [], []
@@ -291,47 +377,43 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
         return min(1.0, fr)
 
     def do_eval():
+        route.sync(step)
         blob = build_model_bytes(net, schema, vocab, model_id, extra)
         res = evaluate_model(rku.load(blob), dev_data)
         evals.append((step, res["exact_match"], res["no_call_accuracy"]))
         return blob, res
 
-    while True:
-        frac = progress()
-        if frac >= 1.0:
-            break
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
-        idx = [rng.randrange(len(ds)) for _ in range(cfg.batch)]
-        net.train()
-        total, loss, correct, n, status = route.loss(route.batch(idx))
-        if dampen:
-            total = total + dampen * frac * dampening_loss(net)
-        if penalty is not None:
-            total = total + penalty(net)
-        opt.zero_grad()
-        total.backward()
-        route.clip()
-        opt.step()
-        fr = mon.update()
-        flips.append(fr)
-        if freeze_after and frac >= freeze_after and step % 50 == 0:
-            mon.freeze(cfg.freeze_threshold)
-        hist.append((step, loss.item(), correct / n))
-        step += 1
-        if dev_data and cfg.eval_every and step % cfg.eval_every == 0:
-            blob, res = do_eval()
-            if res["exact_match"] > best[0]:
-                best = (res["exact_match"], blob, res)
-            log("%s %3d%% step %5d  loss %.4f  held-out exact %.3f  no-call %.3f  flips/step %.2e  %.0fs%s"
-                % (_bar(frac), 100 * frac, step, loss.item(), res["exact_match"], res["no_call_accuracy"],
-                   sum(flips[-cfg.eval_every:]) / cfg.eval_every, time.time() - t0, status))
-        elif step % 50 == 0:
-            log("%s %3d%% step %5d  loss %.4f  step-acc %.3f  %.0fs%s"
-                % (_bar(frac), 100 * frac, step, loss.item(), correct / n, time.time() - t0, status))
+    try:
+        while True:
+            frac = progress()
+            if frac >= 1.0:
+                break
+            idx = [rng.randrange(len(ds)) for _ in range(cfg.batch)]
+            net.train()
+            total, loss, correct, n, status = route.loss(route.batch(idx))
+            if penalty is not None:
+                total = total + penalty(net)
+            flips.append(optimize(opt, total, route.clip, mon, cfg, step, frac, dampen, freeze_after))
+            hist.append((step, loss.item(), correct / n))
+            step += 1
+            if dev_data and cfg.eval_every and step % cfg.eval_every == 0:
+                blob, res = do_eval()
+                if res["exact_match"] > best[0]:
+                    best = (res["exact_match"], blob, res)
+                log("%s %3d%% step %5d  loss %.4f  held-out exact %.3f  no-call %.3f  flips/step %.2e  %.0fs%s"
+                    % (_bar(frac), 100 * frac, step, loss.item(), res["exact_match"], res["no_call_accuracy"],
+                       sum(flips[-cfg.eval_every:]) / cfg.eval_every, time.time() - t0, status))
+            elif step % 50 == 0:
+                log("%s %3d%% step %5d  loss %.4f  step-acc %.3f  %.0fs%s"
+                    % (_bar(frac), 100 * frac, step, loss.item(), correct / n, time.time() - t0, status))
+        route.sync(step)
+    finally:
+        route.close()
+    tern = net.tlinears()
+    n_tern = sum(m.weight.numel() for m in tern)
+    frozen = sum(int(m.frozen.sum()) for m in tern if m.frozen is not None)
     info = {"steps": step, "seconds": time.time() - t0, "history": hist, "evals": evals, "skipped": len(ds.skipped),
-            "flip_rate": flips, "frozen": mon.frozen / mon.n, "d": d, "f": f, "layers": layers,
-            "n_ternary": mon.n}
+            "flip_rate": flips, "frozen": frozen / n_tern, "d": d, "f": f, "layers": layers, "n_ternary": n_tern}
     if not route.quantized:
         info.update(net=net, schema=schema, vocab=vocab, model_id=model_id)
         blob = None
