@@ -104,6 +104,84 @@ def wallclock(args, res, d, f, L, n_train):
         out[name] = w
 
 
+def probe(args, res, d, f, L, n_train):
+    """res["concat_readout"][skill]: Hinton's readout on the concatenated, length-normalised outputs of all blocks,
+    against a readout on the last block's output (the board's), both trained (ternary, as the board's) on the frozen
+    network of the FF route chosen on dev; teacher-forced decision accuracy (tokens and pointers) on the dev set.
+    A probe, not a board readout: it says whether the concatenation holds more than the final stream."""
+    import math
+    import types
+
+    from reku.model import rkufile
+    from reku.model.ff import BlockHead
+    from reku.model.objective import Encoded, readout_loss
+    from reku.model.qat import Net
+    from reku.model.skill import compile_schema
+    from reku.model.tokenizer import ALPHABET
+    from rkfw import infer
+    import random
+
+    label = res["chosen_on_dev"]["ff"]
+    kw = dict(dict(ROWS)[label])
+    out = res.setdefault("concat_readout", {})
+    for name in args.skills:
+        skill = load_skill(paths.SKILLS / name, lenient=True)
+        dev = datagen.generate(skill, 1000, seed=DEV_SEED)
+        blob, _ = train(skill, dev_data=dev, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps,
+                        n_train=n_train, seed=0, eval_every=max(1, args.steps // 4), **kw)
+        net = Net.from_rku(rku.load(blob))
+        schema, vocab = compile_schema(skill)
+        tok = infer.Tokenizer(ALPHABET)
+        grammar = rkufile.grammar(schema, vocab)
+        tr = Encoded(datagen.generate(skill, n_train, seed=0), tok, grammar, tok.n_in)
+        dv = Encoded(dev, tok, grammar, tok.n_in)
+
+        @torch.no_grad()
+        def streams(ids):
+            hs = [net.embed_q()[ids]]
+            for i in range(net.L):
+                hs.append(net.block(i, hs[-1]))
+            return hs
+
+        def final(hs):
+            return hs[-1]
+
+        def concat(hs):
+            return torch.cat([h / h.pow(2).mean(-1, keepdim=True).clamp_min(1e-8).sqrt() for h in hs[1:]], -1)
+
+        def accuracy(readout, feats):
+            correct = n = 0
+            U = dv.mask_table()
+            with torch.no_grad():
+                for i in range(0, len(dv), 100):
+                    b = dv.batch(list(range(i, min(i + 100, len(dv)))))
+                    _, c, k = readout_loss(readout, U, b, feats(streams(b["ids"])))
+                    correct, n = correct + c, n + k
+            return correct / n
+
+        torch.manual_seed(0)
+        row = {"row": label, "board_readout": accuracy(net, final)}
+        for kind, feats, width in (("final stream", final, net.d), ("concatenated", concat, net.d * net.L)):
+            shim = types.SimpleNamespace(dk=net.dk, n_out=net.n_out, d=width, log_temp=net.log_temp, fq=net.fq)
+            head = BlockHead(shim)
+            opt = torch.optim.AdamW(head.parameters(), lr=kw.get("lr", 3e-3), weight_decay=0.0)
+            rng = random.Random(0)
+            U = tr.mask_table()
+            for step in range(args.steps):
+                for g in opt.param_groups:
+                    g["lr"] = kw.get("lr", 3e-3) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+                b = tr.batch([rng.randrange(len(tr)) for _ in range(64)])
+                loss = readout_loss(head, U, b, feats(streams(b["ids"])))[0]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            row[kind] = accuracy(head, feats)
+        out[name] = row
+        print("%-5s teacher-forced dev decisions: board readout %.3f, probe on the final stream %.3f, on the "
+              "concatenated blocks %.3f" % (name, row["board_readout"], row["final stream"], row["concatenated"]),
+              flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(paths.ROOT / "benchmarks" / "results"))
@@ -114,6 +192,8 @@ def main():
     ap.add_argument("--only", nargs="*", help="run only these rows (labels) and keep the others of OUT/ff.json")
     ap.add_argument("--wallclock", action="store_true", help="only the wall-clock comparison (module docstring), "
                     "with the routes OUT/ff.json chose on dev")
+    ap.add_argument("--probe", action="store_true", help="only the concatenated-readout probe (probe()), on the FF "
+                    "route OUT/ff.json chose on dev")
     args = ap.parse_args()
     n_train = 20000
     if args.quick:
@@ -122,12 +202,16 @@ def main():
     res = {"name": "ff", "command": "python benchmarks/bench_ff.py --out benchmarks/results"
            + (" --quick" if args.quick else ""), "dims": args.dims, "steps": args.steps, "skills": {}}
     prev = Path(args.out) / "ff.json"
-    if (args.only or args.wallclock) and prev.is_file():
+    only_extra = args.wallclock or args.probe
+    if (args.only or only_extra) and prev.is_file():
         res = dict(json.loads(prev.read_text()), command=res["command"])
     if args.wallclock:
         wallclock(args, res, d, f, L, n_train)
+    if args.probe:
+        probe(args, res, d, f, L, n_train)
+    if only_extra:
         args.skills = [s for s in res["skills"]]
-    for name in args.skills if not args.wallclock else []:
+    for name in args.skills if not only_extra else []:
         skill = load_skill(paths.SKILLS / name, lenient=True)
         dev = datagen.generate(skill, 1000, seed=DEV_SEED)
         test = read_jsonl(paths.SKILLS / name / "test.jsonl")
