@@ -11,11 +11,12 @@ Each route's row reported in the targets (FF against QAT) is the one with the be
 skills; test.jsonl gives the final figures only. CPU seconds are the process's user + system time for the row (not
 wall time). Writes OUT/ff.json.
 
---wallclock (run it on an otherwise idle machine): for the route each row chose on dev, the dev exact match every
-100 steps (the curve), then the wall time of the same training without evaluations: QAT and sequential FF on the
-machine's threads, FF with `--parallel` (one process per layer, one thread each). Wall-clock to an accuracy = the
-first step of the curve at or above it times the run's seconds per step (setup included). Pipelined FF trains the
-same model as sequential FF (tests/test_model_ff.py), so one curve serves both. Adds "wallclock" to OUT/ff.json."""
+--wallclock (run it on an otherwise idle machine): for the routes chosen on dev, QAT and sequential FF on the
+machine's threads with the dev exact match every 100 steps (the curve; evaluation time is not counted), and FF with
+`--parallel` (one process per layer, one thread each) without evaluations. Wall-clock to an accuracy: QAT and FF
+from their curves; pipelined FF, which trains the same model as sequential FF at every step (tests/test_model_ff.py),
+at the first step of FF's curve reaching it times its own seconds per step (setup included in all). Adds
+"wallclock" to OUT/ff.json."""
 import argparse
 import json
 import resource
@@ -46,6 +47,10 @@ ROWS = [("backprop QAT", {"algo": "qat"}),
                                                      "ff_layer_lr": (1, 2)}),
         ("FF, block heads, lr 6e-3, layer lr 4:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
                                                      "ff_layer_lr": (4, 1)}),
+        ("FF, goodness + block heads, lr 6e-3, theta 0.25", {"algo": "ff", "ff_objective": "goodness+heads",
+                                                              "lr": 6e-3, "ff_theta": 0.25}),
+        ("FF, goodness + block heads, lr 6e-3, theta 4", {"algo": "ff", "ff_objective": "goodness+heads",
+                                                           "lr": 6e-3, "ff_theta": 4.0}),
         ("FF, SymBa, lr 6e-3", {"algo": "ff", "ff_objective": "symba", "lr": 6e-3}),
         ("FF, SymBa + block heads, lr 6e-3", {"algo": "ff", "ff_objective": "symba+heads", "lr": 6e-3}),
         ("FF, goodness, hard negatives, lr 6e-3", {"algo": "ff", "ff_objective": "goodness", "lr": 6e-3,
@@ -70,35 +75,52 @@ def _config(kw):
 
 def wallclock(args, res, d, f, L, n_train):
     """res["wallclock"][skill]: curves and timed runs of the routes chosen on dev (module docstring)."""
+    from reku.model import evaluate
     rows = dict(ROWS)
     chosen = res["chosen_on_dev"]
     out = res.setdefault("wallclock", {})
     threads = torch.get_num_threads()
+    real = evaluate.evaluate_model
     for name in args.skills:
         skill = load_skill(paths.SKILLS / name, lenient=True)
         dev = datagen.generate(skill, 1000, seed=DEV_SEED)
-        w = {"threads": threads, "routes": {}}
-        for route in ("qat", "ff"):
-            kw = dict(rows[chosen[route]])
-            _, info = train(skill, dev_data=dev, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps,
-                            n_train=n_train, seed=0, eval_every=100, **kw)
-            w["routes"][route] = {"row": chosen[route], "config": _config(kw),
-                                  "curve": [[s, e] for s, e, _ in info["evals"]]}
+        w = {"threads": threads, "routes": {}, "seconds": {}}
         for key, route, par in (("qat", "qat", False), ("ff", "ff", False), ("ff parallel", "ff", True)):
-            kw = dict(rows[chosen[route]], ff_parallel=True) if par else dict(rows[chosen[route]])
+            kw = dict(rows[chosen[route]])
+            spent = [0.0]
+
+            def timed_eval(*a, **k):          # evaluation time is not training time
+                t = time.perf_counter()
+                r = real(*a, **k)
+                spent[0] += time.perf_counter() - t
+                marks.append((time.perf_counter() - t0 - spent[0], r["exact_match"]))
+                return r
+
+            marks = []
+            evaluate.evaluate_model = timed_eval
             t0 = time.perf_counter()
-            train(skill, log=lambda s: None, d=d, f=f, layers=L, steps=args.steps, n_train=n_train, seed=0, **kw)
-            secs = time.perf_counter() - t0
-            w.setdefault("seconds", {})[key] = round(secs, 1)
-            print("%-5s %-12s %6.1f s wall for %d steps (setup included)" % (name, key, secs, args.steps), flush=True)
+            try:
+                _, info = train(skill, dev_data=None if par else dev, log=lambda s: None, d=d, f=f, layers=L,
+                                steps=args.steps, n_train=n_train, seed=0, eval_every=100, ff_parallel=par, **kw)
+            finally:
+                evaluate.evaluate_model = real
+            secs = time.perf_counter() - t0 - spent[0]
+            w["seconds"][key] = round(secs, 1)
+            if not par:
+                w["routes"][key] = {"row": chosen[route], "config": _config(kw),
+                                    "curve": [[s, e, round(m[0], 1)] for (s, e, _), m in zip(info["evals"], marks)]}
+            print("%-5s %-12s %6.1f s wall for %d steps (setup included, evaluations not)" % (
+                name, key, secs, args.steps), flush=True)
         curves = {r: w["routes"][r]["curve"] for r in ("qat", "ff")}
-        target = min(max(e for _, e in c) for c in curves.values())      # the accuracy both routes reach
+        target = min(max(e for _, e, _ in c) for c in curves.values())      # the accuracy both routes reach
         w["target_dev_exact"] = target
         w["to_target_seconds"] = {}
         for key in w["seconds"]:
             c = curves["ff" if key.startswith("ff") else "qat"]
-            first = min(s for s, e in c if e >= target)
-            w["to_target_seconds"][key] = round(w["seconds"][key] * first / args.steps, 1)
+            first = min((s, t) for s, e, t in c if e >= target)
+            # the pipelined run has no curve of its own: the same model as sequential FF at every step
+            w["to_target_seconds"][key] = first[1] if key in curves else round(
+                w["seconds"][key] * first[0] / args.steps, 1)
         print("%-5s dev exact %.3f reached in %s" % (name, target, ", ".join(
             "%s %.0f s" % kv for kv in w["to_target_seconds"].items())), flush=True)
         out[name] = w

@@ -348,7 +348,7 @@ def layer_worker(k, init, cfg, seed, scale, negatives, q_in, q_out, q_state):
         else:
             idx, b, hin = pickle.loads(q_in.get())
         hout = net.block(k, hin)
-        loss, _ = layer_loss(net, k, hin, hout, b, THETA, cfg.ff_objective, U, heads)
+        loss, _ = layer_loss(net, k, hin, hout, b, cfg.ff_theta, cfg.ff_objective, U, heads)
         sent = hout.detach()
         optimize(opt, loss, lambda: torch.nn.utils.clip_grad_norm_(route.groups[k], 1.0), mon, cfg, step, frac,
                  cfg.dampen, cfg.freeze_after)

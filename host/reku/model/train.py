@@ -154,6 +154,7 @@ class TrainConfig:
     ff_objective: str = "heads"       # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
     ff_negatives: str = "grammar"     # forward-forward: negatives (reku.model.ff.NEGATIVES)
     ff_layer_lr: tuple = None         # forward-forward: learning-rate multiplier per layer (ff.layer_groups order)
+    ff_theta: float = 1.0             # forward-forward: the goodness threshold of Hinton's loss (ff.THETA)
     ff_parallel: bool = False         # forward-forward: one process per layer, pipelined (reku.model.ff.Pipeline)
     budget_bytes: int = None
     fits: object = None
@@ -235,10 +236,11 @@ class FFRoute(QATRoute):
         from . import ff
         cfg = cfg if cfg is not None else TrainConfig(algo="ff")
         self.ff, self.net, self.U = ff, net, U
-        self.objective = cfg.ff_objective
+        self.objective, self.theta = cfg.ff_objective, cfg.ff_theta
         self.id_key = ["ff"] + ([] if self.objective == "goodness" else [self.objective])
         self.extra = dict({"algo": "ff"}, **({} if self.objective == "goodness" else {"ff": self.objective}))
-        for k, v, default in (("ff_negatives", cfg.ff_negatives, "grammar"), ("ff_layer_lr", cfg.ff_layer_lr, None)):
+        for k, v, default in (("ff_negatives", cfg.ff_negatives, "grammar"), ("ff_layer_lr", cfg.ff_layer_lr, None),
+                              ("ff_theta", cfg.ff_theta, ff.THETA)):
             if v != default:                  # ids and metadata of the default runs stay as they were
                 v = list(v) if isinstance(v, tuple) else v
                 self.id_key.append([k, v])
@@ -275,7 +277,7 @@ class FFRoute(QATRoute):
         return self.ff.layer_tlinears(self.net, self.groups, self.own())
 
     def loss(self, b):
-        total, loss, correct, n, stats, _ = self.ff.step_loss(self.net, self.U, b, objective=self.objective,
+        total, loss, correct, n, stats, _ = self.ff.step_loss(self.net, self.U, b, self.theta, self.objective,
                                                               heads=self.modules, first=self.first)
         return total, loss, correct, n, "  goodness +/- " + " ".join("%.2f/%.2f" % s for s in stats)
 
