@@ -37,6 +37,7 @@ from torch import nn
 from rkfw.infer import FALSE, TRUE, fed_id
 
 from .objective import readout_loss
+from .optim import FlipMonitor, optimize
 from .qat import Net, TLinear
 
 THETA = 1.0          # goodness threshold (mean square of a block's update, real units)
@@ -329,7 +330,6 @@ def layer_worker(k, init, cfg, seed, scale, negatives, q_in, q_out, q_state):
     batch, detached output stream) on after each, and its state after every cfg.eval_every steps and the last."""
     import random
 
-    from .train import FlipMonitor, optimize
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
     net, heads, data, U = pickle.loads(init)
