@@ -1,5 +1,5 @@
 """Forward-forward against backprop QAT (issue 21): each block objective of `reku train --algo ff`
-(--ff-objective, --ff-negatives, --ff-layer-lr; docs/routes.md) and QAT, at the same shape and step budget, on the
+(--ff-objective, --ff-negatives, --layer-lr; docs/routes.md) and QAT, at the same shape and step budget, on the
 home and car skills; and what locality buys in wall-clock (`--wallclock`).
 
     .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results [--quick] [--dims 40,80,2] [--steps 1000]
@@ -36,17 +36,25 @@ from rkfw import rku
 
 ROWS = [("backprop QAT", {"algo": "qat"}),
         ("backprop QAT, lr 6e-3", {"algo": "qat", "lr": 6e-3}),
+        # the per-layer learning rates FF gained most from, given to QAT as well
+        ("backprop QAT, lr 6e-3, layer lr 4:1", {"algo": "qat", "lr": 6e-3, "layer_lr": (4, 1)}),
+        ("backprop QAT, lr 6e-3, layer lr 8:1", {"algo": "qat", "lr": 6e-3, "layer_lr": (8, 1)}),
+        ("backprop QAT, lr 6e-3, layer lr 16:1", {"algo": "qat", "lr": 6e-3, "layer_lr": (16, 1)}),
         ("FF, goodness (Hinton)", {"algo": "ff", "ff_objective": "goodness"}),
         ("FF, goodness + block heads", {"algo": "ff", "ff_objective": "goodness+heads"}),
         ("FF, block heads", {"algo": "ff", "ff_objective": "heads"}),
         ("FF, block heads, lr 6e-3", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3}),
         # the directions of issue 21, each at the chosen learning rate (6e-3)
         ("FF, block heads, lr 6e-3, layer lr 2:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
-                                                     "ff_layer_lr": (2, 1)}),
+                                                     "layer_lr": (2, 1)}),
         ("FF, block heads, lr 6e-3, layer lr 1:2", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
-                                                     "ff_layer_lr": (1, 2)}),
+                                                     "layer_lr": (1, 2)}),
         ("FF, block heads, lr 6e-3, layer lr 4:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
-                                                     "ff_layer_lr": (4, 1)}),
+                                                     "layer_lr": (4, 1)}),
+        ("FF, block heads, lr 6e-3, layer lr 8:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
+                                                     "layer_lr": (8, 1)}),
+        ("FF, block heads, lr 6e-3, layer lr 16:1", {"algo": "ff", "ff_objective": "heads", "lr": 6e-3,
+                                                      "layer_lr": (16, 1)}),
         ("FF, goodness + block heads, lr 6e-3, theta 0.25", {"algo": "ff", "ff_objective": "goodness+heads",
                                                               "lr": 6e-3, "ff_theta": 0.25}),
         ("FF, goodness + block heads, lr 6e-3, theta 4", {"algo": "ff", "ff_objective": "goodness+heads",

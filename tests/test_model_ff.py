@@ -91,7 +91,10 @@ def test_train_config_refuses_unknown_route_and_bad_length():
 
 def test_ff_objective_errors_are_one_line(tmp_path):
     for args, msg in [(["--algo", "ff", "--ff-objective", "x"], "unknown forward-forward objective 'x'"),
-                      (["--ff-objective", "goodness"], "--ff-objective is for --algo ff")]:
+                      (["--ff-objective", "goodness"], "--ff-objective is for --algo ff"),
+                      (["--ff-negatives", "hard"], "--ff-negatives is for --algo ff"),
+                      (["--layer-lr", "4,x"], "--layer-lr 4,x: expected numbers separated by commas"),
+                      (["--layer-lr", "4,0"], "per-layer learning-rate multipliers must be > 0")]:
         r = reku("train", "--skill", str(paths.SKILLS / "home"), "--out", str(tmp_path / "m.rku"), *args)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
 
@@ -163,13 +166,23 @@ def test_layer_learning_rates_scale_each_layers_steps(toy, monkeypatch):  # noqa
         return r
 
     monkeypatch.setattr(T, "optimize", spy)
-    T.train(skill, d=20, f=40, layers=2, steps=3, n_train=100, batch=8, algo="ff", ff_layer_lr=(2, 0.5),
+    T.train(skill, d=20, f=40, layers=2, steps=3, n_train=100, batch=8, algo="ff", layer_lr=(2, 0.5),
             log=lambda s: None)
     assert all(s == [(2, 2 * lr), (0.5, lr / 2)] for s, lr in [(x, x[0][1] / 2) for x in seen]) and seen[-1][0][1] > 0
-    with pytest.raises(ValueError, match="3 per-layer learning-rate multipliers for 2 forward-forward layers"):
-        T.train(skill, d=20, f=40, layers=2, steps=1, n_train=50, algo="ff", ff_layer_lr=(1, 1, 1), log=print)
+    # QAT: embedding + block 0, then block 1 with the readout
+    seen.clear()
+    T.train(skill, d=20, f=40, layers=2, steps=2, n_train=100, batch=8, algo="qat", layer_lr=(4, 1), log=lambda s: None)
+    assert [s for s, _ in seen[-1]] == [4, 1] and seen[-1][0][1] == 4 * seen[-1][1][1] > 0
+    # FF without block heads: the readout's group takes the last layer's multiplier
+    seen.clear()
+    T.train(skill, d=20, f=40, layers=2, steps=2, n_train=100, batch=8, algo="ff", ff_objective="goodness",
+            layer_lr=(3, 1), log=lambda s: None)
+    assert [s for s, _ in seen[-1]] == [3, 1, 1]
+    for algo in ("ff", "qat"):
+        with pytest.raises(ValueError, match="3 per-layer learning-rate multipliers for 2 layers"):
+            T.train(skill, d=20, f=40, layers=2, steps=1, n_train=50, algo=algo, layer_lr=(1, 1, 1), log=print)
     with pytest.raises(ValueError, match="must be > 0"):
-        T.TrainConfig(algo="ff", ff_layer_lr=(1, 0))
+        T.TrainConfig(algo="ff", layer_lr=(1, 0))
 
 
 @pytest.mark.parametrize("layers", [2, 3])

@@ -84,8 +84,9 @@ def configure_train(p):
     p.add_argument("--ff-negatives", default="grammar", choices=["grammar", "hard"],
                    help="forward-forward negatives: another token the grammar allows (default), or the model's own "
                    "wrong decisions where it makes any (hard)")
-    p.add_argument("--ff-layer-lr", metavar="M0,M1,...",
-                   help="forward-forward: learning-rate multiplier of each layer (embedding + block 0, block 1, ...)")
+    p.add_argument("--layer-lr", metavar="M0,M1,...",
+                   help="learning-rate multiplier of each layer (embedding + block 0, block 1, ...; the readout with "
+                   "the last), e.g. 8,1 (docs/routes.md)")
     p.add_argument("--parallel", action="store_true",
                    help="forward-forward: train each layer below the last in a process of its own, pipelined (the "
                    "same model as without, docs/routes.md)")
@@ -133,7 +134,7 @@ def _train_config(args, **kw):
                            n_train=args.examples, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective,
-                           ff_negatives=args.ff_negatives, ff_layer_lr=_floats("--ff-layer-lr", args.ff_layer_lr),
+                           ff_negatives=args.ff_negatives, layer_lr=_floats("--layer-lr", args.layer_lr),
                            ff_parallel=args.parallel, **kw)
     except ValueError as e:
         raise RekuError(str(e))
@@ -145,8 +146,7 @@ def run_train(args):
     from .train import train
     if args.algo == "ff" and args.float:
         raise RekuError("--algo ff trains the ternary (QAT) network only; --float is not supported with it")
-    given = {"--ff-objective": args.ff_objective != "heads", "--ff-negatives": args.ff_negatives != "grammar",
-             "--ff-layer-lr": args.ff_layer_lr is not None}
+    given = {"--ff-objective": args.ff_objective != "heads", "--ff-negatives": args.ff_negatives != "grammar"}
     for opt in given:
         if given[opt] and args.algo != "ff":
             raise RekuError("%s is for --algo ff (forward-forward); this run is --algo %s" % (opt, args.algo))

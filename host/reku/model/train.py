@@ -80,7 +80,7 @@ class TrainConfig:
     freeze_threshold: float = 0.02
     ff_objective: str = "heads"       # forward-forward: each block's objective (reku.model.ff.OBJECTIVES)
     ff_negatives: str = "grammar"     # forward-forward: negatives (reku.model.ff.NEGATIVES)
-    ff_layer_lr: tuple = None         # forward-forward: learning-rate multiplier per layer (ff.layer_groups order)
+    layer_lr: tuple = None            # learning-rate multiplier per layer: embedding + block 0, block 1, ... (QAT, FF)
     ff_theta: float = 1.0             # forward-forward: the goodness threshold of Hinton's loss (ff.THETA)
     ff_parallel: bool = False         # forward-forward: one process per layer, pipelined (reku.model.ff.Pipeline)
     budget_bytes: int = None
@@ -98,14 +98,22 @@ class TrainConfig:
             raise ValueError("unknown forward-forward objective %r (%s)" % (self.ff_objective, ", ".join(OBJECTIVES)))
         if self.ff_negatives not in NEGATIVES:
             raise ValueError("unknown forward-forward negatives %r (%s)" % (self.ff_negatives, ", ".join(NEGATIVES)))
-        if self.ff_layer_lr is not None and not all(v > 0 for v in self.ff_layer_lr):
-            raise ValueError("per-layer learning-rate multipliers must be > 0 (got %s)" % (self.ff_layer_lr,))
+        if self.layer_lr is not None and not all(v > 0 for v in self.layer_lr):
+            raise ValueError("per-layer learning-rate multipliers must be > 0 (got %s)" % (self.layer_lr,))
         if self.ff_parallel:
             why = ("it is for --algo ff" if self.algo != "ff" else "it needs a step count, not a time cap"
                    if self.minutes else "hard negatives need the whole network's readout in every layer's process"
                    if self.ff_negatives == "hard" else None)
             if why:
                 raise ValueError("parallel forward-forward training: " + why)
+
+
+def layer_scales(layer_lr, L, n_groups):
+    """The learning-rate multiplier of each parameter group from one multiplier per layer (a readout group of its
+    own, as forward-forward's without block heads, takes the last layer's)."""
+    if len(layer_lr) != L:
+        raise ValueError("%d per-layer learning-rate multipliers for %d layers" % (len(layer_lr), L))
+    return list(layer_lr) + [layer_lr[-1]] * (n_groups - L)
 
 
 class QATRoute:
@@ -116,13 +124,22 @@ class QATRoute:
 
     def __init__(self, net, ds, U, vocab, seed, cfg=None):
         self.net, self.ds, self.U = net, ds, U
+        self.groups = [list(net.parameters())]
+        self.scales = [1.0]
+        if cfg is not None and cfg.layer_lr:
+            from .ff import layer_groups
+            self.groups = layer_groups(net)
+            self.groups[-2:] = [self.groups[-2] + self.groups[-1]]     # the readout with the last block
+            self.scales = layer_scales(cfg.layer_lr, net.L, len(self.groups))
+            self.id_key = [["layer_lr", list(cfg.layer_lr)]]
+            self.extra = {"layer_lr": list(cfg.layer_lr)}
 
     def batch(self, idx):
         return self.ds.batch(idx)
 
     def param_groups(self):
         """The optimizer's parameter groups, each with its learning-rate multiplier `scale`."""
-        return [{"params": list(self.net.parameters()), "scale": 1.0}]
+        return [{"params": g, "scale": s} for g, s in zip(self.groups, self.scales)]
 
     def tlinears(self):
         """The ternary layers this process trains (dampened, monitored, frozen here)."""
@@ -166,7 +183,7 @@ class FFRoute(QATRoute):
         self.objective, self.theta = cfg.ff_objective, cfg.ff_theta
         self.id_key = ["ff"] + ([] if self.objective == "goodness" else [self.objective])
         self.extra = dict({"algo": "ff"}, **({} if self.objective == "goodness" else {"ff": self.objective}))
-        for k, v, default in (("ff_negatives", cfg.ff_negatives, "grammar"), ("ff_layer_lr", cfg.ff_layer_lr, None),
+        for k, v, default in (("ff_negatives", cfg.ff_negatives, "grammar"), ("layer_lr", cfg.layer_lr, None),
                               ("ff_theta", cfg.ff_theta, ff.THETA)):
             if v != default:                  # ids and metadata of the default runs stay as they were
                 v = list(v) if isinstance(v, tuple) else v
@@ -176,10 +193,7 @@ class FFRoute(QATRoute):
         self.rng = random.Random(seed + 7)
         self.modules = [ff.BlockHead(net) for _ in range(net.L - 1)] if self.objective.endswith("heads") else []
         self.groups = ff.layer_groups(net, self.modules)
-        self.scales = list(cfg.ff_layer_lr or [1.0] * len(self.groups))
-        if len(self.scales) != len(self.groups):
-            raise ValueError("%d per-layer learning-rate multipliers for %d forward-forward layers"
-                             % (len(self.scales), len(self.groups)))
+        self.scales = layer_scales(cfg.layer_lr or [1.0] * net.L, net.L, len(self.groups))
         self.negatives = self.objective != "heads"       # block heads alone score no negatives
         self.first, self.pipe = 0, None
         if cfg.ff_parallel:
