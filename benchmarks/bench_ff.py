@@ -3,7 +3,8 @@
 home and car skills; and what locality buys in wall-clock (`--wallclock`).
 
     .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results [--quick] [--dims 40,80,2] [--steps 1000]
-    .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results --wallclock [--skills home]
+    .venv/bin/python benchmarks/bench_ff.py --out benchmarks/results --wallclock | --probe   (only these, on the
+                                                                                       rows OUT/ff.json chose)
 
 Every row trains with `reku train`'s defaults otherwise (20,000 generated examples, batch 64, seed 0, lr 3e-3 unless
 the row says) and keeps the best of its held-out checkpoints on the generated dev set (1,000 requests, seed 777).
@@ -273,6 +274,9 @@ def main():
         return max(have, key=lambda lb: sum(res["skills"][s][lb]["dev_exact"] for s in args.skills))
     ff, qat = best("ff"), best("qat")
     res["chosen_on_dev"] = {"ff": ff, "qat": qat}
+    if not args.only and not only_extra:         # a whole run: the probe and the wall-clock of today's choice
+        probe(args, res, d, f, L, n_train)
+        wallclock(args, res, d, f, L, n_train)
     res["targets"] = []
     for s in args.skills:
         gap = round(100 * (res["skills"][s][qat]["test_exact"] - res["skills"][s][ff]["test_exact"]), 1)
