@@ -166,7 +166,7 @@ class FloatRoute(QATRoute):
     quantized = False
 
     def __init__(self, net, ds, U, vocab, seed, cfg=None):
-        super().__init__(net, ds, U, vocab, seed)
+        super().__init__(net, ds, U, vocab, seed, cfg)
         net.set_float(True)
 
 
