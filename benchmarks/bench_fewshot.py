@@ -3,9 +3,15 @@ examples.jsonl (random.Random(30), fixed) becomes a skill of its own (the same t
 defaults and a 20-minute cap on the 2 cores trains a model from it; `reku eval` measures it on the skill's
 test.jsonl, used for this final figure only (nothing is chosen on it).
 
-    .venv/bin/python benchmarks/bench_fewshot.py --out benchmarks/results [--quick] [--skills home car]
+The dev set that choices are made on: the skill's other example lines (the ones the sample left out: hand-written,
+never trained on in this benchmark), each placeholder filled once (random.Random(7)), no noise added.
 
-Writes OUT/fewshot.json. --quick: a 1-minute cap (a smoke run; its figures are not the benchmark's).
+    .venv/bin/python benchmarks/bench_fewshot.py --out benchmarks/results [--quick] [--skills home car]
+        [--dev-only] [--name fewshot] [-- reku train options...]
+
+Writes OUT/NAME.json (default fewshot.json). --quick: a 1-minute cap (a smoke run; its figures are not the
+benchmark's). --dev-only: no test-set figure (for choices). Options after `--` go to `reku train` as given (e.g.
+`-- --schema-lines 0`).
 """
 import argparse
 import json
@@ -22,10 +28,37 @@ REKU = [sys.executable, "-m", "reku.cli"]
 SAMPLE = 30
 
 
+def example_lines(skill_dir):
+    return [ln for ln in (skill_dir / "examples.jsonl").read_text().splitlines()
+            if ln.strip() and not ln.lstrip().startswith("//")]
+
+
 def sample_lines(skill_dir, n=SAMPLE, seed=30):
-    lines = [ln for ln in (skill_dir / "examples.jsonl").read_text().splitlines()
-             if ln.strip() and not ln.lstrip().startswith("//")]
-    return random.Random(seed).sample(lines, n)
+    return random.Random(seed).sample(example_lines(skill_dir), n)
+
+
+def dev_lines(skill_dir, sample):
+    """The lines the sample left out, placeholders filled once (random.Random(7)): hand-written requests."""
+    from reku.model import data
+    from reku.model.skill import load_skill
+    skill = load_skill(skill_dir)
+    rng = random.Random(7)
+    out = []
+    for ln in example_lines(skill_dir):
+        if ln in sample:
+            continue
+        ex = json.loads(ln)
+        text, calls, _ = data.expand(ex, skill, rng)
+        out.append(json.dumps({"query": text, "calls": calls}))
+    return out
+
+
+def evaluate(model, data_file):
+    ev = subprocess.run(REKU + ["eval", "--model", str(model), "--data", str(data_file), "--json"],
+                        capture_output=True, text=True, cwd=str(ROOT))
+    if ev.returncode != 0:
+        raise SystemExit("reku eval failed on %s: %s" % (data_file, ev.stderr.strip()[-500:]))
+    return json.loads(ev.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -33,10 +66,16 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skills", nargs="+", default=["home", "car"])
-    args = ap.parse_args()
+    ap.add_argument("--dev-only", action="store_true", help="no test-set figure (runs that make a choice)")
+    ap.add_argument("--name", default="fewshot", help="results file OUT/NAME.json")
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     minutes = 1 if args.quick else 20
-    res = {"name": "fewshot", "command": "python benchmarks/bench_fewshot.py --out benchmarks/results"
-           + (" --quick" if args.quick else ""), "sample_lines": SAMPLE, "minutes_cap": minutes, "skills": {}}
+    res = {"name": args.name, "command": "python benchmarks/bench_fewshot.py --out benchmarks/results"
+           + (" --quick" if args.quick else "") + (" --dev-only" if args.dev_only else "")
+           + (" --name " + args.name if args.name != "fewshot" else "") + (" -- " + " ".join(extra) if extra else ""),
+           "train_options": extra, "sample_lines": SAMPLE, "minutes_cap": minutes, "skills": {}}
     targets = []
     for name in args.skills:
         src = ROOT / "skills" / name
@@ -46,24 +85,31 @@ def main():
             shutil.copyfile(src / "tools.json", sk / "tools.json")
             lines = sample_lines(src)
             (sk / "examples.jsonl").write_text("\n".join(lines) + "\n")
+            dev = Path(d) / "dev.jsonl"
+            dev.write_text("\n".join(dev_lines(src, set(lines))) + "\n")
             fns = sorted({c["name"] for ln in lines for c in json.loads(ln)["calls"]})
             model = Path(d) / "model.rku"
             t0 = time.time()
             r = subprocess.run(REKU + ["train", "--skill", str(sk), "--out", str(model), "--minutes", str(minutes),
-                                       "--quiet"], capture_output=True, text=True, cwd=str(ROOT))
+                                       "--quiet"] + extra, capture_output=True, text=True, cwd=str(ROOT))
             wall = time.time() - t0
             if r.returncode != 0:
                 raise SystemExit("reku train failed for %s: %s" % (name, r.stderr.strip()[-500:]))
-            ev = subprocess.run(REKU + ["eval", "--model", str(model), "--data", str(src / "test.jsonl"), "--json"],
-                                capture_output=True, text=True, cwd=str(ROOT))
-            if ev.returncode != 0:
-                raise SystemExit("reku eval failed for %s: %s" % (name, ev.stderr.strip()[-500:]))
-            e = json.loads(ev.stdout.strip().splitlines()[-1])
+            dv = evaluate(model, dev)
+            n_dev = len(dev.read_text().splitlines())
+            e = None if args.dev_only else evaluate(model, src / "test.jsonl")
         n_fns = len(json.loads((src / "tools.json").read_text()))
         res["skills"][name] = {"train_wall_s": wall, "functions_in_sample": len(fns), "functions": n_fns,
                                "train_summary": r.stdout.strip().splitlines()[-1], "coverage_notes":
                                sum(1 for ln in r.stderr.splitlines() if "example line" in ln or "no example" in ln),
-                               "test": e}
+                               "dev_requests": n_dev, "dev": dv, "test": e}
+        print("%s: dev (%d unsampled example lines) exact %.3f, no-call %.3f"
+              % (name, n_dev, dv["exact_match"], dv["no_call_accuracy"]), flush=True)
+        if e is None:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / (args.name + ".json")).write_text(json.dumps(res, indent=1) + "\n")
+            continue
         targets.append({"what": "few-example %s (30 lines, %d min): test exact match" % (name, minutes),
                         "value": round(e["exact_match"], 3), "op": ">=", "limit": 0.9, "ok": e["exact_match"] >= 0.9})
         targets.append({"what": "few-example %s (30 lines, %d min): test no-call accuracy" % (name, minutes),
@@ -74,7 +120,7 @@ def main():
         res["targets"] = targets                    # written after each skill: a cut run keeps what it measured
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "fewshot.json").write_text(json.dumps(res, indent=1) + "\n")
+        (out / (args.name + ".json")).write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 

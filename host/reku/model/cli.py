@@ -70,6 +70,10 @@ def configure_train(p):
     p.add_argument("--dims", help="width, channel-mixing width and layers, e.g. 40,80,2 (overrides --size)")
     p.add_argument("--acts", help="activation precision per layer, e.g. i8,fp4 (default all int8)")
     p.add_argument("--examples", type=int, default=20000, help="generated training examples")
+    p.add_argument("--schema-lines", type=float, default=0.0, metavar="SHARE",
+                   help="also learn from lines the schema itself gives (function names, descriptions, parameter "
+                   "kinds and units; reku.model.phrase): the share of a function's training requests drawn from them "
+                   "(a function without example lines always draws from them); 0 turns them off")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (best is kept)")
     p.add_argument("--lr", type=float, default=3e-3)
@@ -131,7 +135,7 @@ def _train_config(args, **kw):
     from .train import TrainConfig
     try:
         return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                           n_train=args.examples, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
+                           n_train=args.examples, schema_lines=args.schema_lines, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective,
                            ff_negatives=args.ff_negatives, layer_lr=_floats("--layer-lr", args.layer_lr),
@@ -181,7 +185,7 @@ def run_train(args):
             print(s, flush=True)
     if args.float:
         return _train_float(args, skill, cfg, log)
-    dev = datagen.generate(skill, 300, seed=args.seed + 1000)
+    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines)
     try:
         blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")))
     except ValueError as e:

@@ -208,14 +208,14 @@ def _norm(text):
     return text.lower().strip(" .,!?")
 
 
-def claims(skill):
-    """A predicate: would one of the skill's own (call-making) examples produce this text? Placeholders match
-    any words. Generic negatives the skill claims ("call mom" in a skill with `call {name}`) are not negatives
-    for that skill."""
+def claims(skill, extra=()):
+    """A predicate: would one of the skill's own (call-making) examples, or an `extra` line, produce this text?
+    Placeholders match any words. Generic negatives the skill claims ("call mom" in a skill with `call {name}`)
+    are not negatives for that skill."""
     numwords = "(?:%s)" % "|".join(sorted(set(ONES + TENS[2:] + ("hundred", "a")), key=len, reverse=True))
     number = r"(?:[0-9]+|%s(?: %s)*)" % (numwords, numwords)
     pats = []
-    for ex in skill.examples:
+    for ex in list(skill.examples) + list(extra):
         if not ex["calls"]:
             continue
         parts = PH.split(_norm(ex["query"]))
@@ -315,8 +315,10 @@ def mention_negative(rng, values, claimed):
 
 
 def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
-             mention_negatives=0.12):
-    """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed."""
+             mention_negatives=0.12, schema=0.0):
+    """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed. schema > 0 adds
+    the lines the schema itself gives (reku.model.phrase): a function without example lines is drawn from them,
+    one with example lines from them with probability `schema`."""
     rng = random.Random(seed)
     groups = {}
     negs = []
@@ -325,12 +327,24 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, 
             negs.append(ex["query"])
         else:
             groups.setdefault(ex["calls"][0]["name"], []).append(ex)
-    claimed = claims(skill)
+    extra = {}
+    if schema > 0:
+        from .phrase import schema_lines
+        extra = {fn: ls for fn, ls in schema_lines(skill).items() if ls}
+        for fn in extra:
+            groups.setdefault(fn, [])
+    claimed = claims(skill, [ln for ls in extra.values() for ln in ls])
     generic = [g for g in GENERIC_NEGATIVES if not claimed(g)]
     negs = negs + generic
     forms = shared_forms(skill)
     values = value_forms(skill)
     names = sorted(groups)
+
+    def pick(names):
+        fn = rng.choice(names)
+        if fn in extra and (not groups[fn] or rng.random() < schema):
+            return rng.choice(extra[fn])
+        return rng.choice(groups[fn])
     out = []
     while len(out) < n:
         r = rng.random()
@@ -348,10 +362,10 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, 
             text = noise(text, rng, strings, noise_level)
             out.append({"query": text, "calls": []})
             continue
-        ex = rng.choice(groups[rng.choice(names)])
+        ex = pick(names)
         text, calls, strings = expand(ex, skill, rng)
         if r < negatives + compounds and len(calls) == 1:
-            ex2 = rng.choice(groups[rng.choice(names)])
+            ex2 = pick(names)
             t2, c2, s2 = expand(ex2, skill, rng)
             if len(c2) == 1:
                 text = text + rng.choice(JOIN) + t2

@@ -73,6 +73,7 @@ class TrainConfig:
     lr: float = 3e-3
     warmup: int = 50                  # steps of linear learning-rate warm-up before the cosine decay
     n_train: int = 20000
+    schema_lines: float = 0.0         # share of a function's generated requests drawn from its schema's lines
     seed: int = 0
     eval_every: int = 250
     dampen: float = 1e-3              # oscillation dampening weight (QAT, FF)
@@ -93,6 +94,8 @@ class TrainConfig:
             raise ValueError("steps must be at least 1 (got %s)" % self.steps)
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
+        if not 0 <= self.schema_lines <= 1:
+            raise ValueError("--schema-lines is a share between 0 and 1 (got %s)" % self.schema_lines)
         from .ff import NEGATIVES, OBJECTIVES
         if self.ff_objective not in OBJECTIVES:
             raise ValueError("unknown forward-forward objective %r (%s)" % (self.ff_objective, ", ".join(OBJECTIVES)))
@@ -292,7 +295,7 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
     log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "from the model given" if init is not None else
                                               "as asked" if explicit else "the largest that fits"))
     if examples is None:
-        examples = datagen.generate(skill, cfg.n_train, seed=seed)
+        examples = datagen.generate(skill, cfg.n_train, seed=seed, schema=cfg.schema_lines)
     ds = Encoded(examples, tok, grammar, tok.n_in)
     if len(ds) == 0:
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))

@@ -1,0 +1,312 @@
+"""Example lines from the schema alone (issue 19, "use the whole schema"): what a function's name, its
+description and its parameters say about how people ask for it, as example lines with placeholders that the
+generator (reku.model.data) expands like the user's own.
+
+- the function's name gives a verb and an object ("start_timer": start, timer); each verb has a family of the
+  words people use for it ("stop": halt, kill, shut off, enough ...), getters become questions;
+- each parameter gets the frames its kind allows: a place ("in the {room}"), a modifier ("the {door} door"), a
+  value ("to {level} percent", the unit read from the description), a copied string ("play {query}");
+- a description that names values ("0 is closed, 100 fully open, 50 halfway", "'max heat' is 28", "true to lock,
+  false to unlock") gives lines with those words and their literal values; durations in minutes and percentages
+  get the words for common values ("an hour", "halfway").
+
+Deterministic: `schema_lines(skill)` is a list, the same for the same tools.json."""
+
+import re
+
+# verb families: the name's first word -> the words people use for it (imperative forms)
+VERBS = {
+    "set": ["set", "change", "put", "make", "adjust"],
+    "get": ["what is", "what's", "tell me", "check", "read", "show me", "how is"],
+    "read": ["read", "what is", "what's", "check", "tell me"],
+    "check": ["check", "what is", "what's", "tell me"],
+    "start": ["start", "begin", "run", "kick off", "launch"],
+    "stop": ["stop", "halt", "kill", "end", "cancel", "shut off", "turn off", "enough", "no more"],
+    "play": ["play", "put on", "start"],
+    "pause": ["pause", "hold"],
+    "resume": ["resume", "continue", "unpause"],
+    "lock": ["lock", "secure", "lock up", "bolt"],
+    "unlock": ["unlock", "open", "unbolt"],
+    "open": ["open"],
+    "close": ["close", "shut"],
+    "activate": ["activate", "turn on", "start", "enable", "switch to", "run"],
+    "deactivate": ["deactivate", "turn off", "disable"],
+    "enable": ["enable", "turn on", "switch on", "activate"],
+    "disable": ["disable", "turn off", "switch off", "deactivate"],
+    "turn": ["turn", "switch"],
+    "add": ["add", "put", "write", "make"],
+    "remove": ["remove", "delete", "take off"],
+    "call": ["call", "ring", "phone", "dial"],
+    "send": ["send"],
+    "navigate": ["navigate", "take me", "drive", "go", "directions"],
+    "water": ["water"],
+    "feed": ["feed"],
+    "increase": ["increase", "raise", "turn up"],
+    "decrease": ["decrease", "lower", "turn down"],
+    "show": ["show", "display"],
+    "toggle": ["toggle", "switch"],
+    "control": ["", "control"],
+}
+QUESTION = {"get", "read", "check"}
+PLACE = ("room", "zone", "area", "location", "place", "floor", "bed", "greenhouse", "garden", "seat", "window",
+         "door", "screen", "side", "tank", "zone_id")
+SPELL = {"color": "colour", "colour": "color"}
+UNITS = (("percent", ["percent", "%"]), ("degrees", ["degrees", ""]), ("minutes", ["minutes", "min"]),
+         ("seconds", ["seconds", "secs"]), ("hours", ["hours"]), ("km/h", ["km/h", ""]), ("liters", ["liters"]),
+         ("litres", ["litres"]), ("millilit", ["ml"]))
+# words for common values of a unit, each with the value it means
+UNIT_WORDS = {
+    "minutes": [("an hour", 60), ("one hour", 60), ("half an hour", 30), ("a quarter of an hour", 15),
+                ("two hours", 120), ("an hour and a half", 90), ("a minute", 1), ("three hours", 180)],
+    "percent": [("half", 50), ("full", 100), ("a quarter", 25), ("three quarters", 75), ("max", 100)],
+    "position": [("halfway", 50), ("all the way", 100), ("fully open", 100), ("a crack", 10)],
+}
+STOP = {"the", "a", "an", "of", "in", "to", "is", "and", "or", "on", "for", "as", "at", "with", "one", "given",
+        "optionally"}
+COUNTABLE = ("light", "lamp", "door", "window", "blind", "fan", "timer", "alarm", "seat", "heater", "valve", "pump",
+             "sprinkler", "camera", "plug", "socket", "sensor")
+BARE = ("enough", "no more")                  # verb forms that take the object without an article
+ACTION = ("action", "command", "operation", "mode_action")
+
+
+def _words(name):
+    return [w for w in name.lower().split("_") if w]
+
+
+def _split(name):
+    """(verb key or None, object words, preposition) of a function name: "navigate_to" -> navigate, [], "to"."""
+    w = _words(name)
+    if w and w[0] in VERBS:
+        prep = [x for x in w[1:] if x in ("to", "for", "on", "off", "at")]
+        return w[0], [x for x in w[1:] if x not in ("to", "for", "on", "off", "at")], prep[0] if prep else ""
+    return None, w, ""
+
+
+def _unit(p):
+    d = (p.get("description") or "").lower()
+    for key, forms in UNITS:
+        if key in d:
+            return key, forms
+    return None, [""]
+
+
+def _quoted(s):
+    return [q.strip().lower() for q in re.findall(r"'([^']+)'", s)]
+
+
+def value_words(p, fn_desc=""):
+    """(surface words, value) pairs that an integer parameter's description names: "0 is closed ('close'),
+    100 fully open, 50 halfway", "'max heat' is 28", "0 off, 1 low"; plus the words for common values of its
+    unit (minutes, percent) within its range."""
+    lo, hi = int(p["minimum"]), int(p["maximum"])
+    out = []
+    descs = [p.get("description") or "", fn_desc]
+    for d in descs:
+        for seg in re.split(r"[,;:.]\s+|\)\s*,?\s*|\s+\(", d):
+            seg = seg.strip().lower().strip("().")
+            nums = re.findall(r"-?\d+", seg)
+            if len(nums) != 1:
+                continue
+            v = int(nums[0])
+            words = _quoted(seg)
+            if not words:
+                rest = " ".join(re.sub(r"-?\d+|\bis\b|'", " ", seg).split())
+                content = [w for w in rest.split() if w not in STOP]
+                if content and all(w.isalpha() for w in rest.split()) and len(rest.split()) <= 3 \
+                        and " ".join(content) not in ("percent", "degrees", "minutes", "hour", "minute", "level",
+                                                      "position", "volume"):
+                    words = [rest]
+            out += [(w, v) for w in words if lo <= v <= hi and w]
+    # a quoted phrase just after "N is WORDS (" belongs to N too
+    for d in descs:
+        for m in re.finditer(r"(-?\d+) (?:is )?[a-z ]+ \(([^)]*)\)", d.lower()):
+            v = int(m.group(1))
+            out += [(w, v) for w in _quoted(m.group(2)) if lo <= v <= hi]
+    key, _ = _unit(p)
+    moves = "open" in (p.get("description") or "").lower()        # a position: blinds, windows, vents
+    for w, v in UNIT_WORDS.get(key, []) + (UNIT_WORDS["position"] if moves and key == "percent" else []):
+        if lo <= v <= hi:
+            out.append((w, v))
+    seen, uniq = set(), []
+    for w, v in out:
+        if w not in seen:
+            seen.add(w)
+            uniq.append((w, v))
+    return uniq
+
+
+def bool_words(p):
+    """(words, value) of a boolean parameter: "true to lock, false to unlock" gives ("lock", True), ("unlock",
+    False); otherwise on/off."""
+    d = (p.get("description") or "").lower()
+    out = []
+    for m in re.finditer(r"(true|false)\s+(?:to|=|means|is)\s+([a-z]+)", d):
+        out.append((m.group(2), m.group(1) == "true"))
+    return out
+
+
+def _is_place(name, p):
+    return name in PLACE or "room" in (p.get("description") or "").lower() and "enum" in p
+
+
+def _is_onoff(p):
+    return "enum" in p and set(p["enum"]) <= {"on", "off"}
+
+
+def _objects(fn, verb, obj):
+    """The object's surface forms: its words, the other spelling (colour), "lights" beside "light"."""
+    o = " ".join(obj)
+    if not o:
+        return [""]
+    objs = [o]
+    for a, b in SPELL.items():
+        if a in obj:
+            objs.append(o.replace(a, b))
+    if obj[-1] in COUNTABLE:
+        objs.append(o + "s")
+    return objs
+
+
+def _frames(name, p, obj_words):
+    """(prefix frames, suffix frames) that realise parameter `name`: prefixes go before the object ("the {door}
+    door" -> "{door}"), suffixes after it ("in the {room}", "to {level} percent")."""
+    ph = "{%s}" % name
+    if "enum" in p:
+        if _is_onoff(p):
+            return [], [ph]
+        if _is_place(name, p):
+            return [ph], ["in the " + ph, "for the " + ph, "in " + ph]
+        return [ph], ["to " + ph, ph, "on " + ph]
+    if p["type"] in ("integer", "number"):
+        _, units = _unit(p)
+        if name in ("hour", "hours"):
+            return [], ["at " + ph, "for " + ph]
+        suf = []
+        for u in units:
+            u = (" " + u) if u and u != "%" else u
+            suf += ["to %s%s" % (ph, u), "at %s%s" % (ph, u), "%s%s" % (ph, u)]
+            if units[0] in ("minutes", "seconds", "hours"):
+                suf.append("for %s%s" % (ph, u))
+        return [], suf
+    if p["type"] == "boolean":
+        return [], []
+    short = p.get("examples") and all(len(str(x).split()) <= 2 for x in p["examples"])
+    return ([ph] if short else []), [ph, "for " + ph, ": " + ph, "that " + ph, "called " + ph]
+
+
+def _line(query, fn, args):
+    q = re.sub(r"\s+", " ", query).strip().replace(" :", ":")
+    return {"query": q, "calls": [{"name": fn, "arguments": dict(args)}], "_line": "schema"}
+
+
+def _article(verb, obj):
+    if verb in ("start", "set", "add") and obj.split()[-1:] and obj.split()[-1] in COUNTABLE:
+        return "an" if obj[:1] in "aeiou" else "a"
+    return "the"
+
+
+def function_lines(skill, fn):
+    """The schema's example lines for one function (placeholders for enum, integer and string parameters, literal
+    values where the description or the unit names them in words)."""
+    verb, obj, prep = _split(fn)
+    props = skill.params(fn)
+    req = skill.required(fn)
+    desc = skill.fns[fn].get("description") or ""
+    objs = _objects(fn, verb, obj)
+    verbs = VERBS.get(verb, [""]) if verb else ["", "start", "use"]
+    verbs = (verbs * 3)[:max(3, len(verbs))]          # a short family still gets three frames
+    question = verb in QUESTION
+    onoff = [n for n in props if _is_onoff(props[n])]
+    actions = [n for n in props if "enum" in props[n] and n in ACTION]
+    hm = "hour" in props and "minute" in props
+    plain = [n for n in props if props[n]["type"] != "boolean" and n not in onoff and n not in actions
+             and not (hm and n in ("hour", "minute"))]
+    base = [n for n in props if n in req]
+    subsets = [base] + [base + [o] for o in props if o not in req]
+    lines = []
+    for si, names in enumerate(subsets):
+        if any(props[n]["type"] == "boolean" for n in names):
+            continue                              # boolean lines come from the description below
+        for vi, v in enumerate(verbs):
+            o = objs[(si + vi) % len(objs)]
+            pre, suf, args = [], [], {}
+            for k, n in enumerate(n for n in names if n in plain):
+                a, b = _frames(n, props[n], obj)
+                if question and "enum" in props[n] and not _is_place(n, props[n]):
+                    a, b = [a[0]], []             # the thing asked about: "what's the {sensor} ..."
+                if prep and not obj:
+                    a, b = [], ["{%s}" % n]       # the name's preposition leads it: "navigate to {destination}"
+                if a and (not b or (vi + k) % 2 == 0):
+                    pre.append(a[(vi + k) % len(a)])
+                else:
+                    suf.append(b[(vi + k) % len(b)])
+                args[n] = "{%s}" % n
+            if hm and "hour" in names:
+                suf.append(["at {hour}:{minute}", "for {hour}:{minute}", "{hour}:{minute}"][vi % 3])
+                args["hour"], args["minute"] = "{hour}", "{minute}"
+            mods = " ".join(pre)
+            tail = " ".join(suf)
+            sw = [n for n in names if n in onoff]
+            act = [n for n in names if n in actions]
+            if sw:
+                n = sw[0]
+                args[n] = "{%s}" % n
+                q = ["turn {%s} the %s %s %s" % (n, mods, o, tail), "switch the %s %s %s {%s}" % (mods, o, tail, n),
+                     "%s %s %s {%s}" % (mods, o, tail, n)][vi % 3]
+            elif act:
+                n = act[0]
+                args[n] = "{%s}" % n
+                q = ["{%s} the %s %s %s" % (n, mods, o, tail), "%s %s %s {%s}" % (mods, o, tail, n),
+                     "tell the %s %s to {%s} %s" % (mods, o, n, tail)][vi % 3]
+            elif question:
+                q = "%s the %s %s %s" % (v, mods, "" if pre and vi % 2 else o, tail)
+            elif not o:
+                q = "%s %s %s %s" % (v, prep, mods, tail)
+            elif v in BARE:
+                q = "%s %s %s %s" % (v, mods, o, tail)
+            else:
+                q = "%s %s %s %s %s" % (v, _article(verb, o) if (vi + si) % 3 == 0 else "the", mods, o, tail)
+            lines.append(_line(q, fn, args))
+            if verb in ("stop", "start", "play") and vi == 0 and not names and o:
+                lines.append(_line("%s %s" % (o, verb), fn, args))
+    # values named in words by the description or the unit ("halfway", "an hour"): literal arguments
+    ints = [n for n in props if props[n]["type"] in ("integer", "number")]
+    for n in ints:
+        p = props[n]
+        others = {m: "{%s}" % m for m in req if m != n and m in plain and "enum" in props[m]}
+        if [m for m in req if m != n and m not in others]:
+            continue                              # another value or a switch this line cannot say
+        mods = " ".join("{%s}" % m for m in others)
+        timed = _unit(p)[0] in ("minutes", "seconds", "hours")
+        for j, (w, val) in enumerate(value_words(p, desc if len(ints) == 1 else "")):
+            v = verbs[j % len(verbs)]
+            o = objs[j % len(objs)]
+            if timed:
+                q = "%s %s %s %s for %s" % (v, _article(verb, o) if j % 2 else "the", mods, o, w)
+            else:
+                q = ["%s the %s %s %s" % (v, mods, o, w), "%s %s %s" % (mods, o, w),
+                     "%s the %s %s to %s" % (v, mods, o, w)][j % 3]
+            args = dict(others)
+            args[n] = val
+            lines.append(_line(q, fn, args))
+    for n in props:
+        if props[n]["type"] == "boolean":
+            others = {m: "{%s}" % m for m in req if m != n and "enum" in props[m]}
+            mods = " ".join("{%s}" % m for m in others)
+            for w, val in bool_words(props[n]):
+                for o in objs:
+                    args = dict(others)
+                    args[n] = val
+                    lines.append(_line("%s the %s %s" % (w, mods, o), fn, args))
+                    lines.append(_line("%s %s %s" % (w, mods, o), fn, args))
+    seen, out = set(), []
+    for ln in lines:
+        if ln["query"] not in seen:
+            seen.add(ln["query"])
+            out.append(ln)
+    return out
+
+
+def schema_lines(skill):
+    """{function: [example lines]} for every function of the skill, from its schema alone."""
+    return {fn: function_lines(skill, fn) for fn in skill.fns}
