@@ -270,6 +270,12 @@ class App:
         else:
             self.stats["no_calls"] += 1
         out = {"calls": calls, "us": us, "tokens_in": st["tokens_in"], "tokens_out": st["tokens_out"]}
+        why = st.get("why")
+        if why is not None:             # no call: why (and which value was refused, for a refusing model)
+            out["reason"] = why[0]
+            if why[1] is not None:
+                out["function"] = why[1]
+                out["param"] = why[2]
         self.collect_due = True       # serve() collects once the reply is written, off the query's latency
         return self.reply_json(proto.QUERY, seq, out)
 

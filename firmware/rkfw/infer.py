@@ -146,15 +146,21 @@ class Grammar:
     positions) keep the output a valid list of calls. feed() advances; calls() gives the result.
 
     It reads the model's "grammar" tensor in place (docs/format.md; written by reku.model.rkufile.grammar_table):
-    u16 n_fns, max_calls, n_vocab, n_strings, n_enum | u16 fn_name[n_fns] | u16 fn_first[n_fns + 1] (index of a
+    u16 n_fns, max_calls (bit 15: the model may refuse a value, below), n_vocab, n_strings, n_enum |
+    u16 fn_name[n_fns] | u16 fn_first[n_fns + 1] (index of a
     function's first parameter record) | u16 str_off[n_strings + 1] | parameter records of 16 bytes (u16 name,
     u8 kind, u8 required, u16 a, u16 n, i32 lo, i32 hi) | u16 enum tokens | UTF-8 string area. Strings 0..n_vocab-1
-    are the output vocabulary. No list or dict of the schema is built: the board keeps only the table's bytes."""
+    are the output vocabulary. No list or dict of the schema is built: the board keeps only the table's bytes.
+
+    A model trained to refuse (bit 15 of max_calls, reku train's refusal negatives) may choose NOCALL where an
+    integer's value begins or an enum value is chosen: the request asks for a value the schema does not allow
+    ("set the thermostat to -40"), and the answer is no call, with reason() saying why and for which parameter."""
 
     def __init__(self, table):
         self.T = T = table
         n = self.n_fns = _u16(T, 0)
-        self.max_calls = _u16(T, 2)
+        self.max_calls = _u16(T, 2) & 0x7FFF
+        self.refuse = _u16(T, 2) >> 15
         self._fn = 10
         self._first = 10 + 2 * n
         self._so = self._first + 2 * (n + 1)
@@ -256,6 +262,20 @@ class Grammar:
         self.nd = 0
         self.span0 = -1
         self.copying = False
+        self.why = 0            # 1: a value was refused (reason())
+        self.why_at = 0         # the refused parameter's record
+
+    def reason(self):
+        """None when there are calls, else (why, function, parameter): why is "not understood", or for a refused
+        value "out of range" (an integer) or "unknown value" (an enum); function and parameter name the refused
+        one (None otherwise)."""
+        if self._calls:
+            return None
+        if self.why == 0:
+            return ("not understood", None, None)
+        r = self.why_at
+        return ("out of range" if self.T[r + 2] == _KI else "unknown value", self.fn_name(self.fn),
+                self.string(_u16(self.T, r)))
 
     # ---- stepping -----------------------------------------------------------------------------------
     def _param(self):
@@ -293,6 +313,8 @@ class Grammar:
             e = self._enum + 2 * _u16(T, r + 4)
             for j in range(_u16(T, r + 6)):
                 self._add(_u16(T, e + 2 * j))
+            if self.refuse:
+                self._add(NOCALL)
             return K_TOKEN
         if kind == _KB:
             self._add(TRUE)
@@ -309,6 +331,8 @@ class Grammar:
                         break
                 if lo < 0:
                     self._add(MINUS)
+                if self.refuse:
+                    self._add(NOCALL)
             if self.nd > 0:
                 v = -self.val if self.neg else self.val
                 if lo <= v <= hi:
@@ -388,6 +412,12 @@ class Grammar:
                 self.copying = False
             return
         kind = self.T[self._param() + 2]
+        if t == NOCALL and (kind == _KE or kind == _KI and not self.copying):
+            self.why = 1                # a refused value (refuse models only; a token step): no call at all
+            self.why_at = self._param()
+            self._calls = []
+            self.done = True
+            return
         if kind == _KE:
             self._finish_param(self.string(t)[2:])
         elif kind == _KB:
@@ -728,7 +758,11 @@ class Engine:
                 feed_id = fed_id(kind, best, ids)
             n_out += 1
             self.step(feed_id)
-        return g.calls(), {"tokens_in": n + 1, "tokens_out": n_out}
+        st = {"tokens_in": n + 1, "tokens_out": n_out}
+        calls = g.calls()
+        if not calls:
+            st["why"] = g.reason()
+        return calls, st
 
 
 def pick(logits, allow, n):

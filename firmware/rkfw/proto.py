@@ -20,6 +20,8 @@ MAX_WIRE = MAX_FRAME + MAX_FRAME // 254 + 2   # COBS-encoded frame plus its deli
 HELLO = 0x01        # reply: INFO (JSON)
 PING = 0x02         # reply: PONG, payload echoed
 QUERY = 0x03        # payload: UTF-8 request text; reply: JSON {"calls": [...], "us": .., "tokens_in": .., "tokens_out": ..}
+#                     and with no call "reason" ("not understood", "out of range", "unknown value"; the last two
+#                     with "function" and "param": the refused value's)
 STATS = 0x04        # reply: JSON counters
 SCHEMA = 0x05       # payload: offset u32; reply: total u32 | the model's schema summary (JSON) from offset
 MODEL_BEGIN = 0x10  # payload: size u32 | sha256[32] [| auth]; reply: offset u32 (where to continue)

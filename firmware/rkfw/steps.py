@@ -21,11 +21,13 @@ def _enum_token(g, r, value):
 def target_steps(g, calls, text, tok):
     """The step sequence that produces `calls` for `text`: list of (kind, choice, allowed) with allowed a
     tuple of tokens or positions. Raises ValueError when the calls cannot be produced (unknown function or
-    parameter, bad value, a string that is not a span of whole words of the text)."""
+    parameter, bad value, a string that is not a span of whole words of the text). An integer or enum argument
+    None is a refused value (a refusing model's NOCALL there): the steps end with it, and the answer is no call."""
     names = [g.fn_name(i) for i in range(g.n_fns)]
     T = g.T
     g.reset(text, tok)
     wanted = []
+    refused = False
     for c in calls:
         if not isinstance(c, dict) or c.get("name") not in names:
             raise ValueError("unknown function %s" % (c.get("name") if isinstance(c, dict) else c))
@@ -49,6 +51,10 @@ def target_steps(g, calls, text, tok):
             v = args[name]
             if not req:
                 wanted.append(PRESENT)
+            if v is None and (kind == _KE or kind == _KI):
+                wanted.append(NOCALL)
+                refused = True
+                break
             if kind == _KE:
                 t = _enum_token(g, r, v)
                 if t is None:
@@ -73,10 +79,13 @@ def target_steps(g, calls, text, tok):
                 if span is None:
                     raise ValueError("%s: %s=%r is not a span of %r" % (c["name"], name, v, text))
                 wanted.append(("span", span[0], span[1]))
+        if refused:
+            break
         for unknown in args:
             if unknown not in pnames:
                 raise ValueError("%s: unknown parameter %s" % (c["name"], unknown))
-    wanted.append(END if calls else NOCALL)
+    if not refused:
+        wanted.append(END if calls else NOCALL)
     steps = []
     for w in wanted:
         if isinstance(w, tuple):

@@ -80,6 +80,9 @@ class QueryResult:
     us: int
     tokens_in: int
     tokens_out: int
+    reason: str = None          # with no call: "not understood", "out of range" or "unknown value"
+    function: str = None        # the refused value's function and parameter (out of range, unknown value)
+    param: str = None
 
 
 class SerialLink:
@@ -310,7 +313,8 @@ class Client:
             raise ClientError("request of %d bytes exceeds the board's limit of %d" % (len(data), limit))
         r = json.loads(self.request(proto.QUERY, data))
         calls = [Call(c["name"], c.get("arguments", {})) for c in r["calls"]]
-        return QueryResult(calls, r.get("us", 0), r.get("tokens_in", 0), r.get("tokens_out", 0))
+        return QueryResult(calls, r.get("us", 0), r.get("tokens_in", 0), r.get("tokens_out", 0), r.get("reason"),
+                           r.get("function"), r.get("param"))
 
     def call(self, text):
         """The calls the board makes of `text` ([] when the request matches no function)."""

@@ -48,6 +48,10 @@ def run_query(args):
     with open_client(args) as board:
         r = board.query(args.text)
     out = {"calls": [c.to_dict() for c in r.calls]}
+    if r.reason:
+        out["reason"] = r.reason
+        if r.param:
+            out.update(function=r.function, param=r.param)
     if args.verbose:
         out.update(us=r.us, tokens_in=r.tokens_in, tokens_out=r.tokens_out)
     print(json.dumps(out))

@@ -74,6 +74,10 @@ def configure_train(p):
                    help="also learn from lines the schema itself gives (function names, descriptions, parameter "
                    "kinds and units; reku.model.phrase): the share of a function's training requests drawn from them "
                    "(a function without example lines always draws from them); 0 turns them off")
+    p.add_argument("--refusals", type=float, default=0.0, metavar="SHARE",
+                   help="share of training requests that ask for a value the schema does not allow (a number out of "
+                   "its range, an unknown enum value): the model learns to answer them with no call and the reason; "
+                   "0 turns refusing off")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (best is kept)")
     p.add_argument("--lr", type=float, default=3e-3)
@@ -135,7 +139,8 @@ def _train_config(args, **kw):
     from .train import TrainConfig
     try:
         return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                           n_train=args.examples, schema_lines=args.schema_lines, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
+                           n_train=args.examples, schema_lines=args.schema_lines,
+                           refusals=args.refusals, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective,
                            ff_negatives=args.ff_negatives, layer_lr=_floats("--layer-lr", args.layer_lr),
@@ -185,7 +190,7 @@ def run_train(args):
             print(s, flush=True)
     if args.float:
         return _train_float(args, skill, cfg, log)
-    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines)
+    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals)
     try:
         blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")))
     except ValueError as e:

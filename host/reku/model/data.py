@@ -57,6 +57,7 @@ COMMON = ("the a my your his her our their this that some any every what who why
 FILL_PRE = ["please ", "hey, ", "could you ", "can you ", "would you ", "i want to ", "i'd like you to ",
             "ok ", "hey reku, ", "quick, ", "go ahead and ", "um, "]
 FILL_POST = [" please", " thanks", " now", " for me", " thank you", " right now", ", thanks"]
+REFUSALS = 0.05      # share of refusal requests for a model that refuses (reku train's default; learn and federate)
 JOIN = [" and ", " and then ", ", then ", " and also ", ". also ", " then "]
 
 
@@ -150,6 +151,81 @@ def expand(ex, skill, rng):
             if p.get("type") == "string" and "enum" not in p and v not in strings:
                 strings.append(v)
     return text, calls, strings
+
+
+# Words that are no value of any enum of the usual skills (places, colours, modes, things): said where an enum value
+# goes, they make a refusal ("turn the sauna lights on": unknown value). A skill's own forms are filtered out.
+UNKNOWN_PLACES = ("attic", "basement", "cellar", "sauna", "balcony", "porch", "loft", "pantry", "laundry room",
+                  "upstairs", "downstairs", "roof", "trunk", "sunroof", "left", "right", "middle", "top", "shed",
+                  "guest room", "dining room", "playroom", "greenhouse", "driveway", "terrace")
+UNKNOWN_COLOURS = ("magenta", "turquoise", "beige", "cyan", "gold", "silver", "maroon", "lilac", "teal", "brown",
+                   "black", "grey", "violet", "lime")
+UNKNOWN_OTHER = ("turbo", "eco", "silent", "disco", "romantic", "sport", "ludicrous", "extreme", "medium rare",
+                 "holiday", "storm", "weekend", "vacation", "spicy", "crazy", "banana", "monday", "cheese", "pressure",
+                 "noise level", "radiation", "wifi", "cassette", "vinyl")
+
+
+def unknown_values(p, taken):
+    """Words no value of enum parameter p (nor any other enum form of the skill, `taken`) means, of the parameter's
+    kind: places for a place, colours for a colour, other words otherwise."""
+    name = p.get("_name", "")
+    desc = (p.get("description") or "").lower()
+    if any(w in name for w in ("room", "zone", "area", "location", "place", "seat", "window", "door", "screen")) \
+            or "room" in desc or "zone" in desc:
+        pool = UNKNOWN_PLACES
+    elif "colo" in name or "colo" in desc:
+        pool = UNKNOWN_COLOURS
+    else:
+        pool = UNKNOWN_OTHER
+    return [w for w in pool if not set(w.split()) & taken]
+
+
+def _bad_int(rng, lo, hi):
+    """An integer outside [lo, hi]: above it, below it (when lo > 0), or negative."""
+    r = rng.random()
+    if r < 0.5 or (lo <= 0 and r < 0.75):
+        return rng.randint(hi + 1, max(hi + 10, min(hi * 3, hi + 900)))
+    if lo > 0 and r < 0.75:
+        return rng.randint(0, lo - 1)
+    return -rng.randint(1, max(10, min(hi, 99)))
+
+
+def refusal(ex, skill, rng, unknown):
+    """A request like the example's but with one integer out of its range or one enum value the schema lacks:
+    (text, calls up to the refused value with that argument None, strings, reason), or None when the example
+    has no such argument. `unknown`: the words of the skill's enum forms (no unknown value may use one)."""
+    cands = []
+    for ci, c in enumerate(ex["calls"]):
+        for k, v in c.get("arguments", {}).items():
+            m = PH.fullmatch(v) if isinstance(v, str) else None
+            if not m:
+                continue
+            p = skill.params(c["name"]).get(k, {})
+            if p.get("type") in ("integer", "number") or "enum" in p and len(p["enum"]) >= 3:
+                cands.append((ci, k, m.group(1), p))
+    if not cands:
+        return None
+    ci, k, name, p = rng.choice(cands)
+    q = ex["query"]
+    at = q.index("{%s}" % name)
+    if "enum" in p:
+        bad, why = rng.choice(unknown_values(dict(p, _name=k), unknown)), "unknown value"
+    else:
+        v = _bad_int(rng, int(p["minimum"]), int(p["maximum"]))
+        bad = ("%02d" % v if v >= 0 else "-%02d" % -v) if q[:at].endswith(":") else str(v)
+        why = "out of range"
+        if bad.startswith("-") and at > 0 and q[at - 1].isalnum():
+            return None
+    # the refused placeholder becomes a mark in the query and a stand-in value in the calls; the rest expands as usual
+    ph = "{%s}" % name
+    stand = p["enum"][0] if "enum" in p else int(p["minimum"])
+    filled = expand({"query": q.replace(ph, "\x00"), "calls": [
+        {"name": c["name"], "arguments": {a: (stand if w == ph else w) for a, w in c.get("arguments", {}).items()}}
+        for c in ex["calls"]]}, skill, rng)
+    text = filled[0].replace("\x00", bad)
+    calls = filled[1][:ci + 1]
+    calls[ci]["arguments"][k] = None
+    return text, calls, filled[2], why
 
 
 def _protected(text, strings):
@@ -315,10 +391,12 @@ def mention_negative(rng, values, claimed):
 
 
 def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
-             mention_negatives=0.12, schema=0.0):
+             mention_negatives=0.12, schema=0.0, refusals=0.0):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed. schema > 0 adds
     the lines the schema itself gives (reku.model.phrase): a function without example lines is drawn from them,
-    one with example lines from them with probability `schema`."""
+    one with example lines from them with probability `schema`. refusals: the share of requests that ask for a
+    value the schema does not allow ({"query", "calls": [], "refuse": calls up to the refused value (None),
+    "reason"}; for a model compiled with refuse=True)."""
     rng = random.Random(seed)
     groups = {}
     negs = []
@@ -345,8 +423,23 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, 
         if fn in extra and (not groups[fn] or rng.random() < schema):
             return rng.choice(extra[fn])
         return rng.choice(groups[fn])
+    enum_words = {w for _, _, f in _enum_forms(skill) for w in f.lower().split()}
+    for fn in skill.fns:
+        for p in skill.params(fn).values():
+            enum_words.update(w for v in p.get("enum", []) for w in v.lower().replace("_", " ").split())
+            for syn in p.get("x-synonyms", {}).values():
+                enum_words.update(w for f in syn for w in f.lower().split())
     out = []
     while len(out) < n:
+        if refusals and rng.random() < refusals:
+            for _ in range(8):
+                got = refusal(pick(names), skill, rng, enum_words)
+                if got is not None:
+                    text, calls, strings, why = got
+                    out.append({"query": noise(text, rng, strings, noise_level), "calls": [], "refuse": calls,
+                                "reason": why})
+                    break
+            continue
         r = rng.random()
         if r < negatives:
             k = rng.random()

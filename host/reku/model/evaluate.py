@@ -89,13 +89,21 @@ def score(pairs, tools):
             "call_recall": pos_called / max(1, pos), "valid": valid / max(1, n)}
 
 
-def predict(model, queries, engine="reference"):
+def predict(model, queries, engine="reference", why=False):
+    """The calls for each query; why=True: (calls, reason) pairs, reason None or rkfw.infer.Grammar.reason()'s."""
+    out = []
     if engine == "reference":
         r = Reference(model)
-        return [r.run(q)[0] for q in queries]
+        for q in queries:
+            calls = r.run(q)[0]
+            out.append((calls, r.why) if why else calls)
+        return out
     from rkfw.infer import Engine
     e = Engine(model)
-    return [e.run(q)[0] for q in queries]
+    for q in queries:
+        calls, st = e.run(q)
+        out.append((calls, st.get("why")) if why else calls)
+    return out
 
 
 def tools_of(model):
@@ -123,8 +131,16 @@ def tools_of(model):
 
 
 def evaluate_model(model, data, engine="reference", tools=None, with_errors=False):
-    preds = predict(model, [ex["query"] for ex in data], engine)
+    """score() of the model on data; where lines say why there is no call ("reason": "out of range" or "unknown
+    value", optionally "param"), reason_accuracy: the share of them answered with no call and that reason."""
+    both = predict(model, [ex["query"] for ex in data], engine, why=True)
+    preds = [c for c, _ in both]
     res = score([(ex["calls"], p) for ex, p in zip(data, preds)], tools or tools_of(model))
+    said = [(ex, w) for ex, (c, w) in zip(data, both) if ex.get("reason")]
+    if said:
+        res["reasons"] = len(said)
+        res["reason_accuracy"] = sum(1 for ex, w in said if w is not None and w[0] == ex["reason"]
+                                     and ex.get("param") in (None, w[2])) / len(said)
     if with_errors:
         res["errors"] = [{"query": ex["query"], "expected": ex["calls"], "got": p}
                          for ex, p in zip(data, preds)

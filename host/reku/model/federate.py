@@ -135,10 +135,11 @@ def unflat(v, like):
 def model_bytes(model, skill, weights, model_id, extra):
     """The .rku of `weights` on the shape of `model`."""
     from .objective import build_model_bytes
+    from .rkufile import refusals
     from .skill import compile_schema
     net = new_net(model)
     set_weights(net, weights)
-    schema, vocab = compile_schema(skill)
+    schema, vocab = compile_schema(skill, refuse=refusals(model) > 0)
     return build_model_bytes(net, schema, vocab, model_id, extra)
 
 
@@ -175,14 +176,17 @@ def local_train(cfg, weights, train_fb, rnd, node, mu=0.0):
     _, model, skill = base(cfg["model"], cfg["skill"])
     net = new_net(model)
     set_weights(net, weights)
-    replay = datagen.generate(skill, int(cfg["replay"]), seed=1000003 * (rnd + 1) + node + cfg["seed"])
+    from .rkufile import refusals
+    refuse = refusals(model)
+    replay = datagen.generate(skill, int(cfg["replay"]), seed=1000003 * (rnd + 1) + node + cfg["seed"],
+                              refusals=refuse)
     examples, _ = mix(replay, train_fb, cfg["share"])
     penalty = None
     if mu > 0:                                # FedProx: mu/2 ||w - w_global||^2
         ref = [p.detach().clone() for p in net.parameters()]
         penalty = lambda n: 0.5 * mu * sum(((p - r) ** 2).sum() for p, r in zip(n.parameters(), ref))  # noqa: E731
     tc = TrainConfig(steps=int(cfg["local-steps"]), seed=cfg["seed"] + rnd * 7919 + node, lr=cfg["lr"], warmup=1,
-                     eval_every=0, freeze_after=0, dampen=0)
+                     eval_every=0, freeze_after=0, dampen=0, refusals=refuse)
     train(skill, tc, init=net, examples=examples, log=lambda s: None, penalty=penalty)
     return get_weights(net), len(examples)
 
@@ -402,7 +406,9 @@ def _server_main(bound):
             while len(list(grid.get_node_ids())) < int(cfg["min-clients"]) and time.time() < deadline:
                 time.sleep(1)
             num_clients = len(list(grid.get_node_ids()))
-        check = datagen.generate(skill, int(cfg["check"]), seed=DEV_SEED) if cfg["check"] else None
+        from .rkufile import refusals
+        check = datagen.generate(skill, int(cfg["check"]), seed=DEV_SEED, refusals=refusals(model)) \
+            if cfg["check"] else None
         inner, per_round = build_strategy(cfg, num_clients, get_weights(new_net(model)))
         fleet = FleetStrategy(inner, cfg, num_clients, check)
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=int(cfg["rounds"])), strategy=fleet)

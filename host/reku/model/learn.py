@@ -71,24 +71,25 @@ def learn(model_blob, feedback, skill, steps=150, seed=0, share=0.2, lr=1e-3, n_
     from . import data as datagen
     from .evaluate import evaluate_model
     from .qat import Net
-    from .rkufile import grammar_table
+    from .rkufile import grammar_table, refusals
     from .skill import compile_schema
     from .train import TrainConfig, train
     model = rku.load(model_blob)
-    if bytes(grammar_table(*compile_schema(skill))) != bytes(model.tensor("grammar").data):
+    refuse = refusals(model)
+    if bytes(grammar_table(*compile_schema(skill, refuse=refuse > 0))) != bytes(model.tensor("grammar").data):
         raise RekuError("the model's functions differ from the skill %s's tools.json: learn from the skill it was "
                         "trained on" % skill.path)
     train_fb, held_fb = split(feedback)
     if not train_fb:
         raise RekuError("no feedback to learn from: %d teachable lines, none in the training half (corrected or "
                         "successful requests are needed)" % len(feedback))
-    check = check if check is not None else datagen.generate(skill, 1000, seed=DEV_SEED)
-    replay = datagen.generate(skill, n_replay, seed=seed + 1)
+    check = check if check is not None else datagen.generate(skill, 1000, seed=DEV_SEED, refusals=refuse)
+    replay = datagen.generate(skill, n_replay, seed=seed + 1, refusals=refuse)
     examples, reps = mix(replay, train_fb, share)
     before = {"feedback_held_out": evaluate_model(model, held_fb) if held_fb else None,
               "feedback_train": evaluate_model(model, train_fb), "check": evaluate_model(model, check)}
     net = Net.from_rku(model)
-    cfg = TrainConfig(steps=steps, seed=seed, lr=lr, eval_every=0, freeze_after=0, dampen=0)
+    cfg = TrainConfig(steps=steps, seed=seed, lr=lr, eval_every=0, freeze_after=0, dampen=0, refusals=refuse)
     blob, info = train(skill, cfg, init=net, examples=examples, log=log,
                        id_extra=["learn", model.sha256, sorted(ex["query"] for ex in train_fb), steps, share, lr])
     new = rku.load(blob)

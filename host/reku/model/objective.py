@@ -25,7 +25,7 @@ class Encoded:
             ids = [0] * len(text)
             n = tok.encode(text, ids)
             try:
-                steps = targets.target_steps(grammar, ex["calls"], text, tok)
+                steps = targets.target_steps(grammar, ex.get("refuse") or ex["calls"], text, tok)
             except ValueError as e:
                 self.skipped.append((ex["query"], str(e)))
                 continue

@@ -323,4 +323,5 @@ class Reference:
                 g.feed(best)
                 fid = int(infer.fed_id(kind, best, ids))
             self.step(fid)
+        self.why = g.reason()               # None, or why there is no call (rkfw.infer.Grammar.reason)
         return g.calls(), trace

@@ -72,11 +72,19 @@ def grammar_table(schema, vocab):
     for text in strings:
         area += text.encode()
         offs.append(len(area))
-    head = (len(fns), schema.get("max_calls", 2), len(vocab), len(strings), len(enum))
+    head = (len(fns), schema.get("max_calls", 2) | (0x8000 if schema.get("refuse") else 0), len(vocab), len(strings),
+            len(enum))
     if max(head + tuple(offs) + tuple(enum)) > 0xFFFF:
         raise ValueError("schema too large for the grammar table (more than 65,535 strings, tokens or bytes)")
     u16 = lambda xs: struct.pack("<%dH" % len(xs), *xs)
     return u16(head) + u16(names) + u16(first) + u16(offs) + b"".join(recs) + u16(enum) + area
+
+
+def refusals(model):
+    """The share of refusal requests to train a loaded model on when it is trained further (reku learn, reku
+    federate): data.REFUSALS for a model that may refuse a value (its grammar's flag), else 0."""
+    from . import data
+    return data.REFUSALS if infer.Grammar(model.tensor("grammar").data).refuse else 0.0
 
 
 def grammar(schema, vocab):
@@ -110,7 +118,10 @@ def schema_vocab(model):
                 a_ = b_ = None
             params.append([g.string(name), kind, req, a_, b_])
         fns.append([g.fn_name(i), params])
-    return {"max_calls": g.max_calls, "fns": fns}, vocab
+    schema = {"max_calls": g.max_calls, "fns": fns}
+    if g.refuse:
+        schema["refuse"] = True
+    return schema, vocab
 
 
 def write(path_or_none, meta, tensors):

@@ -238,8 +238,9 @@ def load_skill(path, lenient=False):
     return sk
 
 
-def compile_schema(skill_or_tools, str_max=STR_MAX, max_calls=MAX_CALLS):
-    """(schema, vocab): the compact schema stored in the .rku and the output token strings.
+def compile_schema(skill_or_tools, str_max=STR_MAX, max_calls=MAX_CALLS, refuse=False):
+    """(schema, vocab): the compact schema stored in the .rku and the output token strings. refuse: the model may
+    refuse a value the schema does not allow (rkfw.infer.Grammar; trained with refusal negatives).
     schema = {"max_calls": N, "fns": [[name, [[param, kind, required, a, b], ...]], ...]} with kind
     "e" (a = allowed value token ids), "i" (a, b = minimum, maximum), "b", "s" (a = max length)."""
     tools = skill_or_tools.tools if isinstance(skill_or_tools, Skill) else skill_or_tools
@@ -271,4 +272,7 @@ def compile_schema(skill_or_tools, str_max=STR_MAX, max_calls=MAX_CALLS):
             else:
                 params.append([pname, "s", r, int(p.get("maxLength", str_max)), None])
         fns.append([f["name"], params])
-    return {"max_calls": max_calls, "fns": fns}, vocab
+    schema = {"max_calls": max_calls, "fns": fns}
+    if refuse:
+        schema["refuse"] = True
+    return schema, vocab

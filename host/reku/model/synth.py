@@ -12,11 +12,12 @@ from .tokenizer import ALPHABET
 
 
 def random_model(tools, seed=0, d=40, f=80, layers=1, dk=40, acts=None, gain=1.0, max_in=rkufile.MAX_IN, alphabet=ALPHABET,
-                 model_id=None, emb="i8", lowrank=0):
+                 model_id=None, emb="i8", lowrank=0, refuse=False):
     """.rku bytes of a model with random ternary weights for `tools` (a tools.json list). lowrank=r adds random
-    int8 low-rank corrections of rank r (docs/format.md) to every ternary tensor but the embedding."""
+    int8 low-rank corrections of rank r (docs/format.md) to every ternary tensor but the embedding. refuse: the
+    grammar may refuse a value (rkfw.infer.Grammar)."""
     rng = np.random.default_rng(seed)
-    schema, vocab = compile_schema(tools)
+    schema, vocab = compile_schema(tools, refuse=refuse)
     n_in = len(alphabet) + 2
     O = len(vocab)
     acts = list(acts or ["i8"] * layers)

@@ -74,6 +74,8 @@ class TrainConfig:
     warmup: int = 50                  # steps of linear learning-rate warm-up before the cosine decay
     n_train: int = 20000
     schema_lines: float = 0.0         # share of a function's generated requests drawn from its schema's lines
+    refusals: float = 0.0             # share of generated requests asking for a value the schema lacks (> 0: the
+                                      # model may refuse a value, rkfw.infer.Grammar)
     seed: int = 0
     eval_every: int = 250
     dampen: float = 1e-3              # oscillation dampening weight (QAT, FF)
@@ -96,6 +98,8 @@ class TrainConfig:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
         if not 0 <= self.schema_lines <= 1:
             raise ValueError("--schema-lines is a share between 0 and 1 (got %s)" % self.schema_lines)
+        if not 0 <= self.refusals < 1:
+            raise ValueError("--refusals is a share between 0 and 1 (got %s)" % self.refusals)
         from .ff import NEGATIVES, OBJECTIVES
         if self.ff_objective not in OBJECTIVES:
             raise ValueError("unknown forward-forward objective %r (%s)" % (self.ff_objective, ", ".join(OBJECTIVES)))
@@ -284,7 +288,7 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
     np.random.seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     torch.use_deterministic_algorithms(True, warn_only=True)     # e.g. the embedding gradient: same bytes per seed
-    schema, vocab = compile_schema(skill)
+    schema, vocab = compile_schema(skill, refuse=cfg.refusals > 0)
     tok = infer.Tokenizer(ALPHABET)
     grammar = rkufile.grammar(schema, vocab)
     if init is not None:
@@ -295,7 +299,7 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
     log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "from the model given" if init is not None else
                                               "as asked" if explicit else "the largest that fits"))
     if examples is None:
-        examples = datagen.generate(skill, cfg.n_train, seed=seed, schema=cfg.schema_lines)
+        examples = datagen.generate(skill, cfg.n_train, seed=seed, schema=cfg.schema_lines, refusals=cfg.refusals)
     ds = Encoded(examples, tok, grammar, tok.n_in)
     if len(ds) == 0:
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
