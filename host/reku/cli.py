@@ -19,6 +19,7 @@ COMMANDS = {
     "feedback": ("reku.client_cli", "copy the feedback a board stored into a file (feedback pull [--clear])"),
     "train": ("reku.model.cli", "train a model for a skill"),
     "eval": ("reku.model.cli", "evaluate a model on a JSONL test set"),
+    "prior": ("reku.model.prior", "build the general prior that new skills start from (prior build)"),
     "memory": ("reku.client_cli", "teach a board a correction, list what it learnt, forget it (memory teach|list|forget)"),
     "learn": ("reku.model.learn", "fine-tune a deployed model on its board's feedback (refused if it gets worse)"),
     "federate": ("reku.model.federate", "federated fine-tuning across a fleet on Flower (simulated or deployed)"),

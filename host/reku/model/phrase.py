@@ -74,9 +74,10 @@ def _words(name):
 
 
 def _split(name):
-    """(verb key or None, object words, preposition) of a function name: "navigate_to" -> navigate, [], "to"."""
+    """(verb key or None, object words, preposition) of a function name: "navigate_to" -> navigate, [], "to".
+    The first of two or more words is the verb ("feed_cat": feed) even when VERBS has no family for it."""
     w = _words(name)
-    if w and w[0] in VERBS:
+    if w and (w[0] in VERBS or len(w) > 1):
         prep = [x for x in w[1:] if x in ("to", "for", "on", "off", "at")]
         return w[0], [x for x in w[1:] if x not in ("to", "for", "on", "off", "at")], prep[0] if prep else ""
     return None, w, ""
@@ -146,7 +147,8 @@ def bool_words(p):
 
 
 def _is_place(name, p):
-    return name in PLACE or "room" in (p.get("description") or "").lower() and "enum" in p
+    d = (p.get("description") or "").lower()
+    return name in PLACE or ("room" in d or "the place" in d) and "enum" in p
 
 
 def _is_onoff(p):
@@ -213,7 +215,7 @@ def function_lines(skill, fn):
     req = skill.required(fn)
     desc = skill.fns[fn].get("description") or ""
     objs = _objects(fn, verb, obj)
-    verbs = VERBS.get(verb, [""]) if verb else ["", "start", "use"]
+    verbs = VERBS.get(verb, [verb]) if verb else ["", "start", "use"]
     verbs = (verbs * 3)[:max(3, len(verbs))]          # a short family still gets three frames
     question = verb in QUESTION
     onoff = [n for n in props if _is_onoff(props[n])]
@@ -267,8 +269,10 @@ def function_lines(skill, fn):
             else:
                 q = "%s %s %s %s %s" % (v, _article(verb, o) if (vi + si) % 3 == 0 else "the", mods, o, tail)
             lines.append(_line(q, fn, args))
-            if verb in ("stop", "start", "play") and vi == 0 and not names and o:
-                lines.append(_line("%s %s" % (o, verb), fn, args))
+            if not names and o and v and v not in BARE:
+                lines.append(_line("%s %s" % (v, o), fn, args))              # "feed fish"
+                if verb in ("stop", "start", "play") and vi == 0:
+                    lines.append(_line("%s %s" % (o, verb), fn, args))        # "music stop"
     # values named in words by the description or the unit ("halfway", "an hour"): literal arguments
     ints = [n for n in props if props[n]["type"] in ("integer", "number")]
     for n in ints:
@@ -292,6 +296,8 @@ def function_lines(skill, fn):
     for n in props:
         if props[n]["type"] == "boolean":
             others = {m: "{%s}" % m for m in req if m != n and "enum" in props[m]}
+            if [m for m in req if m != n and m not in others]:
+                continue                          # another required value this line cannot say
             mods = " ".join("{%s}" % m for m in others)
             for w, val in bool_words(props[n]):
                 for o in objs:
