@@ -74,6 +74,9 @@ def configure_train(p):
                    help="also learn from lines the schema itself gives (function names, descriptions, parameter "
                    "kinds and units; reku.model.phrase): the share of a function's training requests drawn from them "
                    "(a function without example lines always draws from them); 0 turns them off")
+    p.add_argument("--prior", default="auto", metavar="FILE|auto|none",
+                   help="start from a general prior (reku prior build): auto, the default, is the one packaged with "
+                   "reku when there is one and its shape fits the board; none trains from random weights")
     p.add_argument("--refusals", type=float, default=0.0, metavar="SHARE",
                    help="share of training requests that ask for a value the schema does not allow (a number out of "
                    "its range, an unknown enum value): the model learns to answer them with no call and the reason; "
@@ -149,6 +152,42 @@ def _train_config(args, **kw):
         raise RekuError(str(e))
 
 
+def _from_prior(args, skill, cfg, budget, fits, target):
+    """(network to start from, model id extra) for --prior: the prior's blocks with fresh rows for the skill's own
+    tokens (reku.model.prior.transfer), or (None, ()) to train from random weights. A prior whose shape does not fit
+    the target, or --dims/--size given, means from scratch (said on stderr when the prior was asked for by name)."""
+    from rkfw import rku
+    from .objective import build_model_bytes
+    from .prior import packaged, transfer
+    from .skill import compile_schema
+    if args.prior == "none":
+        return None, ()
+    path = packaged() if args.prior == "auto" else Path(args.prior)
+    if path is None:
+        return None, ()
+    if not path.is_file():
+        raise RekuError("--prior %s: no such file" % path)
+    try:
+        prior = rku.load(path.read_bytes())
+    except Exception as e:
+        raise RekuError("--prior %s: not a .rku model (%s)" % (path, e))
+    why = None
+    if args.size or args.dims:
+        why = "--size/--dims asks for another shape"
+    else:
+        schema, vocab = compile_schema(skill, refuse=cfg.refusals > 0)
+        net = transfer(prior, len(vocab))
+        blob = build_model_bytes(net, schema, vocab, "size-probe")
+        n = len(blob)
+        if (budget and n > budget) or (fits and not fits(blob)):
+            why = "its shape (d=%d) gives a %d-byte model that does not fit the %s" % (net.d, n, target)
+    if why:
+        if args.prior != "auto":
+            print("not starting from the prior %s: %s; training from random weights" % (path, why), file=sys.stderr)
+        return None, ()
+    return net, ("prior", prior.sha256)
+
+
 def run_train(args):
     from . import data as datagen
     from .skill import load_skill
@@ -191,8 +230,10 @@ def run_train(args):
     if args.float:
         return _train_float(args, skill, cfg, log)
     dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals)
+    init, id_extra = _from_prior(args, skill, cfg, budget, fits, target)
     try:
-        blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")))
+        blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")), init=init,
+                           id_extra=id_extra)
     except ValueError as e:
         raise RekuError(str(e))
     if cfg.acts and len(cfg.acts) != info["layers"]:
@@ -202,7 +243,8 @@ def run_train(args):
     out.write_bytes(blob)
     ev = info.get("eval", {})
     print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
-          "training chart %s" % (out, "forward-forward, " if args.algo == "ff" else "", len(blob), info["d"], info["f"],
+          "training chart %s" % (out, ("forward-forward, " if args.algo == "ff" else "") + (
+                                     "from the prior, " if init is not None else ""), len(blob), info["d"], info["f"],
                                  info["layers"], info["steps"], info["seconds"],
                                  ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
     return 0

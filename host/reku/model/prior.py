@@ -9,7 +9,7 @@ of them together form one large skill (the "prior skill"); the network trained o
 to a skill: the character embedding, the recurrent blocks, the pointer and the fixed output tokens (no call, end,
 digits, copy...). A new skill gets those, and fresh rows for its own functions and values (`transfer`).
 
-    reku prior build --out reku/data/prior.rku [--steps N]        (the packaged prior; docs/model.md)
+    reku prior build --out host/reku/model/prior.rku [--steps N]        (the packaged prior; docs/model.md)
 """
 
 import json
@@ -250,8 +250,8 @@ def transfer(prior_model, n_out):
 
 
 def packaged():
-    """The packaged prior's path (reku/data/prior.rku), or None when this installation has none."""
-    p = Path(__file__).resolve().parent.parent / "data" / "prior.rku"
+    """The packaged prior's path (reku/model/prior.rku), or None when this installation has none."""
+    p = Path(__file__).resolve().parent / "prior.rku"
     return p if p.exists() else None
 
 
@@ -268,7 +268,7 @@ def configure(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="train the prior on the generated requests of every domain in "
                        "reku.model.prior.DOMAINS")
-    b.add_argument("--out", required=True, help="the prior's .rku (the packaged one: host/reku/data/prior.rku)")
+    b.add_argument("--out", required=True, help="the prior's .rku (the packaged one: host/reku/model/prior.rku)")
     b.add_argument("--dims", default="%d,%d,%d" % DIMS, help="width, channel-mixing width and layers (default %(default)s)")
     b.add_argument("--steps", type=int, default=6000)
     b.add_argument("--minutes", type=float, help="wall-time cap")
