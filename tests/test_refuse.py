@@ -134,3 +134,30 @@ def test_query_reply_says_why(runtime, tmp_path):
                 assert res.reason is None
             else:
                 assert (res.reason, res.function, res.param) == tuple(r.why), q
+    if runtime == "cpython":                        # `reku query` prints them
+        import io
+        import contextlib
+        from reku.cli import main
+        refused = [q for q in REQUESTS if r.run(q)[0] == [] and r.why[1]][0]
+        with VirtualBoard(runtime=runtime, model=str(tmp_path / "m.rku")) as vb:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                assert main(["query", "--port", vb.port, refused]) == 0
+        r.run(refused)
+        assert json.loads(buf.getvalue()) == {"calls": [], "reason": r.why[0], "function": r.why[1], "param": r.why[2]}
+
+
+def test_eval_reports_reason_accuracy(tmp_path):
+    """reku eval scores the reason where the data says one (skills/*/refuse.jsonl)."""
+    from reku.model.evaluate import evaluate_model
+    m = rku.load(random_model(TOOLS, seed=9, d=40, f=80, layers=2, refuse=True))
+    r = Reference(m)
+    lines = []
+    for q in REQUESTS:
+        calls = r.run(q)[0]
+        if not calls and r.why[1]:
+            lines.append({"query": q, "calls": [], "reason": r.why[0], "param": r.why[2]})
+            lines.append({"query": q, "calls": [], "reason": "out of range" if r.why[0] != "out of range"
+                          else "unknown value"})
+    res = evaluate_model(m, lines)
+    assert res["reasons"] == len(lines) >= 4 and res["reason_accuracy"] == 0.5

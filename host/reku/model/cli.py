@@ -358,8 +358,10 @@ def run_eval(args):
         print(json.dumps(res))
     else:
         print("%s on %s (%d examples)" % (path, args.data, res["n"]))
-        for k in ("exact_match", "name_accuracy", "argument_accuracy", "no_call_accuracy", "call_recall", "valid"):
-            print("  %-18s %.3f" % (k, res[k]))
+        for k in ("exact_match", "name_accuracy", "argument_accuracy", "no_call_accuracy", "call_recall", "valid",
+                  "reason_accuracy"):
+            if k in res:
+                print("  %-18s %.3f" % (k, res[k]))
     for e in errors[:args.errors]:
         print("  MISS %r\n    expected %s\n    got      %s" % (e["query"], json.dumps(e["expected"]),
                                                               json.dumps(e["got"])), file=sys.stderr)
