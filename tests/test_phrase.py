@@ -116,3 +116,11 @@ def test_schema_lines_share_is_checked(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and "--schema-lines" in err[0] and "1.5" in err[0]
     assert not (tmp_path / "m.rku").exists()
+
+
+def test_times_of_day_in_words():
+    home = load_skill(paths.SKILLS / "home")
+    said = {ln["query"]: ln["calls"][0]["arguments"] for ln in schema_lines(home)["set_alarm"]}
+    assert said["set an alarm for 6 pm"] == {"hour": 18, "minute": 0}
+    assert [a for q, a in said.items() if "quarter to 10" in q] == [{"hour": 9, "minute": 45}]
+    assert [a for q, a in said.items() if q.endswith("midnight")] == [{"hour": 0, "minute": 0}]
