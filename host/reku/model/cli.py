@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import RekuError
+from .data import REFUSALS
 
 DEFAULT_BUDGET_KB = 128
 DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board unless told otherwise
@@ -57,6 +58,9 @@ def board_budget(profile, overhead=None):
 
 
 # ---- train -------------------------------------------------------------------------------------------------
+SCHEMA_LINES = 0.3          # reku train's default, chosen on the few-example benchmark's dev split (docs/results.md)
+
+
 def configure_train(p):
     p.add_argument("--skill", required=True, help="skill directory (tools.json + examples.jsonl)")
     p.add_argument("--out", required=True, help="output .rku file")
@@ -70,17 +74,17 @@ def configure_train(p):
     p.add_argument("--dims", help="width, channel-mixing width and layers, e.g. 40,80,2 (overrides --size)")
     p.add_argument("--acts", help="activation precision per layer, e.g. i8,fp4 (default all int8)")
     p.add_argument("--examples", type=int, default=20000, help="generated training examples")
-    p.add_argument("--schema-lines", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--schema-lines", type=float, default=SCHEMA_LINES, metavar="SHARE",
                    help="also learn from lines the schema itself gives (function names, descriptions, parameter "
                    "kinds and units; reku.model.phrase): the share of a function's training requests drawn from them "
-                   "(a function without example lines always draws from them); 0 turns them off")
+                   "(a function without example lines always draws from them; default %(default)s); 0 turns them off")
     p.add_argument("--prior", default="auto", metavar="FILE|auto|none",
                    help="start from a general prior (reku prior build): auto, the default, is the one packaged with "
                    "reku when there is one and its shape fits the board; none trains from random weights")
-    p.add_argument("--refusals", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--refusals", type=float, default=REFUSALS, metavar="SHARE",
                    help="share of training requests that ask for a value the schema does not allow (a number out of "
-                   "its range, an unknown enum value): the model learns to answer them with no call and the reason; "
-                   "0 turns refusing off")
+                   "its range, an unknown enum value): the model learns to answer them with no call and the reason "
+                   "(default %(default)s); 0 turns refusing off")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (best is kept)")
     p.add_argument("--lr", type=float, default=3e-3)
