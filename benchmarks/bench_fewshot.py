@@ -8,7 +8,7 @@ The dev set that choices are made on: the skill's other example lines (the ones 
 never trained on in this benchmark), each placeholder filled once (random.Random(7)), no noise added.
 
     .venv/bin/python benchmarks/bench_fewshot.py --out benchmarks/results [--quick] [--skills home car]
-        [--dev-only] [--name fewshot] [-- reku train options...]
+        [--dev-only] [--name fewshot] [--keep DIR] [-- reku train options...]
 
 Writes OUT/NAME.json (default fewshot.json). --quick: a 1-minute cap (a smoke run; its figures are not the
 benchmark's). --dev-only: no test-set figure (for choices). Options after `--` go to `reku train` as given (e.g.
@@ -69,6 +69,8 @@ def main():
     ap.add_argument("--skills", nargs="+", default=["home", "car", "greenhouse"])
     ap.add_argument("--dev-only", action="store_true", help="no test-set figure (runs that make a choice)")
     ap.add_argument("--name", default="fewshot", help="results file OUT/NAME.json")
+    ap.add_argument("--keep", metavar="DIR", help="also keep each trained model as DIR/SKILL.rku (to read its misses: "
+                    "reku eval --errors N)")
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -98,6 +100,9 @@ def main():
                 raise SystemExit("reku train failed for %s: %s" % (name, r.stderr.strip()[-500:]))
             n_dev = len([ln for ln in dev.read_text().splitlines() if ln.strip()])
             dv = evaluate(model, dev) if n_dev else None      # greenhouse: its 30 lines are all the sample
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(model, Path(args.keep) / (name + ".rku"))
             e = None if args.dev_only else evaluate(model, src / "test.jsonl")
             # requests for values the schema lacks (written before any refusing model): no call, and why
             rf = None if args.dev_only or not (src / "refuse.jsonl").exists() else evaluate(model, src / "refuse.jsonl")
