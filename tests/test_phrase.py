@@ -1,5 +1,4 @@
 """Example lines from the schema alone (reku.model.phrase, issue 19) and their use by the generator."""
-import json
 
 import pytest
 

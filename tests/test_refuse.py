@@ -2,7 +2,6 @@
 no call and the reason, on the board (rkfw.infer, the QUERY reply) and in the host reference; generated refusals
 teach it."""
 import json
-import random
 
 import pytest
 
@@ -24,7 +23,7 @@ def bounded(skill):
             if p["type"] == "integer" or "enum" in p]
 
 
-def _value(p, skill, fn, k):
+def _value(p):
     if "enum" in p:
         return p["enum"][0]
     if p["type"] == "integer":
@@ -49,7 +48,7 @@ def test_every_bounded_parameter_can_be_refused_with_its_reason(name):
         for k2, p2 in skill.params(fn).items():           # the parameters before it, in schema order
             if k2 == k:
                 break
-            args[k2] = _value(p2, skill, fn, k2)
+            args[k2] = _value(p2)
         args[k] = None
         text = "x x x"
         steps = target_steps(g, [{"name": fn, "arguments": args}], text, tok)

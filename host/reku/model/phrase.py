@@ -155,7 +155,7 @@ def _is_onoff(p):
     return "enum" in p and set(p["enum"]) <= {"on", "off"}
 
 
-def _objects(fn, verb, obj):
+def _objects(obj):
     """The object's surface forms: its words, the other spelling (colour), "lights" beside "light"."""
     o = " ".join(obj)
     if not o:
@@ -169,7 +169,7 @@ def _objects(fn, verb, obj):
     return objs
 
 
-def _frames(name, p, obj_words):
+def _frames(name, p):
     """(prefix frames, suffix frames) that realise parameter `name`: prefixes go before the object ("the {door}
     door" -> "{door}"), suffixes after it ("in the {room}", "to {level} percent")."""
     ph = "{%s}" % name
@@ -214,7 +214,7 @@ def function_lines(skill, fn):
     props = skill.params(fn)
     req = skill.required(fn)
     desc = skill.fns[fn].get("description") or ""
-    objs = _objects(fn, verb, obj)
+    objs = _objects(obj)
     verbs = VERBS.get(verb, [verb]) if verb else ["", "start", "use"]
     verbs = (verbs * 3)[:max(3, len(verbs))]          # a short family still gets three frames
     question = verb in QUESTION
@@ -233,7 +233,7 @@ def function_lines(skill, fn):
             o = objs[(si + vi) % len(objs)]
             pre, suf, args = [], [], {}
             for k, n in enumerate(n for n in names if n in plain):
-                a, b = _frames(n, props[n], obj)
+                a, b = _frames(n, props[n])
                 if question and "enum" in props[n] and not _is_place(n, props[n]):
                     a, b = [a[0]], []             # the thing asked about: "what's the {sensor} ..."
                 if prep and not obj:
