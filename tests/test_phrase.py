@@ -1,9 +1,13 @@
 """Example lines from the schema alone (reku.model.phrase, issue 19) and their use by the generator."""
 
+import random
+import re
+
 import pytest
 
 from reku import paths
 from reku.model import data
+from reku.model.data import expand, generate, spoken_time
 from reku.model.phrase import bool_words, schema_lines, value_words
 from reku.model.skill import Skill, example_problem, load_skill
 
@@ -117,9 +121,81 @@ def test_schema_lines_share_is_checked(tmp_path, capsys):
     assert not (tmp_path / "m.rku").exists()
 
 
-def test_times_of_day_in_words():
+def _said_time(text):
+    """An independent reading of a spoken time (the test's oracle): (hour, minute)."""
+    from reku.model.data import ONES, TENS
+    words = {w: i for i, w in enumerate(ONES)}
+    words.update({w: 10 * i for i, w in enumerate(TENS) if w})
+    t = text
+    fixed = {"noon": (12, 0), "midday": (12, 0), "12 noon": (12, 0), "midnight": (0, 0), "quarter to midnight": (23, 45)}
+    if t in fixed:
+        return fixed[t]
+    pm = None
+    for suffix, p in ((" in the morning", False), (" in the afternoon", True), (" in the evening", True),
+                      ("am", False), ("pm", True), (" at night", None)):
+        if t.endswith(suffix):
+            t, pm = t[:-len(suffix)].strip(), p if p is not None else "night"
+            break
+    def num(w):
+        return int(w) if w.isdigit() else sum(words[x] for x in w.split())
+    m = re.fullmatch(r"(\d+):(\d\d)", t)
+    if m:
+        h, mi = int(m.group(1)), int(m.group(2))
+    elif t.startswith("half past "):
+        h, mi = num(t[10:]), 30
+    elif t.startswith(("quarter past ", "a quarter past ")):
+        h, mi = num(t.split("past ")[1]), 15
+    elif t.startswith("quarter to "):
+        h, mi = num(t[11:]) - 1, 45
+    elif t.endswith(" o'clock"):
+        h, mi = num(t[:-8]), 0
+    else:
+        parts = t.split()
+        h, mi = words[parts[0]] if parts[0] in words else int(parts[0]), 0
+        if len(parts) > 1:
+            mi = num(" ".join(parts[1:]))
+    if pm == "night":                     # "1 at night" is 1:00, "12 at night" 0:00, "10 at night" 22:00
+        pm = not (h == 12 or h < 5)
+        h = 0 if h == 12 else h
+    if pm is True and h < 12:
+        h += 12
+    if pm is False and h == 12:
+        h = 0
+    return h, mi
+
+
+def test_spoken_times_mean_what_they_say():
+    rng = random.Random(5)
+    hours = set()
+    for _ in range(3000):
+        text, h, m = spoken_time(rng)
+        assert _said_time(text) == (h, m), text
+        hours.add(h)
+    assert hours == set(range(24))
+    assert all(7 <= h <= 9 for h in (spoken_time(rng, 7, 9)[1] for _ in range(200)))
+
+
+def test_times_of_day_are_drawn_anew_for_every_request():
     home = load_skill(paths.SKILLS / "home")
-    said = {ln["query"]: ln["calls"][0]["arguments"] for ln in schema_lines(home)["set_alarm"]}
-    assert said["set an alarm for 6 pm"] == {"hour": 18, "minute": 0}
-    assert [a for q, a in said.items() if "quarter to 10" in q] == [{"hour": 9, "minute": 45}]
-    assert [a for q, a in said.items() if q.endswith("midnight")] == [{"hour": 0, "minute": 0}]
+    lines = [ln for ln in schema_lines(home)["set_alarm"] if "{time}" in ln["query"]]
+    assert lines and all(example_problem(ln, home) is None for ln in lines)
+    rng = random.Random(3)
+    got = {}
+    for _ in range(400):
+        text, calls, _ = expand(lines[0], home, rng)
+        said = text[text.index(" for ") + 5:] if " for " in text else text[text.index(" at ") + 4:]
+        assert (calls[0]["arguments"]["hour"], calls[0]["arguments"]["minute"]) == _said_time(said), text
+        got[said] = calls[0]["arguments"]["hour"]
+    # every evening hour, not only the one a fixed line would teach ("6 pm" -> 18, so "9 pm" -> 18)
+    assert {got[k] for k in got if k.endswith(" pm") and ":" not in k} >= {13, 14, 15, 16, 17, 18, 19, 20, 21, 22}
+
+
+def test_time_placeholder_needs_hour_and_minute():
+    home = load_skill(paths.SKILLS / "home")
+    bad = {"query": "wake me at {time}", "calls": [{"name": "set_alarm", "arguments": {"hour": "{hour}", "minute": 0}}]}
+    assert "{time}" in example_problem(bad, home)
+    good = {"query": "wake me at {time}", "calls": [{"name": "set_alarm",
+                                                     "arguments": {"hour": "{hour}", "minute": "{minute}"}}]}
+    assert example_problem(good, home) is None
+    out = generate(home, 300, seed=1, schema=1.0, refusals=0.05)
+    assert not [e for e in out if "{" in e["query"]]

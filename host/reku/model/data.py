@@ -73,6 +73,43 @@ def number_words(n):
     return str(n)
 
 
+TIME = "time"   # a query placeholder for the arguments {hour} and {minute} said together ("7 pm", "half past 6")
+
+
+def spoken_time(rng, lo=0, hi=23, mlo=0, mhi=59):
+    """(text, hour, minute): a time of day as people say or write it ("7 pm", "7:30 pm", "22:10", "half past 6",
+    "quarter to 8", "seven in the evening", "noon"), the hour in lo..hi and the minute in mlo..mhi. A form without
+    am/pm ("half past 6", "7 o'clock") means the hour as said (1..12), as the skills' own lines do."""
+    while True:
+        h = rng.randint(max(0, lo), min(23, hi))
+        m = rng.choice((0, 0, 0, 0, 30, 30, 15, 45, rng.randint(0, 59), rng.randint(0, 59)))
+        if mlo <= m <= mhi:
+            break
+    h12 = h % 12 or 12
+    said = number_words(h12) if rng.random() < 0.25 else str(h12)
+    if h < 12:
+        ap = rng.choice(("am", "am", "in the morning") if h >= 5 else ("am", "am", "at night"))
+    else:
+        ap = rng.choice(("pm", "pm", "in the afternoon" if h < 17 else "in the evening" if h < 21 else "at night"))
+    bare = 1 <= h <= 12                         # said without am/pm, the hour is what is said
+    forms = ["%02d:%02d" % (h, m), "%d:%02d" % (h, m), "%d:%02d %s" % (h12, m, ap)]
+    if m == 0:
+        forms += ["%s %s" % (said, ap), "%d%s" % (h12, ap[:2]) if ap in ("am", "pm") else "%s %s" % (said, ap)]
+        forms += ["%s o'clock" % said] if bare else ["%s o'clock %s" % (said, ap)]
+        forms += ["noon", "midday", "12 noon"] if h == 12 else ["midnight"] if h == 0 else []
+    elif m >= 10:
+        forms.append("%s %s %s" % (number_words(h12), number_words(m), ap))
+    if m == 30:
+        forms += ["half past %s" % said] if bare else ["half past %s %s" % (said, ap)]
+    if m == 15:
+        forms += ["quarter past %s" % said, "a quarter past %s" % said] if bare else ["quarter past %s %s" % (said, ap)]
+    if m == 45:
+        nxt = (h + 1) % 12 or 12
+        forms += ["quarter to %d" % nxt] if h <= 11 else ["quarter to midnight"] if h == 23 else \
+            ["quarter to %d %s" % (nxt, "pm" if h < 22 else "at night")]
+    return rng.choice(forms), h, m
+
+
 def _param_of(ex, skill, name):
     """The schema of the parameter whose argument is the placeholder {name}, and the function it is in.
     In a no-call example, any parameter of that name (its values make near-miss negatives)."""
@@ -110,6 +147,14 @@ def expand(ex, skill, rng):
         if name in values:
             continue
         p, fn = _param_of(ex, skill, name)
+        if p is None and name == TIME:
+            ph, pmin = _param_of(ex, skill, "hour")[0], _param_of(ex, skill, "minute")[0]
+            if ph is not None and pmin is not None:
+                s, values["hour"], values["minute"] = spoken_time(rng, int(ph["minimum"]), int(ph["maximum"]),
+                                                                   int(pmin["minimum"]), int(pmin["maximum"]))
+                values[name] = None
+                surfaces[name] = s
+                continue
         if p is None:
             raise ValueError("line %s: placeholder {%s} has no argument \"{%s}\"" % (ex.get("_line"), name, name))
         before = q[:m.start()]
@@ -122,7 +167,7 @@ def expand(ex, skill, rng):
             v = _int_value(rng, int(p["minimum"]), int(p["maximum"]))
             if before.endswith(":"):
                 s = "%02d" % v
-            elif rng.random() < 0.3 and v <= 100:
+            elif rng.random() < 0.3 and v <= 100 and not q[m.end():].startswith(":"):    # "7:30", not "seven:30"
                 s = number_words(v)
                 if v == 100 and rng.random() < 0.5:
                     s = "a hundred"
@@ -198,8 +243,8 @@ def refusal(ex, skill, rng, unknown):
     for ci, c in enumerate(ex["calls"]):
         for k, v in c.get("arguments", {}).items():
             m = PH.fullmatch(v) if isinstance(v, str) else None
-            if not m:
-                continue
+            if not m or v not in ex["query"]:
+                continue                                  # a literal, or said through {time}
             p = skill.params(c["name"]).get(k, {})
             if p.get("type") in ("integer", "number") or "enum" in p and len(p["enum"]) >= 3:
                 cands.append((ci, k, m.group(1), p))

@@ -244,7 +244,7 @@ def function_lines(skill, fn):
                     suf.append(b[(vi + k) % len(b)])
                 args[n] = "{%s}" % n
             if hm and "hour" in names:
-                suf.append(["at {hour}:{minute}", "for {hour}:{minute}", "{hour}:{minute}"][vi % 3])
+                suf.append(["at {time}", "for {time}", "{hour}:{minute}"][vi % 3])
                 args["hour"], args["minute"] = "{hour}", "{minute}"
             mods = " ".join(pre)
             tail = " ".join(suf)
@@ -293,22 +293,14 @@ def function_lines(skill, fn):
             args = dict(others)
             args[n] = val
             lines.append(_line(q, fn, args))
-    # times of day in words when the function takes an hour and a minute: "7 pm", "half past 6", "quarter to 8"
+    # times of day as people say them ("7 pm", "half past 6", "22:10"): {time} is drawn anew for every request
     if hm and [m for m in req if m not in ("hour", "minute")] == []:
-        hi = int(props["hour"].get("maximum", 23))
-        for j, h in enumerate((6, 7, 8, 9, 10, 11)):
+        for j in range(6):
             v = verbs[j % len(verbs)]
             o = objs[j % len(objs)]
             art = _article(verb, o) if o else ""
-            said = [("%d pm" % h, h + 12, 0), ("%d am" % h, h, 0), ("half past %d" % h, h, 30),
-                    ("quarter past %d" % h, h, 15), ("quarter to %d" % h, h - 1, 45), ("%d o'clock" % h, h, 0)]
-            w, hh, mm = said[j % len(said)]
-            if hh <= hi:
-                lines.append(_line("%s %s %s for %s" % (v, art, o, w), fn, {"hour": hh, "minute": mm}))
-        if hi >= 12:
-            lines.append(_line("%s %s %s for noon" % (verbs[0], _article(verb, objs[0]), objs[0]), fn,
-                               {"hour": 12, "minute": 0}))
-            lines.append(_line("%s %s %s at midnight" % (verbs[-1], "the", objs[0]), fn, {"hour": 0, "minute": 0}))
+            lines.append(_line("%s %s %s %s {time}" % (v, art, o, ("for", "at")[j % 2]), fn,
+                               {"hour": "{hour}", "minute": "{minute}"}))
     for n in props:
         if props[n]["type"] == "boolean":
             others = {m: "{%s}" % m for m in req if m != n and "enum" in props[m]}

@@ -121,9 +121,13 @@ def check_tools(tools, where="tools.json"):
 def example_problem(ex, skill):
     """Why an example line breaks the schema (a string), or None. Arguments are literal values or a placeholder
     "{name}" that the query contains; every placeholder of the query is such an argument (in a no-call example,
-    a parameter name of some function)."""
-    from .data import PH
+    a parameter name of some function). {time} in the query stands for the arguments "{hour}" and "{minute}"."""
+    from .data import PH, TIME
     query_ph = set(PH.findall(ex["query"]))
+    timed = TIME in query_ph and all(v != "{%s}" % TIME for c in ex["calls"] if isinstance(c.get("arguments"), dict)
+                                     for v in c["arguments"].values())
+    if timed:                   # {time}: the arguments {hour} and {minute} said together
+        query_ph |= {"hour", "minute"}
     if len(ex["calls"]) > MAX_CALLS:
         return "%d calls (at most %d)" % (len(ex["calls"]), MAX_CALLS)
     used = set()
@@ -159,6 +163,10 @@ def example_problem(ex, skill):
                     return "%s is not true or false" % bad
             elif not isinstance(v, str) or len(v) > p.get("maxLength", STR_MAX):
                 return "%s is not a string of at most %d characters" % (bad, p.get("maxLength", STR_MAX))
+    if timed:
+        if ex["calls"] and not {"hour", "minute"} <= used:
+            return "placeholder {time} needs the arguments \"{hour}\" and \"{minute}\" of one call"
+        used.add(TIME)
     for name in sorted(query_ph - used):
         if ex["calls"] or not any(name in skill.params(fn) for fn in skill.fns):
             return "placeholder {%s} in the query is no argument's value" % name
