@@ -199,3 +199,37 @@ def test_time_placeholder_needs_hour_and_minute():
     assert example_problem(good, home) is None
     out = generate(home, 300, seed=1, schema=1.0, refusals=0.05)
     assert not [e for e in out if "{" in e["query"]]
+
+
+def _said(skill_name, fn):
+    sk = load_skill(paths.SKILLS / skill_name)
+    return {ln["query"]: ln["calls"][0]["arguments"] for ln in schema_lines(sk)[fn]}
+
+
+def test_a_switch_has_its_own_verbs():
+    said = _said("home", "set_light")
+    assert said["kill the lights in the {room}"] == {"room": "{room}", "state": "off"}
+    assert said["lights out in the {room}"] == {"room": "{room}", "state": "off"}
+    assert said["turn on the {room} light"] == {"room": "{room}", "state": "on"}
+    # "out" is said of lights only
+    assert not [q for q in _said("car", "set_cruise_control") if q.endswith(" out")]
+
+
+def test_a_position_that_opens_is_opened_and_closed():
+    assert _said("home", "set_blinds")["open the {room} blinds"] == {"room": "{room}", "position": 100}
+    assert _said("home", "set_blinds")["close the blinds in the {room}"] == {"room": "{room}", "position": 0}
+    car = _said("car", "set_window")
+    assert car["crack the {window} window"]["position"] == 10        # the description's own word, as a verb
+    assert car["roll down the {window} window"]["position"] == 100
+
+
+def test_short_forms_modes_and_verbs_that_move_a_value():
+    home = _said("home", "set_thermostat")
+    assert home["thermostat {temperature} degrees"] == {"temperature": "{temperature}"}
+    assert home["{mode} to {temperature} degrees"] == {"temperature": "{temperature}", "mode": "{mode}"}
+    bright = _said("home", "set_brightness")
+    # "lights": the object the description names ("the brightness of a room's lights")
+    assert bright["dim the {room} lights to {level} percent"] == {"room": "{room}", "level": "{level}"}
+    assert [q for q in bright if q.startswith("lights at {level}")]
+    assert _said("home", "set_volume")["turn the volume down to {level} percent"] == {"level": "{level}"}
+    assert _said("greenhouse", "set_humidity")["target humidity {level} percent"] == {"level": "{level}"}

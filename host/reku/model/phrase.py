@@ -6,6 +6,11 @@ generator (reku.model.data) expands like the user's own.
   words people use for it ("stop": halt, kill, shut off, enough ...), getters become questions;
 - each parameter gets the frames its kind allows: a place ("in the {room}"), a modifier ("the {door} door"), a
   value ("to {level} percent", the unit read from the description), a copied string ("play {query}");
+- short forms without a verb ("thermostat 20", "kitchen lights at 40%", "target humidity 85"), an optional mode
+  said with the value ("heating to 20 degrees"), a switch's own verbs ("kill the lights": off), open/close/shut and
+  the description's quoted verbs for a position that opens ("crack the window": 10), verbs that move a value ("turn
+  the volume down to 20", "dim the lights to 30"), and the object the description names ("the brightness of a
+  room's lights": lights);
 - a description that names values ("0 is closed, 100 fully open, 50 halfway", "'max heat' is 28", "true to lock,
   false to unlock") gives lines with those words and their literal values; durations in minutes and percentages
   get the words for common values ("an hour", "halfway").
@@ -67,6 +72,13 @@ COUNTABLE = ("light", "lamp", "door", "window", "blind", "fan", "timer", "alarm"
              "sprinkler", "camera", "plug", "socket", "sensor")
 BARE = ("enough", "no more")                  # verb forms that take the object without an article
 ACTION = ("action", "command", "operation", "mode_action")
+# the verbs of a switch, each with the value it sets ("kill the kitchen lights": off)
+SWITCH = {"on": ["turn on", "switch on", "put on", "power on"],
+          "off": ["turn off", "switch off", "shut off", "kill", "cut", "turn out", "power off"]}
+# verbs that move a value up or down to a number ("turn the volume down to 20"); brightness also dims
+TO_VALUE = ["turn up", "turn down", "raise", "lower", "bring"]
+BRIGHT = ["dim", "brighten"]
+AREA = ("room", "zone", "area", "location", "place", "floor")      # places said "in the ..."
 
 
 def _words(name):
@@ -169,6 +181,15 @@ def _objects(obj):
     return objs
 
 
+def _desc_objects(desc, obj):
+    """What the object belongs to, named by the description: "Set the brightness of a room's lights" gives
+    "lights" for brightness (people dim the lights, not the brightness)."""
+    if not obj:
+        return []
+    m = re.search(r"\b%s of (?:a |an |the )?(?:\w+'s )?([a-z]+)" % re.escape(obj[-1]), desc.lower())
+    return [m.group(1)] if m and m.group(1) not in STOP and m.group(1) not in PLACE else []
+
+
 def _frames(name, p):
     """(prefix frames, suffix frames) that realise parameter `name`: prefixes go before the object ("the {door}
     door" -> "{door}"), suffixes after it ("in the {room}", "to {level} percent")."""
@@ -214,7 +235,7 @@ def function_lines(skill, fn):
     props = skill.params(fn)
     req = skill.required(fn)
     desc = skill.fns[fn].get("description") or ""
-    objs = _objects(obj)
+    objs = _objects(obj) + _desc_objects(desc, obj)
     verbs = VERBS.get(verb, [verb]) if verb else ["", "start", "use"]
     verbs = (verbs * 3)[:max(3, len(verbs))]          # a short family still gets three frames
     question = verb in QUESTION
@@ -313,12 +334,113 @@ def function_lines(skill, fn):
                     args[n] = val
                     lines.append(_line("%s the %s %s" % (w, mods, o), fn, args))
                     lines.append(_line("%s %s %s" % (w, mods, o), fn, args))
+    lines += _more_lines(skill, fn, verb, objs, question)
     seen, out = set(), []
     for ln in lines:
         if ln["query"] not in seen:
             seen.add(ln["query"])
             out.append(ln)
     return out
+
+
+def _more_lines(skill, fn, verb, objs, question):
+    """Frames beyond verb + object + parameters: short forms without a verb ("thermostat 20", "kitchen lights at
+    40%"), a mode said before its value ("heating to 20 degrees", "auto mode 22"), a switch's own verbs ("kill the
+    lights in the bath": off), open/close for a position ("open the blinds in the garage": 100), and verbs that move a
+    value ("turn the volume down to 20", "dim the bedroom lights to 20")."""
+    props = skill.params(fn)
+    req = skill.required(fn)
+    desc = (skill.fns[fn].get("description") or "").lower()
+    places = [n for n in req if "enum" in props[n] and _is_place(n, props[n]) and n in AREA]
+    mods = {n: "{%s}" % n for n in req if "enum" in props[n] and not _is_onoff(props[n])}
+    lines = []
+
+    def where(k):
+        """A required place said before the object or after it: ("{room} ", "") or ("", " in the {room}")."""
+        if not places or k % 2 == 0:
+            return " ".join(mods[n] for n in mods) + " ", ""
+        return " ".join(mods[n] for n in mods if n not in places) + " ", " in the {%s}" % places[0]
+    ints = [n for n in req if props[n]["type"] in ("integer", "number")]
+    rest = [n for n in req if n not in ints and n not in mods]
+    if len(ints) == 1 and not rest and not question and ints[0] not in ("hour", "minute"):
+        n = ints[0]
+        p = props[n]
+        ph = "{%s}" % n
+        key, units = _unit(p)
+        u = " " + units[0] if units[0] and units[0] != "%" else units[0]
+        args = dict(mods)
+        args[n] = ph
+        named = " ".join(_words(n))
+        moves = "open" in desc and key == "percent"
+        timed = key in ("minutes", "seconds", "hours")
+        for k, o in enumerate(objs):
+            pre, post = where(k)
+            lines.append(_line("%s%s %s%s%s" % (pre, o, ph, u, post), fn, args))           # "thermostat 20"
+            if not timed:
+                lines.append(_line("%s%s at %s%s%s" % (pre, o, ph, u, post), fn, args))    # "kitchen lights at 40%"
+                lines.append(_line("%s%s to %s%s%s" % (pre, o, ph, u, post), fn, args))
+            if not moves and not timed:
+                for j, v in enumerate(TO_VALUE + (BRIGHT if "bright" in fn + desc and "bright" not in o else [])):
+                    pre, post = where(j + k)
+                    if v.startswith("turn "):
+                        q = "turn the %s%s %s to %s%s%s" % (pre, o, v[5:], ph, u, post)
+                    else:
+                        q = "%s the %s%s%s to %s%s" % (v, pre, o, post, ph, u)
+                    lines.append(_line(q, fn, args))
+        for w in [named] + objs:
+            if not mods and re.search(r"target (?:[a-z]+ )?%s\b" % re.escape(w), desc):
+                lines.append(_line("target %s %s%s" % (w, ph, u), fn, args))               # "target humidity 85"
+                break
+        if named not in [" ".join(o.split()) for o in objs] + [key] and named not in ("level", "value", "position",
+                                                                                      "speed"):
+            lines.append(_line("%s %s%s" % (named, ph, u), fn, args))                     # "temperature 20"
+        # an optional mode said with the value: "heating to 20 degrees", "auto mode 22", "thermostat on cool, 18"
+        for m in props:
+            pm = props[m]
+            if m in req or "enum" not in pm or _is_place(m, pm) or _is_onoff(pm) or mods:
+                continue
+            a = dict(args)
+            a[m] = "{%s}" % m
+            for q in ("{%s} to %s%s" % (m, ph, u), "{%s} mode %s" % (m, ph), "set {%s} mode to %s" % (m, ph),
+                      "%s on {%s}, %s%s" % (objs[0], m, ph, u), "{%s} at %s%s" % (m, ph, u)):
+                lines.append(_line(q, fn, a))
+        # a position that opens: "open the blinds in the garage", "crack the window"
+        if moves:
+            said = [("open", 100), ("close", 0), ("shut", 0)]
+            for w, v in value_words(p, desc):
+                if w.split()[0] not in ("a", "an", "the", "all", "fully", "half", "halfway", "full", "max") \
+                        and len(w.split()) <= 2 and w not in ("closed", "three quarters"):
+                    said.append((w, v))
+            for k, (w, v) in enumerate(said):
+                a = dict(mods)
+                a[n] = v
+                for o in objs[:2]:
+                    pre, post = where(k)
+                    lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+    # a switch's own verbs: "kill the lights in the bath", "switch on the kitchen lamp"
+    for n in props:
+        if n not in req or not _is_onoff(props[n]) or question:
+            continue
+        if [m for m in req if m != n and m not in mods]:
+            continue
+        for val, words in SWITCH.items():
+            a = dict(mods)
+            a[n] = val
+            lit = any(x in o for o in objs for x in ("light", "lamp"))
+            for k, w in enumerate(words):
+                o = objs[k % len(objs)]
+                if w == "turn out" and not lit:
+                    continue                      # "turn out" and "... out" are said of lights
+                pre, post = where(k)
+                if w.endswith((" on", " off", " out")) and k % 2:
+                    head, tail = w.rsplit(" ", 1)
+                    lines.append(_line("%s the %s%s %s%s" % (head, pre, o, tail, post), fn, a))
+                else:
+                    lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+            if lit or val == "on":
+                lines.append(_line("%s%s %s%s" % (where(1)[0], objs[-1], "out" if val == "off" else "on",
+                                                  where(1)[1]), fn, a))
+    return lines
 
 
 def schema_lines(skill):
