@@ -233,3 +233,18 @@ def test_short_forms_modes_and_verbs_that_move_a_value():
     assert [q for q in bright if q.startswith("lights at {level}")]
     assert _said("home", "set_volume")["turn the volume down to {level} percent"] == {"level": "{level}"}
     assert _said("greenhouse", "set_humidity")["target humidity {level} percent"] == {"level": "{level}"}
+
+
+def test_a_copied_string_right_after_its_verb():
+    assert _said("home", "play_music")["play {query} in the {room}"] == {"query": "{query}", "room": "{room}"}
+    assert _said("car", "navigate_to")["take me to {destination}"] == {"destination": "{destination}"}
+    assert not [q for q in _said("greenhouse", "add_note") if q == "add {text}"]     # "add" takes its object
+
+
+def test_durations_levels_with_off_and_choices():
+    timer = _said("home", "start_timer")
+    assert timer["an hour timer"] == {"minutes": 60} and timer["three hour timer"] == {"minutes": 180}
+    assert timer["a {minutes} minute timer"] == {"minutes": "{minutes}"}
+    assert _said("home", "set_fan")["turn off the {room} fan"] == {"room": "{room}", "speed": "off"}
+    assert _said("home", "stop_music")["music off"] == {}
+    assert _said("home", "activate_scene")["switch to {scene}"] == {"scene": "{scene}"}

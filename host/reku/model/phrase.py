@@ -26,8 +26,8 @@ VERBS = {
     "read": ["read", "what is", "what's", "check", "tell me"],
     "check": ["check", "what is", "what's", "tell me"],
     "start": ["start", "begin", "run", "kick off", "launch"],
-    "stop": ["stop", "halt", "kill", "end", "cancel", "shut off", "turn off", "enough", "no more"],
-    "play": ["play", "put on", "start"],
+    "stop": ["stop", "halt", "kill", "end", "cancel", "shut off", "turn off", "enough", "no more", "pause"],
+    "play": ["play", "put on", "start", "listen to", "i want to hear", "queue up"],
     "pause": ["pause", "hold"],
     "resume": ["resume", "continue", "unpause"],
     "lock": ["lock", "secure", "lock up", "bolt"],
@@ -78,6 +78,7 @@ SWITCH = {"on": ["turn on", "switch on", "put on", "power on"],
 # verbs that move a value up or down to a number ("turn the volume down to 20"); brightness also dims
 TO_VALUE = ["turn up", "turn down", "raise", "lower", "bring"]
 BRIGHT = ["dim", "brighten"]
+DIRECT = ("play", "call", "navigate", "send", "search", "find", "say", "text", "dial")   # verb, then the string
 AREA = ("room", "zone", "area", "location", "place", "floor")      # places said "in the ..."
 
 
@@ -334,7 +335,7 @@ def function_lines(skill, fn):
                     args[n] = val
                     lines.append(_line("%s the %s %s" % (w, mods, o), fn, args))
                     lines.append(_line("%s %s %s" % (w, mods, o), fn, args))
-    lines += _more_lines(skill, fn, verb, objs, question)
+    lines += _more_lines(skill, fn, verb, objs, question, prep)
     seen, out = set(), []
     for ln in lines:
         if ln["query"] not in seen:
@@ -343,7 +344,7 @@ def function_lines(skill, fn):
     return out
 
 
-def _more_lines(skill, fn, verb, objs, question):
+def _more_lines(skill, fn, verb, objs, question, prep=""):
     """Frames beyond verb + object + parameters: short forms without a verb ("thermostat 20", "kitchen lights at
     40%"), a mode said before its value ("heating to 20 degrees", "auto mode 22"), a switch's own verbs ("kill the
     lights in the bath": off), open/close for a position ("open the blinds in the garage": 100), and verbs that move a
@@ -355,11 +356,13 @@ def _more_lines(skill, fn, verb, objs, question):
     mods = {n: "{%s}" % n for n in req if "enum" in props[n] and not _is_onoff(props[n])}
     lines = []
 
-    def where(k):
-        """A required place said before the object or after it: ("{room} ", "") or ("", " in the {room}")."""
+    def where(k, but=None):
+        """The required enum modifiers (all but `but`), a place said before the object or after it: ("{room} ",
+        "") or ("", " in the {room}")."""
+        ms = [n for n in mods if n != but]
         if not places or k % 2 == 0:
-            return " ".join(mods[n] for n in mods) + " ", ""
-        return " ".join(mods[n] for n in mods if n not in places) + " ", " in the {%s}" % places[0]
+            return " ".join(mods[n] for n in ms) + " ", ""
+        return " ".join(mods[n] for n in ms if n not in places) + " ", " in the {%s}" % places[0]
     ints = [n for n in req if props[n]["type"] in ("integer", "number")]
     rest = [n for n in req if n not in ints and n not in mods]
     if len(ints) == 1 and not rest and not question and ints[0] not in ("hour", "minute"):
@@ -440,6 +443,51 @@ def _more_lines(skill, fn, verb, objs, question):
             if lit or val == "on":
                 lines.append(_line("%s%s %s%s" % (where(1)[0], objs[-1], "out" if val == "off" else "on",
                                                   where(1)[1]), fn, a))
+    # a copied string said right after the verb: "play hip hop", "listen to jazz in the kitchen", "call mom"
+    strs = [n for n in props if props[n]["type"] == "string" and "enum" not in props[n]]
+    opt_place = [n for n in props if n not in req and "enum" in props[n] and _is_place(n, props[n]) and n in AREA]
+    if len(strs) == 1 and verb in DIRECT and not [m for m in req if m not in strs]:
+        n = strs[0]
+        for k, v in enumerate(dict.fromkeys(VERBS.get(verb, [verb]))):
+            if v in BARE or v == "start":
+                continue
+            v = ("%s %s" % (v, prep)).strip() if not v.endswith(" " + prep) and v != "directions" else v + " to"
+            lines.append(_line("%s {%s}" % (v, n), fn, {n: "{%s}" % n}))
+            if opt_place and k % 2 == 0:
+                lines.append(_line("%s {%s} in the {%s}" % (v, n, opt_place[0]), fn,
+                                   {n: "{%s}" % n, opt_place[0]: "{%s}" % opt_place[0]}))
+    # a stop said as "music off"
+    if verb == "stop" and objs[0] and not [m for m in req]:
+        lines.append(_line("%s off" % objs[0], fn, {}))
+        if opt_place:
+            lines.append(_line("{%s} %s off" % (opt_place[0], objs[0]), fn, {opt_place[0]: "{%s}" % opt_place[0]}))
+    # a duration before its object: "a 20 minute timer", "an hour timer", "three hour timer"
+    for n in req:
+        if props[n]["type"] == "integer" and _unit(props[n])[0] == "minutes" and objs[0] and \
+                not [m for m in req if m != n]:
+            a = {n: "{%s}" % n}
+            lines.append(_line("a {%s} minute %s" % (n, objs[0]), fn, a))
+            lines.append(_line("%s a {%s} minute %s" % (VERBS.get(verb, [verb])[0], n, objs[0]), fn, a))
+            for w, val in UNIT_WORDS["minutes"]:
+                if int(props[n]["minimum"]) <= val <= int(props[n]["maximum"]):
+                    lines.append(_line("%s %s" % (w.replace("hours", "hour"), objs[0]), fn, {n: val}))
+    # an enum with an "off" among its levels: "turn off the bedroom fan" is speed off
+    for n in req:
+        p = props[n]
+        if "enum" in p and "off" in p["enum"] and not _is_onoff(p) and not question and \
+                not [m for m in req if m != n and m not in mods]:
+            a = dict(mods)
+            a[n] = "off"
+            for k, w in enumerate(SWITCH["off"][:4] + ["stop"]):
+                pre, post = where(k, n)
+                lines.append(_line("%s the %s%s%s" % (w, pre, objs[0], post), fn, a))
+    # a function that only chooses among values: "{scene} mode", "switch to {scene}", "go to {scene}"
+    if len(req) == 1 and req <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]):
+        n = list(req)[0]
+        a = {n: "{%s}" % n}
+        for q in ("{%s} mode" % n, "switch to {%s}" % n, "go to {%s}" % n, "turn on {%s} mode" % n,
+                  "%s {%s}" % (VERBS.get(verb, [verb or "start"])[0], n)):
+            lines.append(_line(q, fn, a))
     return lines
 
 
