@@ -248,3 +248,12 @@ def test_durations_levels_with_off_and_choices():
     assert _said("home", "set_fan")["turn off the {room} fan"] == {"room": "{room}", "speed": "off"}
     assert _said("home", "stop_music")["music off"] == {}
     assert _said("home", "activate_scene")["switch to {scene}"] == {"scene": "{scene}"}
+
+
+def test_on_and_off_of_a_number_and_a_switch_with_a_number():
+    heater = _said("car", "set_seat_heater")          # "0 off, 1 low ... 'On' without a level is 3"
+    assert heater["turn off the {seat} seat heater"] == {"seat": "{seat}", "level": 0}
+    assert heater["turn on the {seat} seat heater"] == {"seat": "{seat}", "level": 3}
+    assert _said("car", "set_fan_speed")["fan off"] == {"level": 0}
+    cruise = _said("car", "set_cruise_control")
+    assert cruise["cruise control on at {speed} km/h"] == {"state": "on", "speed": "{speed}"}

@@ -420,6 +420,35 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 for o in objs[:2]:
                     pre, post = where(k)
                     lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+    # a number whose description says what "on" and "off" are: "turn off my seat heater" (0), "fan off"
+    for n in ints if not question else []:
+        if [m for m in req if m != n and m not in mods]:
+            continue
+        said = dict(value_words(props[n], desc))
+        for val in ("on", "off"):
+            if val not in said:
+                continue
+            a = dict(mods)
+            a[n] = said[val]
+            for k, w in enumerate(SWITCH[val][:3]):
+                pre, post = where(k)
+                o = re.sub(r" (speed|level)$", "", objs[k % len(objs)])      # "turn off the fan", not its speed
+                lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+            lines.append(_line("%s%s %s%s" % (where(1)[0], re.sub(r" (speed|level)$", "", objs[0]), val,
+                                              where(1)[1]), fn, a))
+    # a switch with an optional number: "set cruise control to 113", "cruise control on at 35" (on)
+    for n in req:
+        if not _is_onoff(props[n]) or question or [m for m in req if m != n and m not in mods]:
+            continue
+        for m in props:
+            if m in req or props[m]["type"] not in ("integer", "number"):
+                continue
+            a = dict(mods)
+            a[n], a[m] = "on", "{%s}" % m
+            u = (" " + _unit(props[m])[1][0]).rstrip()
+            for q in ("set the %s to {%s}%s" % (objs[0], m, u), "%s on at {%s}%s" % (objs[0], m, u),
+                      "%s {%s}" % (objs[0], m)):
+                lines.append(_line(q, fn, a))
     # a switch's own verbs: "kill the lights in the bath", "switch on the kitchen lamp"
     for n in props:
         if n not in req or not _is_onoff(props[n]) or question:
