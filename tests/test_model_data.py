@@ -133,3 +133,32 @@ def test_mention_negatives_say_a_known_value_without_asking(skill):
     assert not [q for q in negs if claimed(q) and not any(o["query"].lower() in q for o in skill.examples
                                                          if not o["calls"])]
     assert data.generate(skill, 500, seed=4) == data.generate(skill, 500, seed=4)
+
+
+def test_compounds_that_share_a_place_or_say_another(skill):
+    import random
+    rng = random.Random(4)
+    lights = {"query": "turn on the {room} lights", "calls": [{"name": "set_light",
+                                                                "arguments": {"room": "{room}", "state": "on"}}]}
+    dim = {"query": "set the {room} lights to {level} percent",
+           "calls": [{"name": "set_brightness", "arguments": {"room": "{room}", "level": "{level}"}}]}
+    music = {"query": "stop the music in the {room}", "calls": [{"name": "stop_music", "arguments": {"room": "{room}"}}]}
+    forms = {v: [v.replace("_", " ")] + skill.params("set_light")["room"].get("x-synonyms", {}).get(v, [])
+             for v in skill.params("set_light")["room"]["enum"]}
+    for _ in range(50):
+        text, calls, _ = data.also_place(lights, skill, rng)       # "... and the bedroom too": another place
+        assert [c["name"] for c in calls] == ["set_light", "set_light"]
+        assert calls[0]["arguments"]["room"] != calls[1]["arguments"]["room"]
+        assert calls[0]["arguments"]["state"] == calls[1]["arguments"]["state"] == "on"
+        text, calls, _ = data.shared_place(lights, dim, skill, rng)  # "... and set the lights to 30": the same one
+        room = calls[0]["arguments"]["room"]
+        assert calls[1] == {"name": "set_brightness", "arguments": {"room": room, "level": calls[1]["arguments"]["level"]}}
+        second = text.split(" lights", 1)[1]
+        assert not any(f in second.split() for f in forms[room] if " " not in f), text   # not named again
+        text, calls, _ = data.shared_place(lights, music, skill, rng)  # an optional place is kept: "there"
+        assert text.endswith(" there") and calls[1]["arguments"]["room"] == calls[0]["arguments"]["room"]
+    out = data.generate(skill, 3000, seed=2)
+    pairs = [e["calls"] for e in out if len(e["calls"]) == 2 and e["calls"][0]["name"] != e["calls"][1]["name"]
+             and e["calls"][0]["arguments"].get("room") and
+             e["calls"][0]["arguments"].get("room") == e["calls"][1]["arguments"].get("room")]
+    assert len(pairs) > 20

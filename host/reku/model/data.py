@@ -135,9 +135,10 @@ def _int_value(rng, lo, hi):
     return rng.randint(lo, hi)
 
 
-def expand(ex, skill, rng):
+def expand(ex, skill, rng, fixed=None, said=None):
     """One concrete (query, calls, strings) from an example with placeholders. strings: values copied into
-    the query (they must stay spans: noise does not touch them)."""
+    the query (they must stay spans: noise does not touch them). fixed: {placeholder: enum value} to use instead
+    of a drawn one; said: a dict that receives {placeholder: (value, surface words)}."""
     q = ex["query"]
     values = {}
     surfaces = {}
@@ -159,7 +160,7 @@ def expand(ex, skill, rng):
             raise ValueError("line %s: placeholder {%s} has no argument \"{%s}\"" % (ex.get("_line"), name, name))
         before = q[:m.start()]
         if "enum" in p:
-            v = rng.choice(p["enum"])
+            v = fixed[name] if fixed and name in fixed else rng.choice(p["enum"])
             syn = p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]
             forms = list(syn) + ([v.replace("_", " ")] if v.replace("_", " ") not in syn else [])
             s = rng.choice(forms)
@@ -182,6 +183,8 @@ def expand(ex, skill, rng):
             strings.append(s)
         values[name] = v
         surfaces[name] = s
+        if said is not None:
+            said[name] = (v, s)
     text = PH.sub(lambda m: surfaces[m.group(1)], q)
     calls = []
     for c in ex["calls"]:
@@ -435,6 +438,65 @@ def mention_negative(rng, values, claimed):
             return text
 
 
+AREAS = ("room", "zone", "area", "location", "place", "floor")     # a place argument a compound can share
+
+
+def _place_of(ex, skill):
+    """(placeholder, argument) of the single call's place, said by a placeholder, or None."""
+    if len(ex["calls"]) != 1:
+        return None
+    c = ex["calls"][0]
+    for k, v in c.get("arguments", {}).items():
+        m = PH.fullmatch(v) if isinstance(v, str) else None
+        if m and k in AREAS and "enum" in skill.params(c["name"]).get(k, {}) and v in ex["query"]:
+            return m.group(1), k
+    return None
+
+
+def also_place(ex, skill, rng):
+    """A request said again for another place: "turn on the kitchen lights and the bedroom too" (two calls, the
+    second with the other place), or None."""
+    pl = _place_of(ex, skill)
+    if pl is None:
+        return None
+    said = {}
+    text, calls, strings = expand(ex, skill, rng, said=said)
+    p = skill.params(calls[0]["name"])[pl[1]]
+    v2 = rng.choice([v for v in p["enum"] if v != said[pl[0]][0]])
+    s2 = rng.choice(p.get("x-synonyms", {}).get(v2) or [v2.replace("_", " ")])
+    text += rng.choice((" and the %s too", " and in the %s", ", and the %s as well", " and the %s")) % s2
+    c2 = {"name": calls[0]["name"], "arguments": dict(calls[0]["arguments"])}
+    c2["arguments"][pl[1]] = v2
+    return text, calls + [c2], strings
+
+
+def shared_place(ex1, ex2, skill, rng):
+    """Two requests, the second taking the first's place without naming it: "turn on the kitchen lights and set
+    the lights to 30 percent" / "... and play jazz there" (both calls with the kitchen), or None."""
+    p1, p2 = _place_of(ex1, skill), _place_of(ex2, skill)
+    if p1 is None or p2 is None:
+        return None
+    said1, said2 = {}, {}
+    t1, c1, s1 = expand(ex1, skill, rng, said=said1)
+    v = said1[p1[0]][0]
+    if v not in skill.params(ex2["calls"][0]["name"])[p2[1]]["enum"]:
+        return None
+    t2, c2, s2 = expand(ex2, skill, rng, fixed={p2[0]: v}, said=said2)
+    w = said2[p2[0]][1]
+    ways = ((" in the %s" % w, rng.choice((" there", ""))), ("the %s " % w, "the "), ("%s " % w, ""))
+    if p2[1] not in skill.required(c2[0]["name"]):
+        ways = ((" in the %s" % w, " there"),)      # an optional place left out would mean everywhere
+    for a, b in ways:
+        if a in t2:
+            t2 = t2.replace(a, b, 1).strip()
+            break
+    else:
+        return None
+    if re.search(r"\bthe (to|at|in|on|for|and|of|up|down|off)\b|\bthe$", t2) or w in t2:
+        return None
+    return t1 + rng.choice(JOIN) + t2, c1 + c2, s1 + s2
+
+
 def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
              mention_negatives=0.12, schema=0.0, refusals=0.0):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed. schema > 0 adds
@@ -503,6 +565,13 @@ def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, 
         ex = pick(names)
         text, calls, strings = expand(ex, skill, rng)
         if r < negatives + compounds and len(calls) == 1:
+            k = rng.random()
+            got = also_place(ex, skill, rng) if k < 0.2 else shared_place(ex, pick(names), skill, rng) \
+                if k < 0.4 else None
+            if got is not None:
+                text, calls, strings = got
+                out.append({"query": noise(text, rng, strings, noise_level), "calls": calls})
+                continue
             ex2 = pick(names)
             t2, c2, s2 = expand(ex2, skill, rng)
             if len(c2) == 1:
