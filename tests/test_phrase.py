@@ -112,12 +112,13 @@ def test_a_function_without_example_lines_is_learnt_from_its_schema():
     assert own > 0.5 * starts
 
 
-def test_schema_lines_share_is_checked(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--schema-lines", "--negatives"])
+def test_shares_are_checked(tmp_path, capsys, option):
     from reku.cli import main
     rc = main(["train", "--skill", str(paths.SKILLS / "greenhouse"), "--out", str(tmp_path / "m.rku"),
-               "--schema-lines", "1.5"])
+               option, "1.5"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and "--schema-lines" in err[0] and "1.5" in err[0]
+    assert rc != 0 and len(err) == 1 and option in err[0] and "1.5" in err[0]
     assert not (tmp_path / "m.rku").exists()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import RekuError
-from .data import REFUSALS
+from .data import NEGATIVES, REFUSALS
 
 DEFAULT_BUDGET_KB = 128
 DEFAULT_BOARD = "pico"          # `reku train` sizes the model for this board unless told otherwise
@@ -81,6 +81,9 @@ def configure_train(p):
     p.add_argument("--prior", default="auto", metavar="FILE|auto|none",
                    help="start from a general prior (reku prior build): auto, the default, is the one packaged with "
                    "reku when there is one and its shape fits the board; none trains from random weights")
+    p.add_argument("--negatives", type=float, default=NEGATIVES, metavar="SHARE",
+                   help="share of training requests that ask for nothing the skill does (the model learns to answer "
+                   "them with no call; default %(default)s)")
     p.add_argument("--refusals", type=float, default=REFUSALS, metavar="SHARE",
                    help="share of training requests that ask for a value the schema does not allow (a number out of "
                    "its range, an unknown enum value): the model learns to answer them with no call and the reason "
@@ -146,7 +149,7 @@ def _train_config(args, **kw):
     from .train import TrainConfig
     try:
         return TrainConfig(size=args.size, **_dims(args), steps=args.steps, minutes=args.minutes, seed=args.seed,
-                           n_train=args.examples, schema_lines=args.schema_lines,
+                           n_train=args.examples, schema_lines=args.schema_lines, negatives=args.negatives,
                            refusals=args.refusals, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                            dampen=0 if args.no_dampen else 1e-3, freeze_after=0 if args.no_freeze else 0.6,
                            acts=args.acts.split(",") if args.acts else None, ff_objective=args.ff_objective,
@@ -233,7 +236,8 @@ def run_train(args):
             print(s, flush=True)
     if args.float:
         return _train_float(args, skill, cfg, log)
-    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals)
+    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals,
+                           negatives=datagen.NEGATIVES if cfg.negatives is None else cfg.negatives)
     init, id_extra = _from_prior(args, skill, cfg, budget, fits, target)
     try:
         blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")), init=init,

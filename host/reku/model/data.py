@@ -57,6 +57,7 @@ COMMON = ("the a my your his her our their this that some any every what who why
 FILL_PRE = ["please ", "hey, ", "could you ", "can you ", "would you ", "i want to ", "i'd like you to ",
             "ok ", "hey reku, ", "quick, ", "go ahead and ", "um, "]
 FILL_POST = [" please", " thanks", " now", " for me", " thank you", " right now", ", thanks"]
+NEGATIVES = 0.18     # share of requests for nothing (reku train's default, --negatives)
 REFUSALS = 0.05      # share of refusal requests for a model that refuses (reku train's default; learn and federate)
 JOIN = [" and ", " and then ", ", then ", " and also ", ". also ", " then "]
 
@@ -497,7 +498,7 @@ def shared_place(ex1, ex2, skill, rng):
     return t1 + rng.choice(JOIN) + t2, c1 + c2, s1 + s2
 
 
-def generate(skill, n, seed=0, negatives=0.18, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
+def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
              mention_negatives=0.12, schema=0.0, refusals=0.0):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed. schema > 0 adds
     the lines the schema itself gives (reku.model.phrase): a function without example lines is drawn from them,

@@ -74,6 +74,7 @@ class TrainConfig:
     warmup: int = 50                  # steps of linear learning-rate warm-up before the cosine decay
     n_train: int = 20000
     schema_lines: float = 0.0         # share of a function's generated requests drawn from its schema's lines
+    negatives: float = None           # share of generated requests for nothing (None: data.NEGATIVES)
     refusals: float = 0.0             # share of generated requests asking for a value the schema lacks (> 0: the
                                       # model may refuse a value, rkfw.infer.Grammar)
     seed: int = 0
@@ -98,6 +99,8 @@ class TrainConfig:
             raise ValueError("minutes must be > 0 (got %s)" % self.minutes)
         if not 0 <= self.schema_lines <= 1:
             raise ValueError("--schema-lines is a share between 0 and 1 (got %s)" % self.schema_lines)
+        if self.negatives is not None and not 0 <= self.negatives < 1:
+            raise ValueError("--negatives is a share between 0 and 1 (got %s)" % self.negatives)
         if not 0 <= self.refusals < 1:
             raise ValueError("--refusals is a share between 0 and 1 (got %s)" % self.refusals)
         from .ff import NEGATIVES, OBJECTIVES
@@ -299,7 +302,8 @@ def train(skill, cfg=None, dev_data=None, log=print, out=None, png=None, init=No
     log("network d=%d f=%d layers=%d (%s)" % (d, f, layers, "from the model given" if init is not None else
                                               "as asked" if explicit else "the largest that fits"))
     if examples is None:
-        examples = datagen.generate(skill, cfg.n_train, seed=seed, schema=cfg.schema_lines, refusals=cfg.refusals)
+        examples = datagen.generate(skill, cfg.n_train, seed=seed, schema=cfg.schema_lines, refusals=cfg.refusals,
+                                    negatives=datagen.NEGATIVES if cfg.negatives is None else cfg.negatives)
     ds = Encoded(examples, tok, grammar, tok.n_in)
     if len(ds) == 0:
         raise ValueError("no trainable examples (all %d skipped: %s)" % (len(ds.skipped), ds.skipped[:1]))
