@@ -162,7 +162,7 @@ def _as_version1(blob):
 
 def test_version1_files_are_refused_with_the_way_out_and_repack_keeps_the_model(blob, tmp_path):
     old = _as_version1(blob)
-    with pytest.raises(rku.RkuError, match=r"unknown version 1 \(this reader knows 2: `reku repack` converts"):
+    with pytest.raises(rku.RkuError, match=r"unknown version 1 \(this reader knows 2..3: `reku repack` converts"):
         rku.load(old)
     new = rkufile.repack(old)
     assert rkufile.repack(new) == new

@@ -160,3 +160,19 @@ def test_eval_reports_reason_accuracy(tmp_path):
                           else "unknown value"})
     res = evaluate_model(m, lines)
     assert res["reasons"] == len(lines) >= 4 and res["reason_accuracy"] == 0.5
+
+
+def test_a_refusing_model_is_format_version_3_which_a_version_2_reader_refuses(monkeypatch):
+    """A version 2 reader (firmware before the refuse flag) would read max_calls 32770 and never refuse: a refusing
+    model says version 3, so such a board answers its upload with the reader's error instead."""
+    import struct
+    plain = random_model(TOOLS, seed=9, d=40, f=80, layers=2)
+    refusing = random_model(TOOLS, seed=9, d=40, f=80, layers=2, refuse=True)
+    assert struct.unpack_from("<H", plain, 4)[0] == 2            # a model that does not refuse stays version 2
+    assert struct.unpack_from("<H", (paths.SKILLS / "home" / "model.rku").read_bytes(), 4)[0] == 2
+    assert struct.unpack_from("<H", refusing, 4)[0] == 3
+    assert infer.Grammar(rku.load(refusing).tensor("grammar").data).refuse
+    monkeypatch.setattr(rku, "VERSION", 2)                        # the reader as it was before version 3
+    rku.load(plain)
+    with pytest.raises(rku.RkuError, match=r"unknown version 3 \(this reader knows 2..2\)"):
+        rku.load(refusing)

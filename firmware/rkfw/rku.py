@@ -12,7 +12,8 @@ import json
 import struct
 
 MAGIC = b"RKU1"
-VERSION = 2
+VERSION = 3        # the newest version this reader knows; it reads OLDEST..VERSION
+OLDEST = 2         # 3 is 2 whose grammar may carry the refuse flag (docs/format.md), which a version 2 reader misreads
 HEADER = 16
 
 
@@ -72,9 +73,9 @@ def load(buf):
     if n < HEADER + 4:
         raise RkuError("truncated at byte %d (header needs %d)" % (n, HEADER + 4))
     version, flags, total, meta_len = struct.unpack("<HHII", bytes(buf[4:HEADER]))
-    if version != VERSION:
-        raise RkuError("unknown version %d (this reader knows %d%s)" % (
-            version, VERSION, ": `reku repack` converts a version 1 file" if version == 1 else ""))
+    if not OLDEST <= version <= VERSION:
+        raise RkuError("unknown version %d (this reader knows %d..%d%s)" % (
+            version, OLDEST, VERSION, ": `reku repack` converts a version 1 file" if version == 1 else ""))
     if n < total:
         raise RkuError("truncated at byte %d (header says %d bytes)" % (n, total))
     if n > total:

@@ -398,7 +398,8 @@ def run_repack(args):
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.write_bytes(out)
     tmp.replace(dst)
-    print("wrote %s: %d bytes (format version %d), from %d bytes" % (dst, len(out), rku.VERSION, len(blob)))
+    print("wrote %s: %d bytes (format version %d), from %d bytes" % (dst, len(out), struct.unpack_from("<H", out, 4)[0],
+                                                                     len(blob)))
     return 0
 
 

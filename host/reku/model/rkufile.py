@@ -150,7 +150,9 @@ def write(path_or_none, meta, tensors):
     total = off + 4
     out = bytearray(total)
     out[0:4] = rku.MAGIC
-    out[4:rku.HEADER] = struct.pack("<HHII", rku.VERSION, 0, total, meta_len)
+    # the oldest version that holds the file: a refusing grammar needs 3 (a version 2 reader would misread it)
+    version = rku.VERSION if infer.Grammar(g).refuse else rku.OLDEST
+    out[4:rku.HEADER] = struct.pack("<HHII", version, 0, total, meta_len)
     out[rku.HEADER:rku.HEADER + meta_len] = mbytes
     for name, dtype, shape, data, M, S, alpha in tensors:
         o = table[name][2]
@@ -164,9 +166,9 @@ def write(path_or_none, meta, tensors):
 
 def repack(blob):
     """A version 1 file (vocab and schema in the header's JSON, no grammar tensor) as a version 2 file with the
-    same tensors; a version 2 file unchanged."""
+    same tensors; a version 2 or 3 file unchanged."""
     (version,) = struct.unpack_from("<H", blob, 4)
-    if version == rku.VERSION:
+    if rku.OLDEST <= version <= rku.VERSION:
         rku.load(blob)
         return bytes(blob)
     if bytes(blob[:4]) != rku.MAGIC or version != 1:
