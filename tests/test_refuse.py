@@ -176,3 +176,15 @@ def test_a_refusing_model_is_format_version_3_which_a_version_2_reader_refuses(m
     rku.load(plain)
     with pytest.raises(rku.RkuError, match=r"unknown version 3 \(this reader knows 2..2\)"):
         rku.load(refusing)
+
+
+def test_repack_marks_a_refusing_version_2_file_as_version_3():
+    import struct
+    import zlib
+    blob = bytearray(random_model(TOOLS, seed=9, d=40, f=80, layers=2, refuse=True))
+    struct.pack_into("<H", blob, 4, 2)                            # as written before version 3
+    struct.pack_into("<I", blob, len(blob) - 4, zlib.crc32(bytes(blob[:-4])) & 0xFFFFFFFF)
+    out = rkufile.repack(bytes(blob))
+    assert struct.unpack_from("<H", out, 4)[0] == 3 and out[8:-4] == bytes(blob[8:-4])
+    plain = random_model(TOOLS, seed=9, d=40, f=80, layers=2)
+    assert rkufile.repack(plain) == plain

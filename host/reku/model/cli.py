@@ -378,7 +378,7 @@ def run_eval(args):
 
 # ---- inspect -----------------------------------------------------------------------------------------------
 def configure_repack(p):
-    p.add_argument("file", help="a .rku file of format version 1")
+    p.add_argument("file", help="a .rku file of format version 1 (or a refusing version 2 file, marked 3)")
     p.add_argument("--out", help="where to write the converted file (default: over FILE)")
 
 

@@ -166,10 +166,15 @@ def write(path_or_none, meta, tensors):
 
 def repack(blob):
     """A version 1 file (vocab and schema in the header's JSON, no grammar tensor) as a version 2 file with the
-    same tensors; a version 2 or 3 file unchanged."""
+    same tensors; a version 2 file whose grammar refuses (written before version 3) as version 3; others unchanged."""
     (version,) = struct.unpack_from("<H", blob, 4)
     if rku.OLDEST <= version <= rku.VERSION:
-        rku.load(blob)
+        m = rku.load(blob)
+        if version == 2 and infer.Grammar(m.tensor("grammar").data).refuse:
+            out = bytearray(blob)
+            struct.pack_into("<H", out, 4, 3)
+            struct.pack_into("<I", out, len(out) - 4, zlib.crc32(bytes(out[:-4])) & 0xFFFFFFFF)
+            return bytes(out)
         return bytes(blob)
     if bytes(blob[:4]) != rku.MAGIC or version != 1:
         raise rku.RkuError("not a version 1 .rku file")
