@@ -183,6 +183,40 @@ def test_numbers_in_the_request(text, values):
         assert [v for _, v in g.runs] == [n]
 
 
+@pytest.mark.parametrize("text,runs", [
+    ("alarm at 9 pm", [(9, 9), (11, 21)]),                   # the hour on the 24-hour clock, at the "pm"
+    ("wake me at 9:30 pm", [(11, 9), (13, 30), (16, 21)]),
+    ("nine thirty pm please", [(0, 9), (5, 30), (12, 21)]),
+    ("alarm 9pm", [(6, 9), (7, 21)]),
+    ("12 am alarm", [(0, 12), (3, 0)]),
+    ("7:05 am", [(0, 7), (2, 5), (5, 7)]),
+    ("set an alarm for noon", [(17, 12)]),
+    ("at midnight", [(3, 0)]),
+    ("at 13 pm", [(3, 13)]),                                 # no such time: nothing added
+    ("the pm said 5", [(12, 5)]),
+])
+def test_times_of_day_give_the_hour_to_copy(text, runs):
+    g = rkufile.grammar({"fns": []}, [])
+    g.set_text(text, infer.Tokenizer(ALPHABET))
+    assert g.runs == runs
+
+
+def test_every_spoken_time_with_am_or_pm_or_a_name_has_its_hour_to_copy():
+    import random
+    g = rkufile.grammar({"fns": []}, [])
+    tok = infer.Tokenizer(ALPHABET)
+    rng = random.Random(8)
+    seen = 0
+    for _ in range(2000):
+        text, h, m = data.spoken_time(rng)
+        if text.endswith((" am", " pm", "am", "pm")) or text in ("noon", "midday", "midnight", "12 noon"):
+            g.set_text("wake me at " + text, tok)
+            said = (h + 1) % 24 if text.startswith("quarter to") else h     # the hour said; 7:45 is written out
+            assert said in [v for _, v in g.runs], text
+            seen += 1
+    assert seen > 500
+
+
 class _StrOnly(infer.Tokenizer):
     """The tokenizer with its ASCII fast path switched off: every request read character by character."""
 

@@ -236,14 +236,42 @@ class Grammar:
             a = self.starts[k]
             b = self.stops[k] if k < len(self.stops) else n
             words.append((a, text[a:b].lower()))
+        # numbers in words, and a time of day's hour on the 24-hour clock where "pm"/"am" follows it ("9 pm",
+        # "9:30 pm", "nine thirty pm", "9pm": 21 at the "pm"; "12 am": 0), "noon" 12 and "midnight" 0, so that a
+        # model copies the hour instead of adding 12 itself
         k = 0
+        e1 = e2 = s1 = -1                   # the last number: the word after it, the one before it, its first word
+        v1 = v2 = 0
         while k < len(words):
-            v, used = number_words(words, k)
-            if used:
-                self.runs.append((words[k][0], v))
-                k += used
+            a, w = words[k]
+            if _digits(w):
+                used = 1 if len(w) <= MAX_RUN else 0        # its run is in self.runs already
+                v = int(w) if used else 0
             else:
-                k += 1
+                v, used = number_words(words, k)
+                if used:
+                    self.runs.append((a, v))
+            if used:
+                e2, v2, e1, v1, s1 = e1, v1, k + used, v, k
+                k += used
+                continue
+            h = -1
+            if w == "pm" or w == "am":
+                if e1 == k:
+                    h = v2 if e2 == s1 else v1           # "9:30 pm", "nine thirty pm": the hour is the first
+            elif (w.endswith("pm") or w.endswith("am")) and len(w) <= MAX_RUN and _digits(w[:-2]):
+                h = int(w[:-2])                          # "9pm"
+                a += len(w) - 2
+                w = "pm" if w.endswith("pm") else "am"
+            elif w == "o'clock" and e1 == k:
+                e1 += 1                                  # "9 o'clock pm"
+            elif w == "noon" or w == "midday":
+                self.runs.append((a, 12))
+            elif w == "midnight":
+                self.runs.append((a, 0))
+            if 1 <= h <= 12:
+                self.runs.append((a, h % 12 + (12 if w == "pm" else 0)))
+            k += 1
         self.runs.sort()
 
     def reset(self, text=None, tok=None):
@@ -468,6 +496,14 @@ def _below100(words, k):
                 return v + NUM_UNITS.index(u), 2
         return v, 1
     return 0, 0
+
+
+def _digits(w):
+    """w is one or more of the digits 0-9 (str.isdigit() also takes "\u00b2", which int() refuses)."""
+    for c in w:
+        if not "0" <= c <= "9":
+            return False
+    return len(w) > 0
 
 
 def number_words(words, k):
