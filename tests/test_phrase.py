@@ -258,3 +258,12 @@ def test_on_and_off_of_a_number_and_a_switch_with_a_number():
     assert _said("car", "set_fan_speed")["fan off"] == {"level": 0}
     cruise = _said("car", "set_cruise_control")
     assert cruise["cruise control on at {speed} km/h"] == {"state": "on", "speed": "{speed}"}
+
+
+def test_readings_asked_for_by_what_they_measure_and_verbs_named_by_the_function():
+    sensor = _said("home", "get_sensor")
+    assert sensor["how warm is it in the {room}"] == {"sensor": "temperature", "room": "{room}"}
+    assert sensor["is anyone in the {room}"] == {"sensor": "motion", "room": "{room}"}
+    assert _said("greenhouse", "get_reading")["is the soil dry"] == {"sensor": "soil_moisture"}
+    assert _said("home", "vacuum")["vacuum the {room}"] == {"action": "start", "room": "{room}"}
+    assert _said("home", "set_volume")["mute the music"] == {"level": 0}          # "Mute is 0"

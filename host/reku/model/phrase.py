@@ -78,6 +78,14 @@ SWITCH = {"on": ["turn on", "switch on", "put on", "power on"],
 # verbs that move a value up or down to a number ("turn the volume down to 20"); brightness also dims
 TO_VALUE = ["turn up", "turn down", "raise", "lower", "bring"]
 BRIGHT = ["dim", "brighten"]
+# how people ask for a reading without naming the sensor ("how warm is it in the kitchen": temperature)
+ASK = {"temperature": ["how warm is it", "how hot is it", "how cold is it", "is it warm", "is it cold"],
+       "humidity": ["how humid is it", "is it humid", "how damp is it"],
+       "motion": ["is anyone", "is there anyone", "is there movement", "any motion"],
+       "air_quality": ["is the air ok", "how is the air", "how fresh is the air"],
+       "soil_moisture": ["is the soil dry", "how wet is the soil", "does the soil need water"],
+       "light": ["how bright is it", "is it dark"],
+       "co2": ["how stuffy is it", "is there too much co2"]}
 DIRECT = ("play", "call", "navigate", "send", "search", "find", "say", "text", "dial")   # verb, then the string
 AREA = ("room", "zone", "area", "location", "place", "floor")      # places said "in the ..."
 
@@ -510,6 +518,40 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             for k, w in enumerate(SWITCH["off"][:4] + ["stop"]):
                 pre, post = where(k, n)
                 lines.append(_line("%s the %s%s%s" % (w, pre, objs[0], post), fn, a))
+    # a reading asked for by what it measures: "how warm is it in the kitchen", "is anyone in the hall", "kitchen
+    # motion"
+    for n in req if question else []:
+        p = props[n]
+        if "enum" not in p or _is_place(n, p) or [m for m in req if m != n]:
+            continue
+        room = [m for m in props if m not in req and "enum" in props[m] and _is_place(m, props[m]) and m in AREA]
+        for v in p["enum"]:
+            for q in ASK.get(v, []):
+                lines.append(_line(q, fn, {n: v}))
+                if room:
+                    lines.append(_line("%s in the {%s}" % (q, room[0]), fn, {n: v, room[0]: "{%s}" % room[0]}))
+        if room:
+            a = {n: "{%s}" % n, room[0]: "{%s}" % room[0]}
+            for q in ("{%s} {%s}" % (room[0], n), "{%s} in the {%s}" % (n, room[0]), "{%s} reading please" % n):
+                lines.append(_line(q, fn, a if room[0] in q else {n: "{%s}" % n}))
+    # a one-word name that is itself a verb with an action to start: "vacuum the kitchen" (start)
+    acts = [n for n in req if n in ACTION and "enum" in props[n] and "start" in props[n]["enum"]]
+    if verb is None and acts and len(req) == 1 and objs[0]:
+        room = [m for m in props if m not in req and "enum" in props[m] and _is_place(m, props[m]) and m in AREA]
+        a = {acts[0]: "start"}
+        for q in ("%s the {%s}" % (objs[0], room[0]) if room else None, "%s the house" % objs[0],
+                  "start the %s" % objs[0], "can you %s the {%s}" % (objs[0], room[0]) if room else None):
+            if q:
+                lines.append(_line(q, fn, dict(a, **({room[0]: "{%s}" % room[0]} if "{" in q else {}))))
+    # "mute" named by the description as a value: "mute the music", "mute the kitchen speaker"
+    for n in ints:
+        said = dict(value_words(props[n], desc))
+        if "mute" in said and not [m for m in req if m != n]:
+            room = [m for m in props if m not in req and "enum" in props[m] and _is_place(m, props[m]) and m in AREA]
+            for o in objs[:1] + ["music", "sound", "speakers"]:
+                lines.append(_line("mute the %s" % o, fn, {n: said["mute"]}))
+            if room:
+                lines.append(_line("mute the {%s} speaker" % room[0], fn, {n: said["mute"], room[0]: "{%s}" % room[0]}))
     # a function that only chooses among values: "{scene} mode", "switch to {scene}", "go to {scene}"
     if len(req) == 1 and req <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]):
         n = list(req)[0]
