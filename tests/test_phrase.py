@@ -267,3 +267,8 @@ def test_readings_asked_for_by_what_they_measure_and_verbs_named_by_the_function
     assert _said("greenhouse", "get_reading")["is the soil dry"] == {"sensor": "soil_moisture"}
     assert _said("home", "vacuum")["vacuum the {room}"] == {"action": "start", "room": "{room}"}
     assert _said("home", "set_volume")["mute the music"] == {"level": 0}          # "Mute is 0"
+
+
+def test_playing_without_saying_what_copies_nothing():
+    assert _said("home", "play_music")["play something in the {room}"] == {"room": "{room}"}
+    assert _said("car", "play_media")["put on some tunes"] == {}

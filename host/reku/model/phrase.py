@@ -493,6 +493,12 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if opt_place and k % 2 == 0:
                 lines.append(_line("%s {%s} in the {%s}" % (v, n, opt_place[0]), fn,
                                    {n: "{%s}" % n, opt_place[0]: "{%s}" % opt_place[0]}))
+    # playing without saying what: "play something", "put on some tunes" (no string to copy)
+    if verb == "play" and not req:
+        for q in ("play something", "play a song", "put on some tunes", "play some music", "put some music on"):
+            lines.append(_line(q, fn, {}))
+            if opt_place:
+                lines.append(_line("%s in the {%s}" % (q, opt_place[0]), fn, {opt_place[0]: "{%s}" % opt_place[0]}))
     # a stop said as "music off"
     if verb == "stop" and objs[0] and not [m for m in req]:
         lines.append(_line("%s off" % objs[0], fn, {}))
