@@ -83,7 +83,7 @@ def reku(*args, timeout=900):
 def test_learn_writes_a_model_that_knows_the_household_and_refuses_one_that_got_worse(tmp_path):
     fb, check = household(tmp_path)
     out = tmp_path / "car2.rku"
-    common = ["--model", "car", "--feedback", str(fb), "--steps", "60", "--check", str(check), "--json"]
+    common = ["--model", "car", "--feedback", str(fb), "--steps", "150", "--check", str(check), "--json"]
     r = reku("learn", *common, "--out", str(out), "--tolerance", "1")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
