@@ -74,7 +74,7 @@ def test_bundled_model_matches_reference_and_its_skill(name):
     from reku.model.skill import compile_schema, load_skill
     skill = load_skill(paths.SKILLS / name)
     m = rku.load(paths.model_path(name).read_bytes())
-    schema, vocab = compile_schema(skill)
+    schema, vocab = compile_schema(skill, refuse=bool(infer.Grammar(m.tensor("grammar").data).refuse))  # car refuses
     assert rkufile.schema_vocab(m) == (json.loads(json.dumps(schema)), vocab)
     eng = infer.Engine(m)
     r = Reference(m)
