@@ -39,19 +39,12 @@ def sample_lines(skill_dir, n=SAMPLE, seed=30):
 
 
 def dev_lines(skill_dir, sample):
-    """The lines the sample left out, placeholders filled once (random.Random(7)): hand-written requests."""
+    """The lines the sample left out, placeholders filled once (reku.model.data.requests): hand-written requests."""
     from reku.model import data
     from reku.model.skill import load_skill
     skill = load_skill(skill_dir)
-    rng = random.Random(7)
-    out = []
-    for ln in example_lines(skill_dir):
-        if ln in sample:
-            continue
-        ex = json.loads(ln)
-        text, calls, _ = data.expand(ex, skill, rng)
-        out.append(json.dumps({"query": text, "calls": calls}))
-    return out
+    rest = [json.loads(ln) for ln in example_lines(skill_dir) if ln not in sample]
+    return [json.dumps(r) for r in data.requests(rest, skill)]
 
 
 def evaluate(model, data_file):

@@ -88,6 +88,9 @@ def configure_train(p):
                    help="share of training requests that ask for a value the schema does not allow (a number out of "
                    "its range, an unknown enum value): the model learns to answer them with no call and the reason "
                    "(default %(default)s); 0 turns refusing off")
+    p.add_argument("--hold-out", type=float, default=0, metavar="SHARE",
+                   help="keep this share of examples.jsonl out of training and choose the best checkpoint on it "
+                   "(hand-written requests, each placeholder filled once) instead of on 300 generated requests")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (best is kept)")
     p.add_argument("--lr", type=float, default=3e-3)
@@ -221,6 +224,12 @@ def run_train(args):
     if skill.dropped:
         print("%s: %d example lines break the schema and were dropped (--lenient), the first: line %d: %s"
               % (Path(args.skill) / "examples.jsonl", len(skill.dropped), *skill.dropped[0]), file=sys.stderr)
+    dev = None
+    if args.hold_out:
+        try:
+            skill.examples, dev = datagen.hold_out(skill, args.hold_out)
+        except ValueError as e:
+            raise RekuError("%s: %s" % (Path(args.skill) / "examples.jsonl", e))
     from .skill import coverage
     notes = ["%s: %s; add a line like\n    %s" % (Path(args.skill) / "examples.jsonl", why, line)
              for why, line in coverage(skill)]
@@ -236,8 +245,9 @@ def run_train(args):
             print(s, flush=True)
     if args.float:
         return _train_float(args, skill, cfg, log)
-    dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals,
-                           negatives=datagen.NEGATIVES if cfg.negatives is None else cfg.negatives)
+    if dev is None:
+        dev = datagen.generate(skill, 300, seed=args.seed + 1000, schema=cfg.schema_lines, refusals=cfg.refusals,
+                               negatives=datagen.NEGATIVES if cfg.negatives is None else cfg.negatives)
     init, id_extra = _from_prior(args, skill, cfg, budget, fits, target)
     try:
         blob, info = train(skill, cfg, dev_data=dev, log=log, png=str(out.with_suffix(".png")), init=init,
@@ -250,10 +260,11 @@ def run_train(args):
         raise RekuError("trained model (%d bytes) does not fit the %s" % (len(blob), target))
     out.write_bytes(blob)
     ev = info.get("eval", {})
-    print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (generated) exact %.3f, no-call %.3f; "
+    print("wrote %s: %s%d bytes, d=%d f=%d layers=%d, %d steps in %.0fs; held-out (%s) exact %.3f, no-call %.3f; "
           "training chart %s" % (out, ("forward-forward, " if args.algo == "ff" else "") + (
                                      "from the prior, " if init is not None else ""), len(blob), info["d"], info["f"],
                                  info["layers"], info["steps"], info["seconds"],
+                                 "%d example lines kept out" % len(dev) if args.hold_out else "generated",
                                  ev.get("exact_match", 0), ev.get("no_call_accuracy", 0), out.with_suffix(".png")))
     return 0
 

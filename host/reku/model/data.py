@@ -202,6 +202,32 @@ def expand(ex, skill, rng, fixed=None, said=None):
     return text, calls, strings
 
 
+def requests(examples, skill, seed=7):
+    """Example lines as requests to evaluate on: each placeholder filled once (random.Random(seed)), no noise."""
+    rng = random.Random(seed)
+    out = []
+    for ex in examples:
+        text, calls, _ = expand(ex, skill, rng)
+        out.append({"query": text, "calls": calls})
+    return out
+
+
+HOLD_OUT_SEED = 19      # which lines --hold-out keeps out: the same for every training seed
+
+
+def hold_out(skill, share):
+    """(examples to train on, dev requests): `share` of the skill's example lines (random.Random(HOLD_OUT_SEED),
+    at least one) kept out of training and filled once as hand-written requests to choose a checkpoint on."""
+    n = max(1, int(round(share * len(skill.examples))))
+    if not 0 < share < 1 or n >= len(skill.examples):
+        raise ValueError("--hold-out %g of %d example lines leaves none to train on" % (share, len(skill.examples)))
+    held = set(random.Random(HOLD_OUT_SEED).sample(range(len(skill.examples)), n))
+    train = [ex for i, ex in enumerate(skill.examples) if i not in held]
+    if not any(ex["calls"] for ex in train):
+        raise ValueError("--hold-out %g keeps every example line that makes a call out of training" % share)
+    return train, requests([ex for i, ex in enumerate(skill.examples) if i in held], skill)
+
+
 # Words that are no value of any enum of the usual skills (places, colours, modes, things): said where an enum value
 # goes, they make a refusal ("turn the sauna lights on": unknown value). A skill's own forms are filtered out.
 UNKNOWN_PLACES = ("attic", "basement", "cellar", "sauna", "balcony", "porch", "loft", "pantry", "laundry room",
