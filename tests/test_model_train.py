@@ -169,3 +169,26 @@ def test_dims_sets_the_network_shape(toy, tmp_path):
     assert r.returncode == 0, r.stderr
     a = json.loads(reku("inspect", str(out), "--json").stdout)["arch"]
     assert (a["d"], a["f"], a["layers"]) == (20, 30, 2)
+
+
+def test_hold_out_chooses_on_example_lines_it_does_not_train_on(toy, tmp_path):
+    """--hold-out SHARE: that share of examples.jsonl (the same lines for every seed) is kept out of the training
+    data and, filled once, is the dev set the checkpoint is chosen on; a share that leaves nothing is one line."""
+    skill = load_skill(toy)
+    train, dev = data.hold_out(skill, 0.3)
+    assert len(dev) == 2 and len(train) == len(EXAMPLES) - 2
+    assert data.hold_out(load_skill(toy), 0.3) == (train, dev)
+    kept = {json.dumps(e["calls"]) for e in train}
+    held = [e for e in skill.examples if e not in train]
+    assert len(held) == 2 and all(e not in train for e in held)
+    for e, r in zip(held, dev):                 # each held line, its placeholders filled, is a dev request
+        assert r["query"].split()[0] == e["query"].split()[0] and len(r["calls"]) == len(e["calls"])
+    assert dev == data.requests(held, skill)    # the few-example benchmark's dev lines are filled the same way
+    assert kept                                 # the rest still teaches calls
+    out = tmp_path / "h.rku"
+    r = reku("train", "--skill", str(toy), "--out", str(out), "--size", "tiny", "--steps", "20", "--examples", "200",
+             "--batch", "8", "--eval-every", "10", "--hold-out", "0.3", "--prior", "none")
+    assert r.returncode == 0, r.stderr
+    assert "held-out (2 example lines kept out)" in r.stdout.splitlines()[-1]
+    r = reku("train", "--skill", str(toy), "--out", str(out), "--hold-out", "0.99")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "leaves none to train on" in r.stderr
