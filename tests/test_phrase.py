@@ -272,3 +272,38 @@ def test_readings_asked_for_by_what_they_measure_and_verbs_named_by_the_function
 def test_playing_without_saying_what_copies_nothing():
     assert _said("home", "play_music")["play something in the {room}"] == {"room": "{room}"}
     assert _said("car", "play_media")["put on some tunes"] == {}
+
+
+def test_actions_blinds_and_optional_strings():
+    vac = _said("home", "vacuum")
+    assert vac["stop vacuuming"] == {"action": "stop"}
+    # "dock (go back to the base)": the description's gloss of a value says it
+    assert vac["send the vacuum back to the base"] == {"action": "dock"}
+    assert vac["robot vacuum {action}"] == {"action": "{action}"}          # "Control the robot vacuum ..."
+    assert not [q for q in vac if "mode" in q or q.startswith(("switch to", "go to"))]    # an action is no mode
+    blinds = _said("home", "set_blinds")
+    assert blinds["lower the blinds in the {room}"]["position"] == 0
+    assert blinds["blinds up in the {room}"]["position"] == 100
+    # blinds are raised to open; a window that is rolled down to open is lowered to open
+    assert _said("car", "set_window")["roll down the {window} window"]["position"] == 100
+    assert _said("car", "set_window")["lower the {window} window"]["position"] == 100   # ('roll down': open)
+    # an optional string is never said bare after the value ("a timer for 30 minutes please" has no label)
+    timer = _said("home", "start_timer")
+    assert [q for q in timer if "{label}" in q]
+    assert not [q for q in timer if re.search(r"(minutes|min) \{label\}", q)]
+    assert _said("greenhouse", "add_note")     # a required string may be (the note's text)
+
+
+def test_the_description_names_values_and_whole_requests():
+    car = load_skill(paths.SKILLS / "car")
+    assert "my seat" in data.forms_of(car.params("set_seat_heater")["seat"], "driver")    # ('my seat' is driver)
+    assert "the windows" in data.forms_of(car.params("set_window")["window"], "all")
+    rng = random.Random(0)
+    said = [expand({"query": q, "calls": [{"name": "set_seat_heater", "arguments": {"seat": "{seat}", "level": 3}}]},
+                   car, rng, fixed={"seat": "driver"})[0] for q in ["turn on the {seat} seat heater"] * 60]
+    assert "turn on my seat heater" in said                          # not "the my seat seat heater"
+    assert not [t for t in said if "seat seat" in t or "the my" in t]
+    temp = _said("car", "set_temperature")
+    assert temp["max heat"] == {"temperature": 28} and temp["make it as cold as possible"] == {"temperature": 16}
+    assert _said("car", "set_fan_speed")["full blast"] == {"level": 7}
+    assert _said("car", "set_volume")["mute"] == {"level": 0}

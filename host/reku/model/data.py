@@ -74,6 +74,7 @@ def number_words(n):
     return str(n)
 
 
+THE_THE = re.compile(r"\bthe ((?:the|my|all|every|both) )")
 TIME = "time"   # a query placeholder for the arguments {hour} and {minute} said together ("7 pm", "half past 6")
 
 
@@ -109,6 +110,16 @@ def spoken_time(rng, lo=0, hi=23, mlo=0, mhi=59):
         forms += ["quarter to %d" % nxt] if h <= 11 else ["quarter to midnight"] if h == 23 else \
             ["quarter to %d %s" % (nxt, "pm" if h < 22 else "at night")]
     return rng.choice(forms), h, m
+
+
+def forms_of(p, v):
+    """The words that say enum value v of parameter p: its x-synonyms (or the value itself), and what the
+    parameter's description names it ("Which seat ('my seat' is driver)": "my seat" says driver)."""
+    forms = list(p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")])
+    for m in re.finditer(r"'([^']+)' is (?:the )?([a-z_]+)", (p.get("description") or "").lower()):
+        if m.group(2) == v and m.group(1) not in forms:
+            forms.append(m.group(1))
+    return forms
 
 
 def _param_of(ex, skill, name):
@@ -162,9 +173,11 @@ def expand(ex, skill, rng, fixed=None, said=None):
         before = q[:m.start()]
         if "enum" in p:
             v = fixed[name] if fixed and name in fixed else rng.choice(p["enum"])
-            syn = p.get("x-synonyms", {}).get(v) or [v.replace("_", " ")]
-            forms = list(syn) + ([v.replace("_", " ")] if v.replace("_", " ") not in syn else [])
+            forms = forms_of(p, v)
+            forms += [v.replace("_", " ")] if v.replace("_", " ") not in forms else []
             s = rng.choice(forms)
+            if s.split()[-1:] == q[m.end():].split()[:1] and " " in s:
+                s = s.rsplit(" ", 1)[0]             # "my seat" before "seat heater", "the driver's window" before "window"
         elif p["type"] in ("integer", "number"):
             v = _int_value(rng, int(p["minimum"]), int(p["maximum"]))
             if before.endswith(":"):
@@ -186,7 +199,7 @@ def expand(ex, skill, rng, fixed=None, said=None):
         surfaces[name] = s
         if said is not None:
             said[name] = (v, s)
-    text = PH.sub(lambda m: surfaces[m.group(1)], q)
+    text = THE_THE.sub(r"\1", PH.sub(lambda m: surfaces[m.group(1)], q))       # "close the my window"
     calls = []
     for c in ex["calls"]:
         args = {}
@@ -490,7 +503,7 @@ def also_place(ex, skill, rng):
     text, calls, strings = expand(ex, skill, rng, said=said)
     p = skill.params(calls[0]["name"])[pl[1]]
     v2 = rng.choice([v for v in p["enum"] if v != said[pl[0]][0]])
-    s2 = rng.choice(p.get("x-synonyms", {}).get(v2) or [v2.replace("_", " ")])
+    s2 = rng.choice(forms_of(p, v2))
     text += rng.choice((" and the %s too", " and in the %s", ", and the %s as well", " and the %s")) % s2
     c2 = {"name": calls[0]["name"], "arguments": dict(calls[0]["arguments"])}
     c2["arguments"][pl[1]] = v2

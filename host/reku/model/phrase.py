@@ -72,6 +72,7 @@ COUNTABLE = ("light", "lamp", "door", "window", "blind", "fan", "timer", "alarm"
              "sprinkler", "camera", "plug", "socket", "sensor")
 BARE = ("enough", "no more")                  # verb forms that take the object without an article
 ACTION = ("action", "command", "operation", "mode_action")
+RAISED = ("blind", "shade", "shutter", "awning", "curtain")      # raised to open, lowered to close (not a window)
 # the verbs of a switch, each with the value it sets ("kill the kitchen lights": off)
 SWITCH = {"on": ["turn on", "switch on", "put on", "power on"],
           "off": ["turn off", "switch off", "shut off", "kill", "cut", "turn out", "power off"]}
@@ -192,14 +193,21 @@ def _objects(obj):
 
 def _desc_objects(desc, obj):
     """What the object belongs to, named by the description: "Set the brightness of a room's lights" gives
-    "lights" for brightness (people dim the lights, not the brightness)."""
+    "lights" for brightness (people dim the lights, not the brightness); and the object with the word the
+    description puts before it: "Control the robot vacuum" gives "robot vacuum", "the cabin temperature"."""
     if not obj:
         return []
+    out = []
     m = re.search(r"\b%s of (?:a |an |the )?(?:\w+'s )?([a-z]+)" % re.escape(obj[-1]), desc.lower())
-    return [m.group(1)] if m and m.group(1) not in STOP and m.group(1) not in PLACE else []
+    if m and m.group(1) not in STOP and m.group(1) not in PLACE:
+        out.append(m.group(1))
+    m = re.search(r"\bthe ([a-z]+) %s\b" % re.escape(" ".join(obj)), desc.lower())
+    if m and m.group(1) not in STOP and m.group(1) not in PLACE:
+        out.append("%s %s" % (m.group(1), " ".join(obj)))
+    return out
 
 
-def _frames(name, p):
+def _frames(name, p, required=True):
     """(prefix frames, suffix frames) that realise parameter `name`: prefixes go before the object ("the {door}
     door" -> "{door}"), suffixes after it ("in the {room}", "to {level} percent")."""
     ph = "{%s}" % name
@@ -223,6 +231,8 @@ def _frames(name, p):
     if p["type"] == "boolean":
         return [], []
     short = p.get("examples") and all(len(str(x).split()) <= 2 for x in p["examples"])
+    if not required:        # an optional string is said with a word that marks it ("a timer for pasta"), never
+        return ([ph] if short else []), ["for " + ph, ": " + ph, "called " + ph, "named " + ph]   # bare after a value
     return ([ph] if short else []), [ph, "for " + ph, ": " + ph, "that " + ph, "called " + ph]
 
 
@@ -263,7 +273,7 @@ def function_lines(skill, fn):
             o = objs[(si + vi) % len(objs)]
             pre, suf, args = [], [], {}
             for k, n in enumerate(n for n in names if n in plain):
-                a, b = _frames(n, props[n])
+                a, b = _frames(n, props[n], n in req)
                 if question and "enum" in props[n] and not _is_place(n, props[n]):
                     a, b = [a[0]], []             # the thing asked about: "what's the {sensor} ..."
                 if prep and not obj:
@@ -312,6 +322,7 @@ def function_lines(skill, fn):
             continue                              # another value or a switch this line cannot say
         mods = " ".join("{%s}" % m for m in others)
         timed = _unit(p)[0] in ("minutes", "seconds", "hours")
+        quoted = set(_quoted(desc.lower()) + _quoted((p.get("description") or "").lower()))
         for j, (w, val) in enumerate(value_words(p, desc if len(ints) == 1 else "")):
             v = verbs[j % len(verbs)]
             o = objs[j % len(objs)]
@@ -323,6 +334,8 @@ def function_lines(skill, fn):
             args = dict(others)
             args[n] = val
             lines.append(_line(q, fn, args))
+            if not others and w in quoted:          # the description's own phrase is a whole request: "max heat"
+                lines.append(_line("make it %s" % w if w.startswith("as ") else w, fn, args))
     # times of day as people say them ("7 pm", "half past 6", "22:10"): {time} is drawn anew for every request
     if hm and [m for m in req if m not in ("hour", "minute")] == []:
         for j in range(6):
@@ -398,6 +411,11 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                     else:
                         q = "%s the %s%s%s to %s%s" % (v, pre, o, post, ph, u)
                     lines.append(_line(q, fn, args))
+        for o in objs:          # the thing the value belongs to moves it: "turn the music down to 5" (volume)
+            if not moves and not timed and len(o.split()) == 2 and o.split()[1] == objs[0]:
+                for j, v in enumerate(("turn up", "turn down")):
+                    pre, post = where(j)
+                    lines.append(_line("turn the %s%s %s to %s%s%s" % (pre, o.split()[0], v[5:], ph, u, post), fn, args))
         for w in [named] + objs:
             if not mods and re.search(r"target (?:[a-z]+ )?%s\b" % re.escape(w), desc):
                 lines.append(_line("target %s %s%s" % (w, ph, u), fn, args))               # "target humidity 85"
@@ -422,12 +440,20 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 if w.split()[0] not in ("a", "an", "the", "all", "fully", "half", "halfway", "full", "max") \
                         and len(w.split()) <= 2 and w not in ("closed", "three quarters"):
                     said.append((w, v))
+            if ("roll down", 100) in said:        # a window rolled down is open: lowered, put down
+                said += [("lower", 100), ("raise", 0), ("put down", 100), ("put up", 0)]
+            elif any(o.split()[-1].rstrip("s") in RAISED for o in objs if o):
+                said += [("raise", 100), ("lower", 0), ("pull up", 100), ("pull down", 0), ("roll up", 100),
+                         ("roll down", 0)]
             for k, (w, v) in enumerate(said):
                 a = dict(mods)
                 a[n] = v
-                for o in objs[:2]:
+                for j, o in enumerate(objs[:2]):
+                    for pre, post in {where(k + j), where(k + j + 1)}:      # the place before and after
+                        lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+                if w in ("pull up", "pull down", "roll up", "roll down", "put up", "put down"):
                     pre, post = where(k)
-                    lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
+                    lines.append(_line("%s%s %s%s" % (pre, objs[0], w.split()[1], post), fn, a))  # "blinds up"
     # a number whose description says what "on" and "off" are: "turn off my seat heater" (0), "fan off"
     for n in ints if not question else []:
         if [m for m in req if m != n and m not in mods]:
@@ -538,7 +564,9 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                     lines.append(_line("%s in the {%s}" % (q, room[0]), fn, {n: v, room[0]: "{%s}" % room[0]}))
         if room:
             a = {n: "{%s}" % n, room[0]: "{%s}" % room[0]}
-            for q in ("{%s} {%s}" % (room[0], n), "{%s} in the {%s}" % (n, room[0]), "{%s} reading please" % n):
+            for q in ("{%s} {%s}" % (room[0], n), "{%s} in the {%s}" % (n, room[0]), "{%s} reading please" % n,
+                      "what's the {%s} {%s}" % (room[0], n), "what is the {%s} in the {%s}" % (n, room[0]),
+                      "how is the {%s}" % n):
                 lines.append(_line(q, fn, a if room[0] in q else {n: "{%s}" % n}))
     # a one-word name that is itself a verb with an action to start: "vacuum the kitchen" (start)
     acts = [n for n in req if n in ACTION and "enum" in props[n] and "start" in props[n]["enum"]]
@@ -549,6 +577,27 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                   "start the %s" % objs[0], "can you %s the {%s}" % (objs[0], room[0]) if room else None):
             if q:
                 lines.append(_line(q, fn, dict(a, **({room[0]: "{%s}" % room[0]} if "{" in q else {}))))
+    # an action said as the name's -ing form ("stop vacuuming") or in the description's words for it: "dock (go back
+    # to the base)" gives "tell the vacuum to go back to the base", "send the vacuum back to the base"
+    if acts and objs[0]:
+        n = acts[0]
+        pd = (props[n].get("description") or "").lower()
+        name = objs[0].split()[-1]
+        if verb is None and len(fn.split("_")) == 1:
+            ing = (name[:-1] if name.endswith("e") else name) + "ing"
+            for v in ("start", "stop"):
+                if v in props[n]["enum"]:
+                    lines.append(_line("%s %s" % (v, ing), fn, {n: v}))
+        for v in props[n]["enum"]:
+            m = re.search(r"\b%s \(([a-z ]+)\)" % re.escape(v), pd)
+            if not m:
+                continue
+            g = m.group(1).strip()
+            qs = ["tell the %s to %s" % (objs[-1], g), "%s, %s" % (objs[0], g)]
+            if g.startswith("go back "):
+                qs.append("send the %s back %s" % (objs[0], g[len("go back "):]))
+            for q in qs:
+                lines.append(_line(q, fn, {n: v}))
     # "mute" named by the description as a value: "mute the music", "mute the kitchen speaker"
     for n in ints:
         said = dict(value_words(props[n], desc))
@@ -556,10 +605,12 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             room = [m for m in props if m not in req and "enum" in props[m] and _is_place(m, props[m]) and m in AREA]
             for o in objs[:1] + ["music", "sound", "speakers"]:
                 lines.append(_line("mute the %s" % o, fn, {n: said["mute"]}))
+            lines.append(_line("mute", fn, {n: said["mute"]}))
             if room:
                 lines.append(_line("mute the {%s} speaker" % room[0], fn, {n: said["mute"], room[0]: "{%s}" % room[0]}))
     # a function that only chooses among values: "{scene} mode", "switch to {scene}", "go to {scene}"
-    if len(req) == 1 and req <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]):
+    if len(req) == 1 and req <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]) \
+            and list(req)[0] not in ACTION:
         n = list(req)[0]
         a = {n: "{%s}" % n}
         for q in ("{%s} mode" % n, "switch to {%s}" % n, "go to {%s}" % n, "turn on {%s} mode" % n,
