@@ -307,3 +307,12 @@ def test_the_description_names_values_and_whole_requests():
     assert temp["max heat"] == {"temperature": 28} and temp["make it as cold as possible"] == {"temperature": 16}
     assert _said("car", "set_fan_speed")["full blast"] == {"level": 7}
     assert _said("car", "set_volume")["mute"] == {"level": 0}
+
+
+def test_where_it_plays_from_calls_and_routes():
+    media = _said("car", "play_media")
+    assert media["play {query} on the {source}"] == {"query": "{query}", "source": "{source}"}
+    assert media["switch to {source}"] == {"source": "{source}"}
+    assert _said("car", "call_contact")["give {name} a call"] == {"name": "{name}"}
+    assert _said("car", "navigate_to")["how do i get to {destination}"] == {"destination": "{destination}"}
+    assert not [q for q in _said("home", "play_music") if "{room}" in q and "switch to" in q]   # a room is no source

@@ -43,7 +43,7 @@ VERBS = {
     "remove": ["remove", "delete", "take off"],
     "call": ["call", "ring", "phone", "dial"],
     "send": ["send"],
-    "navigate": ["navigate", "take me", "drive", "go", "directions"],
+    "navigate": ["navigate", "take me", "drive", "go", "directions", "head", "get me", "how do i get"],
     "water": ["water"],
     "feed": ["feed"],
     "increase": ["increase", "raise", "turn up"],
@@ -519,6 +519,17 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if opt_place and k % 2 == 0:
                 lines.append(_line("%s {%s} in the {%s}" % (v, n, opt_place[0]), fn,
                                    {n: "{%s}" % n, opt_place[0]: "{%s}" % opt_place[0]}))
+        if verb == "call":
+            for q in ("give {%s} a call" % n, "start a call with {%s}" % n):
+                lines.append(_line(q, fn, {n: "{%s}" % n}))
+        # an optional choice of where it comes from: "play jazz on the radio", "switch to fm", "play from usb"
+        for e in [m for m in props if m not in req and "enum" in props[m] and not _is_place(m, props[m])
+                  and not _is_onoff(props[m])]:
+            for k, q in enumerate(("%s {%s} on the {%s}", "%s {%s} from the {%s}", "%s {%s} on {%s}")):
+                v = VERBS.get(verb, [verb])[k % 2]
+                lines.append(_line(q % (v, n, e), fn, {n: "{%s}" % n, e: "{%s}" % e}))
+            for q in ("switch to {%s}", "%s from the {%s}" % (verb, e), "turn on the {%s}", "%s the {%s}" % (verb, e)):
+                lines.append(_line(q % e if q.count("%s") else q, fn, {e: "{%s}" % e}))
     # playing without saying what: "play something", "put on some tunes" (no string to copy)
     if verb == "play" and not req:
         for q in ("play something", "play a song", "put on some tunes", "play some music", "put some music on"):
