@@ -411,6 +411,10 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                     else:
                         q = "%s the %s%s%s to %s%s" % (v, pre, o, post, ph, u)
                     lines.append(_line(q, fn, args))
+        if key == "degrees" and not mods:       # a temperature said of the place one is in: "make it 20 in here"
+            for q in ("make it %s%s", "make it %s%s in here", "set it to %s%s", "i'd like it at %s%s",
+                      "warm it up to %s%s", "cool it down to %s%s", "keep it at %s%s"):
+                lines.append(_line(q % (ph, u), fn, args))
         for o in objs:          # the thing the value belongs to moves it: "turn the music down to 5" (volume)
             if not moves and not timed and len(o.split()) == 2 and o.split()[1] == objs[0]:
                 for j, v in enumerate(("turn up", "turn down")):
@@ -480,8 +484,9 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             a = dict(mods)
             a[n], a[m] = "on", "{%s}" % m
             u = (" " + _unit(props[m])[1][0]).rstrip()
+            mw = " ".join(_words(m))
             for q in ("set the %s to {%s}%s" % (objs[0], m, u), "%s on at {%s}%s" % (objs[0], m, u),
-                      "%s {%s}" % (objs[0], m)):
+                      "%s {%s}" % (objs[0], m), "set %s to {%s}%s" % (mw, m, u), "keep the %s at {%s}" % (mw, m)):
                 lines.append(_line(q, fn, a))
     # a switch's own verbs: "kill the lights in the bath", "switch on the kitchen lamp"
     for n in props:
