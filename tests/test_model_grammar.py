@@ -193,6 +193,16 @@ def test_numbers_in_the_request(text, values):
     ("set an alarm for noon", [(17, 12)]),
     ("at midnight", [(3, 0)]),
     ("at 13 pm", [(3, 13)]),                                 # no such time: nothing added
+    ("wake me at 7 in the evening", [(11, 7), (20, 19)]),     # the hour at the word that says which half
+    ("9:30 in the morning", [(0, 9), (2, 30), (12, 9)]),
+    ("11 at night", [(0, 11), (6, 23)]),
+    ("2 at night", [(0, 2), (5, 2)]),
+    ("12 at night", [(0, 12), (6, 0)]),
+    ("8 tonight", [(0, 8), (2, 20)]),
+    ("seven o'clock in the evening", [(0, 7), (21, 19)]),
+    ("3 in the afternoon", [(0, 3), (9, 15)]),
+    ("good night, 7 apples in the box at night", [(12, 7)]),      # not said of the number
+    ("the evening news at 6", [(20, 6)]),
     ("the pm said 5", [(12, 5)]),
 ])
 def test_times_of_day_give_the_hour_to_copy(text, runs):
@@ -201,7 +211,7 @@ def test_times_of_day_give_the_hour_to_copy(text, runs):
     assert g.runs == runs
 
 
-def test_every_spoken_time_with_am_or_pm_or_a_name_has_its_hour_to_copy():
+def test_every_spoken_time_with_am_pm_a_part_of_the_day_or_a_name_has_its_hour_to_copy():
     import random
     g = rkufile.grammar({"fns": []}, [])
     tok = infer.Tokenizer(ALPHABET)
@@ -209,7 +219,8 @@ def test_every_spoken_time_with_am_or_pm_or_a_name_has_its_hour_to_copy():
     seen = 0
     for _ in range(2000):
         text, h, m = data.spoken_time(rng)
-        if text.endswith((" am", " pm", "am", "pm")) or text in ("noon", "midday", "midnight", "12 noon"):
+        if text.endswith((" am", " pm", "am", "pm", " evening", " afternoon", " morning", " night")) or \
+                text in ("noon", "midday", "midnight", "12 noon"):
             g.set_text("wake me at " + text, tok)
             said = (h + 1) % 24 if text.startswith("quarter to") else h     # the hour said; 7:45 is written out
             assert said in [v for _, v in g.runs], text

@@ -265,6 +265,13 @@ class Grammar:
                 w = "pm" if w.endswith("pm") else "am"
             elif w == "o'clock" and e1 == k:
                 e1 += 1                                  # "9 o'clock pm"
+            elif w in ("evening", "afternoon", "morning", "night", "tonight"):
+                # "7 in the evening", "9:30 in the morning", "11 at night", "8 tonight" (after "o'clock" too)
+                j = k if w == "tonight" else k - 1 if w == "night" else k - 2
+                if j > 0 and e1 == j and (w == "tonight" or words[j][1] == ("at" if w == "night" else "in")
+                                          and (w == "night" or words[k - 1][1] == "the")):
+                    h = v2 if e2 == s1 else v1
+                    w = "am" if w == "morning" or w == "night" and (h < 6 or h == 12) else "pm"
             elif w == "noon" or w == "midday":
                 self.runs.append((a, 12))
             elif w == "midnight":
