@@ -316,3 +316,11 @@ def test_where_it_plays_from_calls_and_routes():
     assert _said("car", "call_contact")["give {name} a call"] == {"name": "{name}"}
     assert _said("car", "navigate_to")["how do i get to {destination}"] == {"destination": "{destination}"}
     assert not [q for q in _said("home", "play_music") if "{room}" in q and "switch to" in q]   # a room is no source
+
+
+def test_a_choice_set_for_a_place():
+    colour = _said("home", "set_light_color")       # "the colour of a room's lights": lights, either spelling
+    assert colour["make the {room} lights {color}"] == {"room": "{room}", "color": "{color}"}
+    assert colour["turn the {room} {color}"] == {"room": "{room}", "color": "{color}"}
+    assert _said("home", "set_fan")["make the {room} fan {speed}"] == {"room": "{room}", "speed": "{speed}"}
+    assert not [q for q in _said("home", "lock_door") if q.startswith("make the")]     # lock is no "set"

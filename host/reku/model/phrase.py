@@ -198,7 +198,8 @@ def _desc_objects(desc, obj):
     if not obj:
         return []
     out = []
-    m = re.search(r"\b%s of (?:a |an |the )?(?:\w+'s )?([a-z]+)" % re.escape(obj[-1]), desc.lower())
+    last = "(?:%s)" % "|".join(re.escape(w) for w in {obj[-1], SPELL.get(obj[-1], obj[-1])})      # colour, color
+    m = re.search(r"\b%s of (?:a |an |the )?(?:\w+'s )?([a-z]+)" % last, desc.lower())
     if m and m.group(1) not in STOP and m.group(1) not in PLACE:
         out.append(m.group(1))
     m = re.search(r"\bthe ([a-z]+) %s\b" % re.escape(" ".join(obj)), desc.lower())
@@ -458,6 +459,23 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 if w in ("pull up", "pull down", "roll up", "roll down", "put up", "put down"):
                     pre, post = where(k)
                     lines.append(_line("%s%s %s%s" % (pre, objs[0], w.split()[1], post), fn, a))  # "blinds up"
+    # a choice set for a place: "make the bath lights green", "turn the kitchen pink", "office lights orange",
+    # "blue lights in the hall"
+    vals = [n for n in req if "enum" in props[n] and not _is_place(n, props[n]) and not _is_onoff(props[n])
+            and n not in ACTION]
+    if verb == "set" and len(vals) == 1 and places and all(n in vals or n in mods for n in req):
+        n = vals[0]
+        a = dict(mods)
+        v = "{%s}" % n
+        for k, o in enumerate(objs):
+            for j, w in enumerate(("make", "turn")):
+                pre, post = where(k + j, n)
+                lines.append(_line("%s the %s%s%s %s" % (w, pre, o, post, v), fn, a))
+            pre, post = where(k, n)
+            lines.append(_line("%s%s %s%s" % (pre, o, v, post), fn, a))
+            lines.append(_line("%s %s in the {%s}" % (v, o, places[0]), fn, a))
+        lines.append(_line("turn the {%s} %s" % (places[0], v), fn, a))
+        lines.append(_line("make the {%s} %s" % (places[0], v), fn, a))
     # a number whose description says what "on" and "off" are: "turn off my seat heater" (0), "fan off"
     for n in ints if not question else []:
         if [m for m in req if m != n and m not in mods]:
