@@ -353,7 +353,9 @@ def noise(text, rng, strings, level=1.0):
     if rng.random() < 0.25 * level:
         text = rng.choice(FILL_PRE) + text
     if rng.random() < 0.2 * level:
-        text = text + rng.choice(FILL_POST)
+        post = rng.choice(FILL_POST)
+        if not text.endswith(post.strip(" ,")):          # not "lock the doors please please"
+            text = text + post
     if rng.random() < 0.15 * level:
         text = typo(text, rng, strings)
     if rng.random() < 0.03 * level:
