@@ -253,7 +253,7 @@ def function_lines(skill, fn):
     values where the description or the unit names them in words)."""
     verb, obj, prep = _split(fn)
     props = skill.params(fn)
-    req = skill.required(fn)
+    req = [n for n in props if n in skill.required(fn)]         # in schema order: the same lines every run
     desc = skill.fns[fn].get("description") or ""
     objs = _objects(obj) + _desc_objects(desc, obj)
     verbs = VERBS.get(verb, [verb]) if verb else ["", "start", "use"]
@@ -372,7 +372,7 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
     lights in the bath": off), open/close for a position ("open the blinds in the garage": 100), and verbs that move a
     value ("turn the volume down to 20", "dim the bedroom lights to 20")."""
     props = skill.params(fn)
-    req = skill.required(fn)
+    req = [n for n in props if n in skill.required(fn)]         # in schema order: the same lines every run
     desc = (skill.fns[fn].get("description") or "").lower()
     places = [n for n in req if "enum" in props[n] and _is_place(n, props[n]) and n in AREA]
     mods = {n: "{%s}" % n for n in req if "enum" in props[n] and not _is_onoff(props[n])}
@@ -454,7 +454,7 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 a = dict(mods)
                 a[n] = v
                 for j, o in enumerate(objs[:2]):
-                    for pre, post in {where(k + j), where(k + j + 1)}:      # the place before and after
+                    for pre, post in dict.fromkeys((where(k + j), where(k + j + 1))):     # the place before and after
                         lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
                 if w in ("pull up", "pull down", "roll up", "roll down", "put up", "put down"):
                     pre, post = where(k)
@@ -643,7 +643,7 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if room:
                 lines.append(_line("mute the {%s} speaker" % room[0], fn, {n: said["mute"], room[0]: "{%s}" % room[0]}))
     # a function that only chooses among values: "{scene} mode", "switch to {scene}", "go to {scene}"
-    if len(req) == 1 and req <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]) \
+    if len(req) == 1 and set(req) <= set(mods) and not question and not _is_place(list(req)[0], props[list(req)[0]]) \
             and list(req)[0] not in ACTION:
         n = list(req)[0]
         a = {n: "{%s}" % n}
