@@ -33,7 +33,9 @@ def test_gaps_are_named_with_a_line_that_closes_each(tmp_path):
     gaps = coverage(load_skill(skill_dir(tmp_path, lines)))
     assert [g[0] for g in gaps] == [
         "parameter room of set_volume is set by no example line, so the model never learns to fill it",
-        "function mute has 1 example line (3 or more, in different words, teach it the ways people ask)"]
+        "function mute has 1 example line (3 or more, in different words, teach it the ways people ask)",
+        "parameter room of mute is optional but every example line sets it, so the model learns to fill it even "
+        "when a request does not say it"]
     assert json.loads(gaps[0][1]) == {"query": "set volume {level} {room}", "calls": [
         {"name": "set_volume", "arguments": {"level": "{level}", "room": "{room}"}}]}
     # each suggested line is a valid example, and with it (and two more mute lines) nothing is left to say
@@ -59,3 +61,19 @@ def test_reku_train_prints_them_before_training(tmp_path):
     assert "%s: function set_volume has 1 example line (3 or more" % (d / "examples.jsonl") in err[0]
     assert err[1].strip().startswith('{"query": "set volume {level}"')
     assert any("function mute has 0 example lines" in e for e in err)
+
+
+def test_an_optional_parameter_every_line_sets_is_named(tmp_path):
+    """The 30-line home sample's one timer line names a label, and its model gave every timer a label ("timer for 630
+    minutes please" -> label "please"): an optional parameter that every line of its function sets is a gap, closed
+    by a line without it."""
+    lines = [{"query": q, "calls": [{"name": "set_volume", "arguments": {"level": "{level}", "room": "{room}"}}]}
+             for q in ("volume {level} in the {room}", "{room} volume {level}", "set the {room} to {level}")]
+    lines += [{"query": q, "calls": [{"name": "mute", "arguments": {}}]} for q in ("mute", "quiet", "silence")]
+    lines += [{"query": "mute the {room}", "calls": [{"name": "mute", "arguments": {"room": "{room}"}}]}]
+    gaps = coverage(load_skill(skill_dir(tmp_path, lines)))
+    assert [g[0] for g in gaps] == ["parameter room of set_volume is optional but every example line sets it, so the "
+                                    "model learns to fill it even when a request does not say it"]
+    fix = json.loads(gaps[0][1])
+    assert fix["calls"] == [{"name": "set_volume", "arguments": {"level": "{level}"}}]
+    assert coverage(load_skill(skill_dir(tmp_path, lines + [fix]))) == []

@@ -188,12 +188,14 @@ def suggest_line(skill, fn, params):
 
 def coverage(skill):
     """What the examples leave out, as (message, line to add) pairs: a function with fewer than MIN_LINES example
-    lines, a parameter no example line sets. `reku train` prints them before training."""
-    lines, used = {}, set()
+    lines, a parameter no example line sets, an optional parameter every line of its function sets. `reku train`
+    prints them before training."""
+    lines, used, left = {}, set(), set()
     for ex in skill.examples:
         for c in ex["calls"]:
             lines.setdefault(c["name"], set()).add(ex.get("_line"))
             used.update((c["name"], a) for a in c.get("arguments", {}))
+            left.update((c["name"], a) for a in skill.params(c["name"]) if a not in c.get("arguments", {}))
     out = []
     for fn in skill.fns:
         n = len(lines.get(fn, ()))
@@ -204,6 +206,10 @@ def coverage(skill):
         for p in unused:
             out.append(("parameter %s of %s is set by no example line, so the model never learns to fill it"
                         % (p, fn), suggest_line(skill, fn, (p,))))
+        always = [p for p in skill.params(fn) if p not in skill.required(fn) and (fn, p) in used and (fn, p) not in left]
+        for p in always:
+            out.append(("parameter %s of %s is optional but every example line sets it, so the model learns to fill "
+                        "it even when a request does not say it" % (p, fn), suggest_line(skill, fn, ())))
     return out
 
 
