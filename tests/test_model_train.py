@@ -192,3 +192,5 @@ def test_hold_out_chooses_on_example_lines_it_does_not_train_on(toy, tmp_path):
     assert "held-out (2 example lines kept out)" in r.stdout.splitlines()[-1]
     r = reku("train", "--skill", str(toy), "--out", str(out), "--hold-out", "0.99")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "leaves none to train on" in r.stderr
+    r = reku("train", "--skill", str(toy), "--out", str(out), "--hold-out", "-0.2")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "a share between 0 and 1" in r.stderr

@@ -231,8 +231,10 @@ HOLD_OUT_SEED = 19      # which lines --hold-out keeps out: the same for every t
 def hold_out(skill, share):
     """(examples to train on, dev requests): `share` of the skill's example lines (random.Random(HOLD_OUT_SEED),
     at least one) kept out of training and filled once as hand-written requests to choose a checkpoint on."""
+    if not 0 < share < 1:
+        raise ValueError("--hold-out %g: a share between 0 and 1 (0.2 keeps a fifth of the lines out)" % share)
     n = max(1, int(round(share * len(skill.examples))))
-    if not 0 < share < 1 or n >= len(skill.examples):
+    if n >= len(skill.examples):
         raise ValueError("--hold-out %g of %d example lines leaves none to train on" % (share, len(skill.examples)))
     held = set(random.Random(HOLD_OUT_SEED).sample(range(len(skill.examples)), n))
     train = [ex for i, ex in enumerate(skill.examples) if i not in held]
@@ -506,7 +508,8 @@ def also_place(ex, skill, rng):
     p = skill.params(calls[0]["name"])[pl[1]]
     v2 = rng.choice([v for v in p["enum"] if v != said[pl[0]][0]])
     s2 = rng.choice(forms_of(p, v2))
-    text += rng.choice((" and the %s too", " and in the %s", ", and the %s as well", " and the %s")) % s2
+    text = THE_THE.sub(r"\1", text + rng.choice((" and the %s too", " and in the %s", ", and the %s as well",
+                                                  " and the %s")) % s2)
     c2 = {"name": calls[0]["name"], "arguments": dict(calls[0]["arguments"])}
     c2["arguments"][pl[1]] = v2
     return text, calls + [c2], strings
