@@ -198,7 +198,8 @@ def _desc_objects(desc, obj):
     if not obj:
         return []
     out = []
-    last = "(?:%s)" % "|".join(re.escape(w) for w in {obj[-1], SPELL.get(obj[-1], obj[-1])})      # colour, color
+    # the object's last word in either spelling ("the colour of a room's lights" for set_light_color)
+    last = "(?:%s)" % "|".join(re.escape(w) for w in dict.fromkeys((obj[-1], SPELL.get(obj[-1], obj[-1]))))
     m = re.search(r"\b%s of (?:a |an |the )?(?:\w+'s )?([a-z]+)" % last, desc.lower())
     if m and m.group(1) not in STOP and m.group(1) not in PLACE:
         out.append(m.group(1))
@@ -420,7 +421,8 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if not moves and not timed and len(o.split()) == 2 and o.split()[1] == objs[0]:
                 for j, v in enumerate(("turn up", "turn down")):
                     pre, post = where(j)
-                    lines.append(_line("turn the %s%s %s to %s%s%s" % (pre, o.split()[0], v[5:], ph, u, post), fn, args))
+                    q = "turn the %s%s %s to %s%s%s" % (pre, o.split()[0], v[5:], ph, u, post)
+                    lines.append(_line(q, fn, args))
         for w in [named] + objs:
             if not mods and re.search(r"target (?:[a-z]+ )?%s\b" % re.escape(w), desc):
                 lines.append(_line("target %s %s%s" % (w, ph, u), fn, args))               # "target humidity 85"
@@ -551,8 +553,9 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             for k, q in enumerate(("%s {%s} on the {%s}", "%s {%s} from the {%s}", "%s {%s} on {%s}")):
                 v = VERBS.get(verb, [verb])[k % 2]
                 lines.append(_line(q % (v, n, e), fn, {n: "{%s}" % n, e: "{%s}" % e}))
-            for q in ("switch to {%s}", "%s from the {%s}" % (verb, e), "turn on the {%s}", "%s the {%s}" % (verb, e)):
-                lines.append(_line(q % e if q.count("%s") else q, fn, {e: "{%s}" % e}))
+            for q in ("switch to {%s}" % e, "%s from the {%s}" % (verb, e), "turn on the {%s}" % e,
+                      "%s the {%s}" % (verb, e)):
+                lines.append(_line(q, fn, {e: "{%s}" % e}))
     # playing without saying what: "play something", "put on some tunes" (no string to copy)
     if verb == "play" and not req:
         for q in ("play something", "play a song", "put on some tunes", "play some music", "put some music on"):
