@@ -215,6 +215,55 @@ def expand(ex, skill, rng, fixed=None, said=None):
     return text, calls, strings
 
 
+MARKERS = ("in", "on", "at", "for", "from", "called", "named", "with", "by")     # words that introduce an argument
+DETS = ("the", "a", "an", "my", "some")
+
+
+def unsaid(query, name):
+    """The request without placeholder {name}: with the words that introduce it ("in the {room}", "for {label}",
+    "called {label}") or, where it modifies a noun, alone ("a {label} timer" -> "a timer"). None where neither
+    applies: it is the verb's object ("put on some {query}"), or it is said twice or next to punctuation."""
+    toks = query.split()
+    ph = "{%s}" % name
+    at = [i for i, t in enumerate(toks) if t == ph]
+    if len(at) != 1 or query.count(ph) != 1:
+        return None
+    i = j = at[0]
+    while j > 0 and toks[j - 1] in DETS:
+        j -= 1
+    if j >= 3 and toks[j - 1] in MARKERS:           # not a particle right after the verb ("put on some {query}")
+        del toks[j - 1:i + 1]
+    elif 0 < i < len(toks) - 1 and toks[i - 1] in DETS and not PH.search(toks[i + 1]) and toks[i + 1] not in MARKERS:
+        del toks[i]
+    else:
+        return None
+    return " ".join(toks)
+
+
+def unsaid_lines(skill):
+    """{function: example lines} that say less than the user's lines do: where every example line of a function
+    sets an optional parameter (skill.coverage names it), each such line again without it (unsaid), so that the
+    model does not learn to fill it when a request does not say it."""
+    lines, left = {}, set()
+    for ex in skill.examples:
+        for c in ex["calls"]:
+            lines.setdefault(c["name"], []).append(ex)
+            left.update((c["name"], a) for a in skill.params(c["name"]) if a not in c.get("arguments", {}))
+    out = {}
+    for fn, exs in lines.items():
+        for p in skill.params(fn):
+            if p in skill.required(fn) or (fn, p) in left:
+                continue
+            for ex in exs:
+                if len(ex["calls"]) != 1 or ex["calls"][0]["arguments"].get(p) != "{%s}" % p:
+                    continue
+                q = unsaid(ex["query"], p)
+                if q is not None and "{%s}" % p not in q:
+                    args = {k: v for k, v in ex["calls"][0]["arguments"].items() if k != p}
+                    out.setdefault(fn, []).append(dict(ex, query=q, calls=[{"name": fn, "arguments": args}]))
+    return out
+
+
 def requests(examples, skill, seed=7):
     """Example lines as requests to evaluate on: each placeholder filled once (random.Random(seed)), no noise."""
     rng = random.Random(seed)
@@ -557,6 +606,8 @@ def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=
             negs.append(ex["query"])
         else:
             groups.setdefault(ex["calls"][0]["name"], []).append(ex)
+    for fn, ls in unsaid_lines(skill).items():
+        groups[fn] = groups[fn] + ls
     extra = {}
     if schema > 0:
         from .phrase import schema_lines

@@ -62,7 +62,8 @@ UNITS = (("percent", ["percent", "%"]), ("degrees", ["degrees", ""]), ("minutes"
 # words for common values of a unit, each with the value it means
 UNIT_WORDS = {
     "minutes": [("an hour", 60), ("one hour", 60), ("half an hour", 30), ("a quarter of an hour", 15),
-                ("two hours", 120), ("an hour and a half", 90), ("a minute", 1), ("three hours", 180)],
+                ("two hours", 120), ("an hour and a half", 90), ("a minute", 1), ("three hours", 180),
+                ("1 hour", 60), ("2 hours", 120), ("3 hours", 180), ("one and a half hours", 90)],
     "percent": [("half", 50), ("full", 100), ("a quarter", 25), ("three quarters", 75), ("max", 100)],
     "position": [("halfway", 50), ("all the way", 100), ("fully open", 100), ("a crack", 10)],
 }
