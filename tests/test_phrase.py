@@ -324,3 +324,20 @@ def test_a_choice_set_for_a_place():
     assert colour["turn the {room} {color}"] == {"room": "{room}", "color": "{color}"}
     assert _said("home", "set_fan")["make the {room} fan {speed}"] == {"room": "{room}", "speed": "{speed}"}
     assert not [q for q in _said("home", "lock_door") if q.startswith("make the")]     # lock is no "set"
+
+
+def test_warming_and_cooling_say_the_mode_where_there_is_one():
+    """home's thermostat has an optional mode (heat, cool, ...) and its own lines say "cool it down to 20" is cool:
+    the schema's lines agree; car's climate has no mode, so there the same words set only the temperature."""
+    home = _said("home", "set_thermostat")
+    assert home["cool it down to {temperature} degrees"] == {"temperature": "{temperature}", "mode": "cool"}
+    assert home["warm it up to {temperature} degrees"] == {"temperature": "{temperature}", "mode": "heat"}
+    assert home["heat it to {temperature} degrees"] == {"temperature": "{temperature}", "mode": "heat"}
+    assert home["make it {temperature} degrees"] == {"temperature": "{temperature}"}
+    assert _said("car", "set_temperature")["warm it up to {temperature} degrees"] == {"temperature": "{temperature}"}
+
+
+def test_stop_playing_where_the_skill_plays():
+    stop = _said("home", "stop_music")
+    assert stop["stop playing"] == {} and stop["stop playing in the {room}"] == {"room": "{room}"}
+    assert not [q for fn in ("set_fan_speed", "set_volume") for q in _said("car", fn) if "playing" in q]

@@ -415,9 +415,19 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                         q = "%s the %s%s%s to %s%s" % (v, pre, o, post, ph, u)
                     lines.append(_line(q, fn, args))
         if key == "degrees" and not mods:       # a temperature said of the place one is in: "make it 20 in here"
+            # with an optional mode of heating and cooling, "warm it up" and "cool it down" say the mode (the
+            # user's lines do: "cool it down to 20" is cool), and so do "heat it to", "cool it to"
+            heat = [m for m in props if m not in req and "enum" in props[m] and
+                    {"heat", "cool"} & set(props[m]["enum"])]
             for q in ("make it %s%s", "make it %s%s in here", "set it to %s%s", "i'd like it at %s%s",
-                      "warm it up to %s%s", "cool it down to %s%s", "keep it at %s%s"):
+                      "keep it at %s%s") + (() if heat else ("warm it up to %s%s", "cool it down to %s%s")):
                 lines.append(_line(q % (ph, u), fn, args))
+            for m in heat[:1]:
+                for v, qs in (("heat", ("heat it to %s%s", "warm it up to %s%s", "heat it up to %s%s")),
+                              ("cool", ("cool it to %s%s", "cool it down to %s%s"))):
+                    if v in props[m]["enum"]:
+                        for q in qs:
+                            lines.append(_line(q % (ph, u), fn, dict(args, **{m: v})))
         for o in objs:          # the thing the value belongs to moves it: "turn the music down to 5" (volume)
             if not moves and not timed and len(o.split()) == 2 and o.split()[1] == objs[0]:
                 for j, v in enumerate(("turn up", "turn down")):
@@ -563,9 +573,13 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             lines.append(_line(q, fn, {}))
             if opt_place:
                 lines.append(_line("%s in the {%s}" % (q, opt_place[0]), fn, {opt_place[0]: "{%s}" % opt_place[0]}))
-    # a stop said as "music off"
+    # a stop said as "music off", and "stop playing" where the skill plays it (play_music beside stop_music)
     if verb == "stop" and objs[0] and not [m for m in req]:
         lines.append(_line("%s off" % objs[0], fn, {}))
+        if "play_" + "_".join(_words(fn)[1:]) in skill.fns:
+            lines.append(_line("stop playing", fn, {}))
+            if opt_place:
+                lines.append(_line("stop playing in the {%s}" % opt_place[0], fn, {opt_place[0]: "{%s}" % opt_place[0]}))
         if opt_place:
             lines.append(_line("{%s} %s off" % (opt_place[0], objs[0]), fn, {opt_place[0]: "{%s}" % opt_place[0]}))
     # a duration before its object: "a 20 minute timer", "an hour timer", "three hour timer"
