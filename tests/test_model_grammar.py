@@ -252,3 +252,23 @@ def test_ascii_fast_path_reads_requests_like_the_character_path(text):
     assert (g1.starts, g1.stops, g1.runs) == (g2.starts, g2.stops, g2.runs)
     if text.isascii():
         assert fast.lower_ascii(text) is not None
+
+
+@pytest.mark.parametrize("text,hour,at", [
+    ("wake me at 8 am", 8, "am"),                 # the same value at "8" and at "am": the marker's
+    ("alarm at 9 pm", 21, "pm"),
+    ("wake me at 7 in the morning", 7, "morning"),
+    ("set the fan to 8 and wake me at 8 am", 8, "am"),
+    ("alarm at 8", 8, "8"),                       # no marker: the number itself
+    ("alarm at 12 noon", 12, "noon"),
+])
+def test_an_hour_with_its_half_of_the_day_is_copied_at_the_marker(text, hour, at):
+    """Training targets (rkfw.steps): every time of day's hour is copied where set_text puts its 24-hour value, "am"
+    as well as "pm"; before, "8 am" copied the "8" and "9 pm" the "pm", two rules for one thing to learn."""
+    from rkfw import rku, steps
+    from reku import paths
+    e = infer.Engine(rku.load((paths.SKILLS / "home" / "model.rku").read_bytes()))
+    st_ = steps.target_steps(e.grammar, [{"name": "set_alarm", "arguments": {"hour": hour, "minute": 0}}], text,
+                             e.tok)
+    pos = [c for k, c, _ in st_ if k == infer.K_NUM][0]
+    assert text[pos:].startswith(at) and (pos == 0 or text[pos - 1] == " ")

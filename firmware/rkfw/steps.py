@@ -6,6 +6,18 @@ from rkfw.infer import (_KB, _KE, _KI, _u16, ABSENT, DIG0, END, FN0, FALSE, K_DO
                         K_TOKEN, MINUS, NOCALL, NUM_COPY, NUM_END, PRESENT, TRUE)
 
 
+HALF_DAY = ("am", "pm", "morning", "afternoon", "evening", "night", "tonight", "noon", "midday", "midnight")
+
+
+def _half_day(text, pos):
+    """Whether the number run at pos is a time of day's marker (rkfw.infer.Grammar.set_text puts the hour there)."""
+    w = text[pos:pos + 10].lower()
+    for m in HALF_DAY:
+        if w.startswith(m) and (len(w) == len(m) or not w[len(m)].isalpha()):
+            return True
+    return False
+
+
 def _enum_token(g, r, value):
     """The output token of enum value `value` of the parameter record at r, or None."""
     T = g.T
@@ -66,8 +78,11 @@ def target_steps(g, calls, text, tok):
                 v = int(v)
                 copy = [pos for pos, rv in g.runs if rv == v]
                 if copy:
+                    # an hour said with its half of the day is copied there ("8 am": at "am", as "9 pm" is 21
+                    # at "pm"), so that every time of day's hour is copied at its marker
+                    at = [pos for pos in copy if _half_day(text, pos)]
                     wanted.append(NUM_COPY)
-                    wanted.append(("num", copy[0]))
+                    wanted.append(("num", (at or copy)[0]))
                     continue
                 if v < 0:
                     wanted.append(MINUS)
