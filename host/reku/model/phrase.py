@@ -420,8 +420,9 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             heat = [m for m in props if m not in req and "enum" in props[m] and
                     {"heat", "cool"} & set(props[m]["enum"])]
             for q in ("make it %s%s", "make it %s%s in here", "set it to %s%s", "i'd like it at %s%s",
-                      "keep it at %s%s") + (() if heat else ("warm it up to %s%s", "cool it down to %s%s")):
-                lines.append(_line(q % (ph, u), fn, args))
+                      "warm it up to %s%s", "cool it down to %s%s", "keep it at %s%s"):
+                if not (heat and q.startswith(("warm", "cool"))):
+                    lines.append(_line(q % (ph, u), fn, args))
             for m in heat[:1]:
                 for v, qs in (("heat", ("heat it to %s%s", "warm it up to %s%s", "heat it up to %s%s")),
                               ("cool", ("cool it to %s%s", "cool it down to %s%s"))):
