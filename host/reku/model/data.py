@@ -244,23 +244,15 @@ def unsaid_lines(skill):
     """{function: example lines} that say less than the user's lines do: where every example line of a function
     sets an optional parameter (skill.coverage names it), each such line again without it (unsaid), so that the
     model does not learn to fill it when a request does not say it."""
-    lines, left = {}, set()
-    for ex in skill.examples:
-        for c in ex["calls"]:
-            lines.setdefault(c["name"], []).append(ex)
-            left.update((c["name"], a) for a in skill.params(c["name"]) if a not in c.get("arguments", {}))
+    from .skill import always_set
     out = {}
-    for fn, exs in lines.items():
-        for p in skill.params(fn):
-            if p in skill.required(fn) or (fn, p) in left:
-                continue
-            for ex in exs:
-                if len(ex["calls"]) != 1 or ex["calls"][0]["arguments"].get(p) != "{%s}" % p:
-                    continue
-                q = unsaid(ex["query"], p)
-                if q is not None and "{%s}" % p not in q:
-                    args = {k: v for k, v in ex["calls"][0]["arguments"].items() if k != p}
-                    out.setdefault(fn, []).append(dict(ex, query=q, calls=[{"name": fn, "arguments": args}]))
+    for fn, p in always_set(skill):
+        for ex in skill.examples:
+            c = ex["calls"][0] if len(ex["calls"]) == 1 else {}
+            q = unsaid(ex["query"], p) if c.get("name") == fn and c["arguments"].get(p) == "{%s}" % p else None
+            if q is not None and "{%s}" % p not in q:
+                args = {k: v for k, v in c["arguments"].items() if k != p}
+                out.setdefault(fn, []).append(dict(ex, query=q, calls=[{"name": fn, "arguments": args}]))
     return out
 
 

@@ -186,16 +186,27 @@ def suggest_line(skill, fn, params):
     return json.dumps({"query": query, "calls": [{"name": fn, "arguments": {p: "{%s}" % p for p in names}}]})
 
 
+def always_set(skill):
+    """(function, parameter) pairs, in schema order: an optional parameter that every example line calling the
+    function sets (coverage names them; reku.model.data.unsaid_lines also draws those lines without it)."""
+    used, left = set(), set()
+    for ex in skill.examples:
+        for c in ex["calls"]:
+            used.update((c["name"], a) for a in c.get("arguments", {}))
+            left.update((c["name"], a) for a in skill.params(c["name"]) if a not in c.get("arguments", {}))
+    return [(fn, p) for fn in skill.fns for p in skill.params(fn)
+            if p not in skill.required(fn) and (fn, p) in used and (fn, p) not in left]
+
+
 def coverage(skill):
     """What the examples leave out, as (message, line to add) pairs: a function with fewer than MIN_LINES example
     lines, a parameter no example line sets, an optional parameter every line of its function sets. `reku train`
     prints them before training."""
-    lines, used, left = {}, set(), set()
+    lines, used = {}, set()
     for ex in skill.examples:
         for c in ex["calls"]:
             lines.setdefault(c["name"], set()).add(ex.get("_line"))
             used.update((c["name"], a) for a in c.get("arguments", {}))
-            left.update((c["name"], a) for a in skill.params(c["name"]) if a not in c.get("arguments", {}))
     out = []
     for fn in skill.fns:
         n = len(lines.get(fn, ()))
@@ -206,8 +217,7 @@ def coverage(skill):
         for p in unused:
             out.append(("parameter %s of %s is set by no example line, so the model never learns to fill it"
                         % (p, fn), suggest_line(skill, fn, (p,))))
-        always = [p for p in skill.params(fn) if p not in skill.required(fn) and (fn, p) in used and (fn, p) not in left]
-        for p in always:
+        for p in [p for f, p in always_set(skill) if f == fn]:
             out.append(("parameter %s of %s is optional but every example line sets it, so the model learns to fill "
                         "it even when a request does not say it" % (p, fn), suggest_line(skill, fn, ())))
     return out
