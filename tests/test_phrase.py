@@ -341,3 +341,21 @@ def test_stop_playing_where_the_skill_plays():
     stop = _said("home", "stop_music")
     assert stop["stop playing"] == {} and stop["stop playing in the {room}"] == {"room": "{room}"}
     assert not [q for fn in ("set_fan_speed", "set_volume") for q in _said("car", fn) if "playing" in q]
+
+
+def test_a_system_and_a_device_have_their_own_verbs():
+    """Cruise control is engaged and cancelled, a seat heater heats the seat, and a defrost whose description also
+    calls it a "defroster/demister" defrosts and demists the screen; lights get none of these."""
+    cruise = _said("car", "set_cruise_control")
+    assert cruise["engage the cruise control"] == {"state": "on"}
+    assert cruise["cancel the cruise control"] == {"state": "off"}
+    heater = _said("car", "set_seat_heater")
+    assert heater["heat the {seat} seat"] == {"seat": "{seat}", "level": 3}
+    assert heater["warm up the {seat} seat"] == {"seat": "{seat}", "level": 3}
+    assert heater["stop heating the {seat} seat"] == {"seat": "{seat}", "level": 0}
+    defrost = _said("car", "set_defrost")
+    assert defrost["defrost the {screen}"] == {"screen": "{screen}", "state": "on"}
+    assert defrost["demist the {screen}"] == {"screen": "{screen}", "state": "on"}
+    assert defrost["turn off the {screen} demister"] == {"screen": "{screen}", "state": "off"}
+    assert not [q for q in _said("home", "set_light") if q.startswith(("cancel", "engage", "heat"))]
+    assert not [q for q in _said("greenhouse", "set_grow_lights") if q.startswith(("cancel", "engage"))]

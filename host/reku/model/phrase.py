@@ -77,6 +77,12 @@ RAISED = ("blind", "shade", "shutter", "awning", "curtain")      # raised to ope
 # the verbs of a switch, each with the value it sets ("kill the kitchen lights": off)
 SWITCH = {"on": ["turn on", "switch on", "put on", "power on"],
           "off": ["turn off", "switch off", "shut off", "kill", "cut", "turn out", "power off"]}
+# the verbs of a system or a device that is not a light ("engage cruise control", "cancel the defrost")
+SYSTEM = {"on": ["activate", "engage", "enable", "start"],
+          "off": ["cancel", "disengage", "disable", "deactivate", "stop"]}
+# a device named by what it does to a thing ("seat heater"): the verbs said of the thing ("heat my seat": on)
+HEATS = {"heater": (["heat", "warm up", "warm"], ["stop heating"]),
+         "warmer": (["warm up", "warm", "heat"], ["stop warming"])}
 # verbs that move a value up or down to a number ("turn the volume down to 20"); brightness also dims
 TO_VALUE = ["turn up", "turn down", "raise", "lower", "bring"]
 BRIGHT = ["dim", "brighten"]
@@ -208,6 +214,47 @@ def _desc_objects(desc, obj):
     if m and m.group(1) not in STOP and m.group(1) not in PLACE:
         out.append("%s %s" % (m.group(1), " ".join(obj)))
     return out
+
+
+def _device_verbs(objs, desc):
+    """{"on": [(verb, thing)], "off": [...]}: the verbs that say a device's on and off of the thing it acts on. A
+    heater heats its thing ("seat heater": "heat the seat", "stop heating the seat"); a device whose name is a verb
+    that the description also says as a device noun ("defrost" beside "defroster/demister") is that verb and its
+    alternatives, said of the modifier alone ("defrost the windshield", "demist the windscreen")."""
+    out = {"on": [], "off": []}
+    o = objs[0].split() if objs and objs[0] else []
+    if len(o) >= 2 and o[-1] in HEATS:
+        on, off = HEATS[o[-1]]
+        thing = " ".join(o[:-1])
+        out["on"] += [(v, thing) for v in on]
+        out["off"] += [(v, thing) for v in off]
+    elif len(o) == 1 and re.search(r"\b%se?r\b" % re.escape(o[0]), desc):
+        verbs = [o[0]]
+        m = re.search(r"\b%se?r((?:/[a-z]+er)+)\b" % re.escape(o[0]), desc)
+        for alt in (m.group(1).split("/")[1:] if m else []):
+            verbs.append(alt[:-2])                # "demister": demist
+            out["nouns"] = out.get("nouns", []) + [alt]
+        out["on"] += [(v, "") for v in verbs]
+    return out
+
+
+def _device_lines(fn, objs, desc, val, a, where, lit):
+    """A switch's lines beyond turn on/off (the value `val` in arguments `a`): a system's own verbs where it is not
+    a light ("engage the cruise control", "cancel the defrost"), the verbs said of what a device acts on ("heat
+    the driver seat", "stop heating the driver seat"), the description's other names for it ("the demister")."""
+    lines = []
+    dv = _device_verbs(objs, desc)
+    for k, w in enumerate([] if lit else SYSTEM[val]):
+        pre, post = where(k)
+        lines.append(_line("%s the %s%s%s" % (w, pre, objs[k % len(objs)], post), fn, a))
+    for k, (w, thing) in enumerate(dv[val]):
+        pre, post = where(k)
+        lines.append(_line("%s the %s%s%s" % (w, pre, thing, post), fn, a))
+    for k, noun in enumerate(dv.get("nouns", [])):
+        pre, post = where(k)
+        lines.append(_line("%s the %s%s%s" % (SWITCH[val][k % 2], pre, noun, post), fn, a))
+        lines.append(_line("%s%s %s%s" % (pre, noun, val, post), fn, a))
+    return lines
 
 
 def _frames(name, p, required=True):
@@ -506,6 +553,8 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 lines.append(_line("%s the %s%s%s" % (w, pre, o, post), fn, a))
             lines.append(_line("%s%s %s%s" % (where(1)[0], re.sub(r" (speed|level)$", "", objs[0]), val,
                                               where(1)[1]), fn, a))
+            lines += _device_lines(fn, [re.sub(r" (speed|level)$", "", o) for o in objs], desc, val, a, where,
+                                   False)
     # a switch with an optional number: "set cruise control to 113", "cruise control on at 35" (on)
     for n in req:
         if not _is_onoff(props[n]) or question or [m for m in req if m != n and m not in mods]:
@@ -543,6 +592,7 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if lit or val == "on":
                 lines.append(_line("%s%s %s%s" % (where(1)[0], objs[-1], "out" if val == "off" else "on",
                                                   where(1)[1]), fn, a))
+            lines += _device_lines(fn, objs, desc, val, a, where, lit)
     # a copied string said right after the verb: "play hip hop", "listen to jazz in the kitchen", "call mom"
     strs = [n for n in props if props[n]["type"] == "string" and "enum" not in props[n]]
     opt_place = [n for n in props if n not in req and "enum" in props[n] and _is_place(n, props[n]) and n in AREA]
