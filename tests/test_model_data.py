@@ -135,6 +135,28 @@ def test_mention_negatives_say_a_known_value_without_asking(skill):
     assert data.generate(skill, 500, seed=4) == data.generate(skill, 500, seed=4)
 
 
+def test_device_negatives_command_what_the_skill_does_not_have():
+    """Near misses like "turn on the wipers" to a car skill without wipers: a command verb and a device that shares
+    no word with the schema ("massage seat" never for the car: it has seats; "fog lights" never for home)."""
+    car = load_skill(paths.SKILLS / "car")
+    words = data.device_words(car)
+    assert "seat" in words and "window" in words and "wiper" not in words
+    exs = data.generate(car, 3000, seed=11, noise_level=0.0, schema=0.3)
+    negs = [e["query"].lower() for e in exs if not e["calls"]]
+    said = [q for q in negs if any(q.endswith(" " + d) or q.startswith(d + " ") for d in data.DEVICES)]
+    assert len(said) > 0.06 * len(negs)
+    assert [q for q in said if "wipers" in q]
+    import random
+    rng, claimed = random.Random(2), data.claims(car)
+    drawn = [data.device_negative(rng, words, claimed) for _ in range(300)]
+    assert not [q for q in drawn if "massage seat" in q or "high beams" in q] and not [q for q in drawn if claimed(q)]
+    home = load_skill(HOME)
+    assert not [q for q in data.generate(home, 3000, seed=11, noise_level=0.0)
+                if not q["calls"] and ("fog lights" in q["query"] or "alarm system" in q["query"])]
+    everything = data.claims(car, [{"query": "{x}", "calls": [{"name": "lock_doors", "arguments": {}}]}])
+    assert data.device_negative(random.Random(1), words, everything) is None     # all claimed: none drawn
+
+
 def test_compounds_that_share_a_place_or_say_another(skill):
     import random
     rng = random.Random(4)

@@ -523,6 +523,43 @@ def mention_negative(rng, values, claimed):
             return text
 
 
+# Commands for a device the skill does not have ("turn on the wipers" to a car skill without wipers): the verbs
+# people command devices with, said of things of the home, the car, the garden and the office. A device that shares
+# a word with the skill's schema (its names, values, synonyms, descriptions) is never drawn for that skill.
+DEVICE_NEG = ["turn on the %s", "turn off the %s", "switch on the %s", "switch off the %s", "open the %s",
+              "close the %s", "start the %s", "stop the %s", "activate the %s", "turn the %s up", "is the %s on",
+              "lock the %s", "check the %s", "reset the %s", "%s on", "%s off"]
+DEVICES = ("headlights", "high beams", "fog lights", "hazard lights", "wipers", "horn", "hood", "trunk", "sunroof",
+           "parking brake", "lane assist", "parking sensors", "mirrors", "engine", "heated steering wheel",
+           "massage seat", "tv", "television", "oven", "stove", "dishwasher", "washing machine", "dryer",
+           "microwave", "kettle", "coffee machine", "fridge", "freezer", "printer", "router", "wifi", "doorbell",
+           "security camera", "alarm system", "garage door opener", "sprinkler system", "pool pump", "hot tub",
+           "air purifier", "dehumidifier", "projector", "computer", "lawn mower", "gate", "fireplace", "jacuzzi")
+
+
+def device_words(skill):
+    """The words of a skill's schema: function names, enum values, synonyms, descriptions (singular forms)."""
+    text = []
+    for fn in skill.fns:
+        text += [fn.replace("_", " "), skill.fns[fn].get("description") or ""]
+        for name, p in skill.params(fn).items():
+            text += [name.replace("_", " "), p.get("description") or ""]
+            text += [v.replace("_", " ") for v in p.get("enum", [])]
+            text += [f for syn in p.get("x-synonyms", {}).values() for f in syn]
+    return {w.rstrip("s") for t in text for w in re.findall(r"[a-z]+", t.lower())}
+
+
+def device_negative(rng, words, claimed):
+    """A command for a device the skill does not have ("turn on the hazard lights", "open the trunk"), or None
+    when every device shares a word with the skill (or the skill claims the commands drawn)."""
+    devices = [d for d in DEVICES if not {w.rstrip("s") for w in d.split()} & words]
+    for _ in range(20 if devices else 0):
+        text = rng.choice(DEVICE_NEG) % rng.choice(devices)
+        if not claimed(text):
+            return text
+    return None
+
+
 AREAS = ("room", "zone", "area", "location", "place", "floor")     # a place argument a compound can share
 
 
@@ -584,7 +621,7 @@ def shared_place(ex1, ex2, skill, rng):
 
 
 def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=1.0, entity_negatives=0.22,
-             mention_negatives=0.12, schema=0.0, refusals=0.0):
+             mention_negatives=0.12, device_negatives=0.12, schema=0.0, refusals=0.0):
     """n examples {"query", "calls"} drawn from the skill's examples; deterministic for a seed. schema > 0 adds
     the lines the schema itself gives (reku.model.phrase): a function without example lines is drawn from them,
     one with example lines from them with probability `schema`. refusals: the share of requests that ask for a
@@ -611,6 +648,7 @@ def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=
     negs = negs + generic
     forms = shared_forms(skill)
     values = value_forms(skill)
+    schema_words = device_words(skill)
     names = sorted(groups)
 
     def pick(names):
@@ -644,6 +682,9 @@ def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=
                 neg = entity_negative(rng, generic, forms, claimed)
             elif k < 0.15 + entity_negatives + mention_negatives and values:
                 neg = mention_negative(rng, values, claimed)
+            elif k < 0.15 + entity_negatives + mention_negatives + device_negatives and \
+                    (neg := device_negative(rng, schema_words, claimed)) is not None:
+                pass
             else:
                 neg = rng.choice(negs)
             text, _, strings = expand({"query": neg, "calls": []}, skill, rng) if "{" in neg else (neg, [], [])
