@@ -359,3 +359,14 @@ def test_a_system_and_a_device_have_their_own_verbs():
     assert defrost["turn off the {screen} demister"] == {"screen": "{screen}", "state": "off"}
     assert not [q for q in _said("home", "set_light") if q.startswith(("cancel", "engage", "heat"))]
     assert not [q for q in _said("greenhouse", "set_grow_lights") if q.startswith(("cancel", "engage"))]
+
+
+def test_other_names_of_the_object():
+    """"cruise control" is also "cruise"; "the climate fan (blower) speed" names the fan a blower."""
+    cruise = _said("car", "set_cruise_control")
+    assert cruise["cruise at {speed} km/h"] == {"state": "on", "speed": "{speed}"}
+    assert [q for q, a in cruise.items() if q.endswith("the cruise") and a == {"state": "{state}"}]
+    fan = _said("car", "set_fan_speed")
+    assert fan["blower speed {level}"] == {"level": "{level}"}
+    assert fan["switch off the blower"] == {"level": 0}
+    assert not [q for fn in ("set_light", "set_fan") for q in _said("home", fn) if "blower" in q]

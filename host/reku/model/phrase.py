@@ -195,6 +195,8 @@ def _objects(obj):
             objs.append(o.replace(a, b))
     if obj[-1] in COUNTABLE:
         objs.append(o + "s")
+    if len(obj) >= 2 and obj[-1] == "control":
+        objs.append(" ".join(obj[:-1]))           # "cruise control": cruise
     return objs
 
 
@@ -213,6 +215,10 @@ def _desc_objects(desc, obj):
     m = re.search(r"\bthe ([a-z]+) %s\b" % re.escape(" ".join(obj)), desc.lower())
     if m and m.group(1) not in STOP and m.group(1) not in PLACE:
         out.append("%s %s" % (m.group(1), " ".join(obj)))
+    for i, w in enumerate(obj):                   # another name in parentheses: "the fan (blower) speed": blower
+        m = re.search(r"\b%s \(([a-z]+)\)" % re.escape(w), desc.lower())
+        if m and m.group(1) not in STOP:
+            out.append(" ".join(obj[:i] + [m.group(1)] + obj[i + 1:]))
     return out
 
 
@@ -569,6 +575,8 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             for q in ("set the %s to {%s}%s" % (objs[0], m, u), "%s on at {%s}%s" % (objs[0], m, u),
                       "%s {%s}" % (objs[0], m), "set %s to {%s}%s" % (mw, m, u), "keep the %s at {%s}" % (mw, m)):
                 lines.append(_line(q, fn, a))
+            for o in objs:                        # "cruise at 96", "cruise control at 110"
+                lines.append(_line("%s at {%s}%s" % (o, m, u), fn, a))
     # a switch's own verbs: "kill the lights in the bath", "switch on the kitchen lamp"
     for n in props:
         if n not in req or not _is_onoff(props[n]) or question:
