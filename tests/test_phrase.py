@@ -347,7 +347,7 @@ def test_a_system_and_a_device_have_their_own_verbs():
     """Cruise control is engaged and cancelled, a seat heater heats the seat, and a defrost whose description also
     calls it a "defroster/demister" defrosts and demists the screen; lights get none of these."""
     cruise = _said("car", "set_cruise_control")
-    assert cruise["engage the cruise control"] == {"state": "on"}
+    assert cruise["engage the cruise"] == {"state": "on"}
     assert cruise["cancel the cruise control"] == {"state": "off"}
     heater = _said("car", "set_seat_heater")
     assert heater["heat the {seat} seat"] == {"seat": "{seat}", "level": 3}
