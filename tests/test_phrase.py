@@ -370,11 +370,3 @@ def test_other_names_of_the_object():
     assert fan["blower speed {level}"] == {"level": "{level}"}
     assert fan["switch off the blower"] == {"level": 0}
     assert not [q for fn in ("set_light", "set_fan") for q in _said("home", fn) if "blower" in q]
-
-
-def test_an_action_has_its_verbs_and_light_is_asked_for_by_its_place():
-    vac = _said("home", "vacuum")
-    assert vac["halt the vacuum"] == {"action": "stop"} and vac["run the robot vacuum"] == {"action": "start"}
-    assert not [q for q, a in vac.items() if a.get("action") == "dock" and q.startswith(("halt", "run"))]
-    assert _said("home", "set_light")["light up the {room}"] == {"room": "{room}", "state": "on"}
-    assert not [q for q in _said("greenhouse", "set_grow_lights") if q.startswith("light up")]

@@ -601,9 +601,6 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                 lines.append(_line("%s%s %s%s" % (where(1)[0], objs[-1], "out" if val == "off" else "on",
                                                   where(1)[1]), fn, a))
             lines += _device_lines(fn, objs, desc, val, a, where, lit)
-            if lit and val == "on" and places:    # light asked for by a place: "light up the bathroom"
-                for q in ("light up the {%s}", "i need some light in the {%s}", "some light in the {%s} please"):
-                    lines.append(_line(q % places[0], fn, a))
     # a copied string said right after the verb: "play hip hop", "listen to jazz in the kitchen", "call mom"
     strs = [n for n in props if props[n]["type"] == "string" and "enum" not in props[n]]
     opt_place = [n for n in props if n not in req and "enum" in props[n] and _is_place(n, props[n]) and n in AREA]
@@ -702,9 +699,6 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             for v in ("start", "stop"):
                 if v in props[n]["enum"]:
                     lines.append(_line("%s %s" % (v, ing), fn, {n: v}))
-        for v in props[n]["enum"]:                # the action's own verbs: "halt the vacuum" (stop), "run the vacuum"
-            for k, w in enumerate(x for x in VERBS.get(v, []) if x != v and x not in BARE):
-                lines.append(_line("%s the %s" % (w, objs[k % len(objs)]), fn, {n: v}))
         for v in props[n]["enum"]:
             m = re.search(r"\b%s \(([a-z ]+)\)" % re.escape(v), pd)
             if not m:
