@@ -70,6 +70,7 @@ def main():
     minutes = 1 if args.quick else 20
     res = {"name": args.name, "command": "python benchmarks/bench_fewshot.py --out benchmarks/results"
            + (" --quick" if args.quick else "") + (" --dev-only" if args.dev_only else "")
+           + (" --skills " + " ".join(args.skills) if args.skills != ["home", "car", "greenhouse"] else "")
            + (" --name " + args.name if args.name != "fewshot" else "") + (" -- " + " ".join(extra) if extra else ""),
            "train_options": extra, "sample_lines": SAMPLE, "minutes_cap": minutes, "skills": {}}
     targets = []
