@@ -139,7 +139,7 @@ def test_device_negatives_command_what_the_skill_does_not_have():
     """Near misses like "turn on the wipers" to a car skill without wipers: a command verb and a device that shares
     no word with the schema ("massage seat" never for the car: it has seats; "fog lights" never for home)."""
     car = load_skill(paths.SKILLS / "car")
-    words = data.device_words(car)
+    words = data.schema_words(car)
     assert "seat" in words and "window" in words and "wiper" not in words
     exs = data.generate(car, 3000, seed=11, noise_level=0.0, schema=0.3)
     negs = [e["query"].lower() for e in exs if not e["calls"]]

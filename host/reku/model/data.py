@@ -537,8 +537,8 @@ DEVICES = ("headlights", "high beams", "fog lights", "hazard lights", "wipers", 
            "air purifier", "dehumidifier", "projector", "computer", "lawn mower", "gate", "fireplace", "jacuzzi")
 
 
-def device_words(skill):
-    """The words of a skill's schema: function names, enum values, synonyms, descriptions (singular forms)."""
+def schema_words(skill):
+    """The words of a skill's schema: function names, enum values, synonyms, descriptions (a final "s" dropped)."""
     text = []
     for fn in skill.fns:
         text += [fn.replace("_", " "), skill.fns[fn].get("description") or ""]
@@ -648,7 +648,7 @@ def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=
     negs = negs + generic
     forms = shared_forms(skill)
     values = value_forms(skill)
-    schema_words = device_words(skill)
+    words = schema_words(skill)
     names = sorted(groups)
 
     def pick(names):
@@ -683,7 +683,7 @@ def generate(skill, n, seed=0, negatives=NEGATIVES, compounds=0.15, noise_level=
             elif k < 0.15 + entity_negatives + mention_negatives and values:
                 neg = mention_negative(rng, values, claimed)
             elif k < 0.15 + entity_negatives + mention_negatives + device_negatives and \
-                    (neg := device_negative(rng, schema_words, claimed)) is not None:
+                    (neg := device_negative(rng, words, claimed)) is not None:
                 pass
             else:
                 neg = rng.choice(negs)

@@ -223,11 +223,11 @@ def _desc_objects(desc, obj):
 
 
 def _device_verbs(objs, desc):
-    """{"on": [(verb, thing)], "off": [...]}: the verbs that say a device's on and off of the thing it acts on. A
+    """{"on": [(verb, thing)], "off": [...], "nouns": [...]}: the verbs that say a device's on and off of the thing it acts on. A
     heater heats its thing ("seat heater": "heat the seat", "stop heating the seat"); a device whose name is a verb
     that the description also says as a device noun ("defrost" beside "defroster/demister") is that verb and its
     alternatives, said of the modifier alone ("defrost the windshield", "demist the windscreen")."""
-    out = {"on": [], "off": []}
+    out = {"on": [], "off": [], "nouns": []}
     o = objs[0].split() if objs and objs[0] else []
     if len(o) >= 2 and o[-1] in HEATS:
         on, off = HEATS[o[-1]]
@@ -239,7 +239,7 @@ def _device_verbs(objs, desc):
         m = re.search(r"\b%se?r((?:/[a-z]+er)+)\b" % re.escape(o[0]), desc)
         for alt in (m.group(1).split("/")[1:] if m else []):
             verbs.append(alt[:-2])                # "demister": demist
-            out["nouns"] = out.get("nouns", []) + [alt]
+            out["nouns"].append(alt)
         out["on"] += [(v, "") for v in verbs]
     return out
 
@@ -256,7 +256,7 @@ def _device_lines(fn, objs, desc, val, a, where, lit):
     for k, (w, thing) in enumerate(dv[val]):
         pre, post = where(k)
         lines.append(_line("%s the %s%s%s" % (w, pre, thing, post), fn, a))
-    for k, noun in enumerate(dv.get("nouns", [])):
+    for k, noun in enumerate(dv["nouns"]):
         pre, post = where(k)
         lines.append(_line("%s the %s%s%s" % (SWITCH[val][k % 2], pre, noun, post), fn, a))
         lines.append(_line("%s%s %s%s" % (pre, noun, val, post), fn, a))
