@@ -482,6 +482,25 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
                     if v in props[m]["enum"]:
                         for q in qs:
                             lines.append(_line(q % (ph, u), fn, dict(args, **{m: v})))
+        # an optional zone that only this function has is a zone of its value: "set the passenger side to 27",
+        # "my side 25 degrees" (a room that every function has says nothing of which value is meant)
+        own = [m for m in props if m not in req and "enum" in props[m] and _is_place(m, props[m]) and m in AREA
+               and not [f for f in skill.fns if f != fn and m in skill.params(f)]]
+        if own and not moves and not timed and not mods:
+            z = "{%s}" % own[0]
+            a = dict(args, **{own[0]: z})
+            for q in ("set the %s to %s%s", "make the %s %s%s", "%s %s%s", "%s to %s%s", "%s at %s%s",
+                      "turn the %s up to %s%s", "turn the %s down to %s%s"):
+                lines.append(_line(q % (z, ph, u), fn, a))
+            lines.append(_line("%s %s %s%s" % (z, objs[0], ph, u), fn, a))
+        # the ends of the range: "turn the fan all the way up" (its maximum), "volume all the way down" (minimum)
+        if not moves and not timed:
+            for k, (w, val) in enumerate((("up", p["maximum"]), ("down", p["minimum"]))):
+                a = dict(mods, **{n: int(val)})
+                for j, o in enumerate(dict.fromkeys(re.sub(r" (speed|level)$", "", o) for o in objs[:2])):
+                    pre, post = where(k + j)
+                    lines.append(_line("turn the %s%s all the way %s%s" % (pre, o, w, post), fn, a))
+                    lines.append(_line("%s%s all the way %s%s" % (pre, o, w, post), fn, a))
         for o in objs:          # the thing the value belongs to moves it: "turn the music down to 5" (volume)
             if not moves and not timed and len(o.split()) == 2 and o.split()[1] == objs[0]:
                 for j, v in enumerate(("turn up", "turn down")):
@@ -614,6 +633,9 @@ def _more_lines(skill, fn, verb, objs, question, prep=""):
             if opt_place and k % 2 == 0:
                 lines.append(_line("%s {%s} in the {%s}" % (v, n, opt_place[0]), fn,
                                    {n: "{%s}" % n, opt_place[0]: "{%s}" % opt_place[0]}))
+        if verb == "play":                  # the words before what is played are not part of it
+            for q in ("play some {%s}", "play something by {%s}", "play songs by {%s}", "put on some {%s}"):
+                lines.append(_line(q % n, fn, {n: "{%s}" % n}))
         if verb == "call":
             for q in ("give {%s} a call" % n, "start a call with {%s}" % n):
                 lines.append(_line(q, fn, {n: "{%s}" % n}))
