@@ -370,3 +370,20 @@ def test_other_names_of_the_object():
     assert fan["blower speed {level}"] == {"level": "{level}"}
     assert fan["switch off the blower"] == {"level": 0}
     assert not [q for fn in ("set_light", "set_fan") for q in _said("home", fn) if "blower" in q]
+
+
+def test_a_zone_of_one_function_the_ends_of_a_range_and_what_is_played():
+    """Car's climate zone belongs to set_temperature alone, so "set the passenger side to 27" sets its temperature;
+    home's room belongs to every function and gets no such line. "All the way up" is a number's maximum, "all the way
+    down" its minimum; "play something by adele" plays adele."""
+    temp = _said("car", "set_temperature")
+    assert temp["set the {zone} to {temperature} degrees"] == {"temperature": "{temperature}", "zone": "{zone}"}
+    assert temp["{zone} {temperature} degrees"] == {"temperature": "{temperature}", "zone": "{zone}"}
+    assert not [q for fn in ("set_brightness", "set_volume", "set_thermostat") for q in _said("home", fn)
+                if q.startswith("set the {room} to {")]
+    assert _said("car", "set_fan_speed")["turn the fan all the way up"] == {"level": 7}
+    assert _said("car", "set_temperature")["temperature all the way down"] == {"temperature": 16}
+    assert _said("home", "set_brightness")["turn the {room} lights all the way down"] == {"room": "{room}", "level": 0}
+    assert _said("home", "set_volume")["volume all the way up"] == {"level": 100}
+    assert _said("car", "play_media")["play something by {query}"] == {"query": "{query}"}
+    assert not [q for q in _said("car", "call_contact") if "something by" in q]
